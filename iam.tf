@@ -1,0 +1,281 @@
+# One execution role per function plus one for the state machine. Every statement names exact
+# actions on exact ARNs; the few "*" resources are the ones AWS requires, each commented.
+
+data "aws_iam_policy_document" "lambda_assume_role" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+# --- Trigger: S3 event -> validate key -> StartExecution; alerts on rejected keys ---
+
+data "aws_iam_policy_document" "trigger" {
+  statement {
+    sid       = "WriteOwnLogs"
+    effect    = "Allow"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.trigger.arn}:*"]
+  }
+
+  statement {
+    sid       = "StartIngestionWorkflow"
+    effect    = "Allow"
+    actions   = ["states:StartExecution"]
+    resources = [aws_sfn_state_machine.ingestion.arn]
+  }
+
+  # Rejected-key alerts and the asynchronous invocation's on-failure destination.
+  statement {
+    sid       = "PublishAlerts"
+    effect    = "Allow"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+  }
+
+  statement {
+    sid       = "UseAlertTopicKey"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.sns.arn]
+  }
+
+  statement {
+    sid    = "WriteTraces"
+    effect = "Allow"
+    # X-Ray trace APIs have no resource-level permissions: AWS requires "*".
+    actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role" "trigger" {
+  name               = "${local.name_prefix}-trigger"
+  description        = "Execution role of the trigger function"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
+}
+
+resource "aws_iam_role_policy" "trigger" {
+  name   = "least-privilege"
+  role   = aws_iam_role.trigger.id
+  policy = data.aws_iam_policy_document.trigger.json
+}
+
+# --- Writer: one conditional PutItem into the metadata table ---
+
+data "aws_iam_policy_document" "writer" {
+  statement {
+    sid       = "WriteOwnLogs"
+    effect    = "Allow"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.writer.arn}:*"]
+  }
+
+  statement {
+    sid       = "PutMetadata"
+    effect    = "Allow"
+    actions   = ["dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.metadata.arn]
+  }
+
+  statement {
+    sid       = "UseTableKeyThroughDynamoDB"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.dynamodb.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["dynamodb.${var.aws_region}.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid    = "WriteTraces"
+    effect = "Allow"
+    # X-Ray trace APIs have no resource-level permissions: AWS requires "*".
+    actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role" "writer" {
+  name               = "${local.name_prefix}-writer"
+  description        = "Execution role of the writer function"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
+}
+
+resource "aws_iam_role_policy" "writer" {
+  name   = "least-privilege"
+  role   = aws_iam_role.writer.id
+  policy = data.aws_iam_policy_document.writer.json
+}
+
+# --- Security monitor: read-only encryption settings of every bucket and table, alerts ---
+
+data "aws_iam_policy_document" "security_monitor" {
+  statement {
+    sid       = "WriteOwnLogs"
+    effect    = "Allow"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.security_monitor.arn}:*"]
+  }
+
+  statement {
+    sid    = "ListAllBucketsAndTables"
+    effect = "Allow"
+    # ListBuckets and ListTables are account-level calls without resource-level permissions: AWS requires "*".
+    actions   = ["dynamodb:ListTables", "s3:ListAllMyBuckets"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid     = "ReadBucketEncryption"
+    effect  = "Allow"
+    actions = ["s3:GetEncryptionConfiguration"]
+    # The monitor's job is every bucket of the account, including ones created after deployment.
+    resources = ["arn:${local.partition}:s3:::*"]
+  }
+
+  statement {
+    sid     = "DescribeTables"
+    effect  = "Allow"
+    actions = ["dynamodb:DescribeTable"]
+    # Every table of the scanned regions, including ones created after deployment.
+    resources = [for region in local.scan_regions : "arn:${local.partition}:dynamodb:${region}:${local.account_id}:table/*"]
+  }
+
+  statement {
+    sid       = "PublishAlerts"
+    effect    = "Allow"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+  }
+
+  statement {
+    sid       = "UseAlertTopicKey"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.sns.arn]
+  }
+
+  statement {
+    sid    = "WriteTraces"
+    effect = "Allow"
+    # X-Ray trace APIs have no resource-level permissions: AWS requires "*".
+    actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role" "security_monitor" {
+  name               = "${local.name_prefix}-security-monitor"
+  description        = "Execution role of the security monitor function"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
+}
+
+resource "aws_iam_role_policy" "security_monitor" {
+  name   = "least-privilege"
+  role   = aws_iam_role.security_monitor.id
+  policy = data.aws_iam_policy_document.security_monitor.json
+}
+
+# --- Step Functions: invoke the writer, publish failure alerts, deliver its own logs and traces ---
+
+data "aws_iam_policy_document" "step_functions_assume_role" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["states.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "step_functions" {
+  statement {
+    sid     = "InvokeWriter"
+    effect  = "Allow"
+    actions = ["lambda:InvokeFunction"]
+    resources = [
+      aws_lambda_function.writer.arn,
+      "${aws_lambda_function.writer.arn}:*",
+    ]
+  }
+
+  statement {
+    sid       = "PublishFailureAlerts"
+    effect    = "Allow"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+  }
+
+  statement {
+    sid       = "UseAlertTopicKey"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.sns.arn]
+  }
+
+  statement {
+    sid    = "DeliverExecutionLogs"
+    effect = "Allow"
+    # CloudWatch Logs vended log delivery does not support resource-level permissions: AWS requires "*".
+    actions = [
+      "logs:CreateLogDelivery",
+      "logs:DeleteLogDelivery",
+      "logs:DescribeLogGroups",
+      "logs:DescribeResourcePolicies",
+      "logs:GetLogDelivery",
+      "logs:ListLogDeliveries",
+      "logs:PutResourcePolicy",
+      "logs:UpdateLogDelivery",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid    = "WriteTraces"
+    effect = "Allow"
+    # X-Ray trace and sampling APIs have no resource-level permissions: AWS requires "*".
+    actions = [
+      "xray:GetSamplingRules",
+      "xray:GetSamplingTargets",
+      "xray:PutTelemetryRecords",
+      "xray:PutTraceSegments",
+    ]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role" "step_functions" {
+  name               = "${local.name_prefix}-state-machine"
+  description        = "Execution role of the ingestion state machine"
+  assume_role_policy = data.aws_iam_policy_document.step_functions_assume_role.json
+}
+
+resource "aws_iam_role_policy" "step_functions" {
+  name   = "least-privilege"
+  role   = aws_iam_role.step_functions.id
+  policy = data.aws_iam_policy_document.step_functions.json
+}

@@ -1,0 +1,252 @@
+# Three customer-managed keys, one per data store, so that a grant on one never opens another.
+# Each key policy: the account administers the key, and principals of the account may use it
+# only through the owning service (kms:ViaService), in addition to their own IAM permissions.
+
+data "aws_iam_policy_document" "kms_administration" {
+  statement {
+    sid    = "AccountAdministersKey"
+    effect = "Allow"
+    actions = [
+      "kms:CancelKeyDeletion",
+      "kms:CreateAlias",
+      "kms:DeleteAlias",
+      "kms:DescribeKey",
+      "kms:DisableKey",
+      "kms:DisableKeyRotation",
+      "kms:EnableKey",
+      "kms:EnableKeyRotation",
+      "kms:GetKeyPolicy",
+      "kms:GetKeyRotationStatus",
+      "kms:ListAliases",
+      "kms:ListGrants",
+      "kms:ListKeyPolicies",
+      "kms:ListResourceTags",
+      "kms:PutKeyPolicy",
+      "kms:RevokeGrant",
+      "kms:ScheduleKeyDeletion",
+      "kms:TagResource",
+      "kms:UntagResource",
+      "kms:UpdateAlias",
+      "kms:UpdateKeyDescription",
+    ]
+    # In a key policy "*" means "this key": AWS requires exactly that value here.
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "kms_s3" {
+  source_policy_documents = [data.aws_iam_policy_document.kms_administration.json]
+
+  statement {
+    sid    = "AccountUsesKeyThroughS3"
+    effect = "Allow"
+    actions = [
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:Encrypt",
+      "kms:GenerateDataKey",
+      "kms:ReEncryptFrom",
+      "kms:ReEncryptTo",
+    ]
+    # In a key policy "*" means "this key": AWS requires exactly that value here.
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.aws_region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:CallerAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_kms_key" "s3" {
+  description             = "${local.name_prefix}: S3 upload bucket (SSE-KMS)"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_deletion_window_days
+  policy                  = data.aws_iam_policy_document.kms_s3.json
+}
+
+resource "aws_kms_alias" "s3" {
+  name          = "alias/${local.name_prefix}-s3"
+  target_key_id = aws_kms_key.s3.key_id
+}
+
+data "aws_iam_policy_document" "kms_dynamodb" {
+  source_policy_documents = [data.aws_iam_policy_document.kms_administration.json]
+
+  statement {
+    sid    = "AccountUsesKeyThroughDynamoDB"
+    effect = "Allow"
+    actions = [
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:Encrypt",
+      "kms:GenerateDataKey",
+      "kms:ReEncryptFrom",
+      "kms:ReEncryptTo",
+    ]
+    # In a key policy "*" means "this key": AWS requires exactly that value here.
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["dynamodb.${var.aws_region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:CallerAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  statement {
+    sid     = "DynamoDBCreatesGrantsForTheTable"
+    effect  = "Allow"
+    actions = ["kms:CreateGrant"]
+    # In a key policy "*" means "this key": AWS requires exactly that value here.
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["dynamodb.${var.aws_region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "kms:GrantIsForAWSResource"
+      values   = ["true"]
+    }
+  }
+}
+
+resource "aws_kms_key" "dynamodb" {
+  description             = "${local.name_prefix}: DynamoDB metadata table"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_deletion_window_days
+  policy                  = data.aws_iam_policy_document.kms_dynamodb.json
+}
+
+resource "aws_kms_alias" "dynamodb" {
+  name          = "alias/${local.name_prefix}-dynamodb"
+  target_key_id = aws_kms_key.dynamodb.key_id
+}
+
+data "aws_iam_policy_document" "kms_sns" {
+  source_policy_documents = [data.aws_iam_policy_document.kms_administration.json]
+
+  statement {
+    sid    = "AccountUsesKeyThroughSNS"
+    effect = "Allow"
+    actions = [
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:GenerateDataKey",
+    ]
+    # In a key policy "*" means "this key": AWS requires exactly that value here.
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["sns.${var.aws_region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:CallerAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  # CloudWatch alarms publish as the cloudwatch.amazonaws.com service, not as a principal of the
+  # account: without this statement alarm notifications to the encrypted topic are silently dropped.
+  statement {
+    sid    = "CloudWatchAlarmsPublishToEncryptedTopic"
+    effect = "Allow"
+    actions = [
+      "kms:Decrypt",
+      "kms:GenerateDataKey",
+    ]
+    # In a key policy "*" means "this key": AWS requires exactly that value here.
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+  }
+
+  # Step Functions (NotifyFailure) and Lambda (the trigger's on-failure destination) publish with
+  # their execution roles; naming them keeps working even if the account statement is narrowed.
+  statement {
+    sid    = "PipelineRolesPublishToEncryptedTopic"
+    effect = "Allow"
+    actions = [
+      "kms:Decrypt",
+      "kms:GenerateDataKey",
+    ]
+    # In a key policy "*" means "this key": AWS requires exactly that value here.
+    resources = ["*"]
+
+    principals {
+      type = "AWS"
+      identifiers = [
+        aws_iam_role.step_functions.arn,
+        aws_iam_role.trigger.arn,
+        aws_iam_role.security_monitor.arn,
+      ]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["sns.${var.aws_region}.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_kms_key" "sns" {
+  description             = "${local.name_prefix}: SNS alert topic"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_deletion_window_days
+  policy                  = data.aws_iam_policy_document.kms_sns.json
+}
+
+resource "aws_kms_alias" "sns" {
+  name          = "alias/${local.name_prefix}-sns"
+  target_key_id = aws_kms_key.sns.key_id
+}

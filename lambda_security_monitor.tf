@@ -1,0 +1,54 @@
+resource "aws_cloudwatch_log_group" "security_monitor" {
+  name              = "/aws/lambda/${local.name_prefix}-security-monitor"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_lambda_function" "security_monitor" {
+  function_name    = "${local.name_prefix}-security-monitor"
+  description      = "Daily scan of every S3 bucket and DynamoDB table for missing KMS encryption"
+  role             = aws_iam_role.security_monitor.arn
+  runtime          = var.lambda_runtime
+  handler          = "index.lambda_handler"
+  filename         = "${local.dist_dir}/lambda_security_monitor.zip"
+  source_code_hash = filebase64sha256("${local.dist_dir}/lambda_security_monitor.zip")
+  timeout          = var.security_monitor_lambda_timeout
+  memory_size      = var.security_monitor_lambda_memory_size
+
+  environment {
+    variables = {
+      ALERT_TOPIC_ARN              = aws_sns_topic.alerts.arn
+      SCAN_REGIONS                 = join(",", local.scan_regions)
+      POWERTOOLS_SERVICE_NAME      = "security-monitor"
+      POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
+      LOG_LEVEL                    = "INFO"
+    }
+  }
+
+  tracing_config {
+    mode = var.enable_xray_tracing ? "Active" : "PassThrough"
+  }
+
+  # The log group (with its retention) must exist before the first invocation creates it unmanaged.
+  depends_on = [aws_cloudwatch_log_group.security_monitor, aws_iam_role_policy.security_monitor]
+}
+
+resource "aws_cloudwatch_event_rule" "security_scan" {
+  name                = "${local.name_prefix}-security-scan"
+  description         = "Runs the security monitor"
+  schedule_expression = var.security_scan_schedule
+}
+
+resource "aws_cloudwatch_event_target" "security_scan" {
+  rule      = aws_cloudwatch_event_rule.security_scan.name
+  target_id = "security-monitor"
+  arn       = aws_lambda_function.security_monitor.arn
+}
+
+resource "aws_lambda_permission" "security_monitor_from_events" {
+  statement_id   = "AllowInvokeFromSchedule"
+  action         = "lambda:InvokeFunction"
+  function_name  = aws_lambda_function.security_monitor.function_name
+  principal      = "events.amazonaws.com"
+  source_arn     = aws_cloudwatch_event_rule.security_scan.arn
+  source_account = local.account_id
+}

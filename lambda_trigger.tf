@@ -1,0 +1,56 @@
+resource "aws_cloudwatch_log_group" "trigger" {
+  name              = "/aws/lambda/${local.name_prefix}-trigger"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_lambda_function" "trigger" {
+  function_name    = "${local.name_prefix}-trigger"
+  description      = "Validates S3 upload keys and starts the ingestion workflow"
+  role             = aws_iam_role.trigger.arn
+  runtime          = var.lambda_runtime
+  handler          = "index.lambda_handler"
+  filename         = "${local.dist_dir}/lambda_trigger.zip"
+  source_code_hash = filebase64sha256("${local.dist_dir}/lambda_trigger.zip")
+  timeout          = var.trigger_lambda_timeout
+  memory_size      = var.trigger_lambda_memory_size
+
+  environment {
+    variables = {
+      STATE_MACHINE_ARN            = aws_sfn_state_machine.ingestion.arn
+      ALERT_TOPIC_ARN              = aws_sns_topic.alerts.arn
+      POWERTOOLS_SERVICE_NAME      = "ingestion-trigger"
+      POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
+      LOG_LEVEL                    = "INFO"
+    }
+  }
+
+  tracing_config {
+    mode = var.enable_xray_tracing ? "Active" : "PassThrough"
+  }
+
+  # The log group (with its retention) must exist before the first invocation creates it unmanaged,
+  # and the role's policy before S3 can deliver an event the function then fails to act on.
+  depends_on = [aws_cloudwatch_log_group.trigger, aws_iam_role_policy.trigger]
+}
+
+# S3 invokes the trigger asynchronously: after the retries below, the event goes to the alert topic.
+resource "aws_lambda_function_event_invoke_config" "trigger" {
+  function_name                = aws_lambda_function.trigger.function_name
+  maximum_retry_attempts       = 2
+  maximum_event_age_in_seconds = var.trigger_max_event_age_seconds
+
+  destination_config {
+    on_failure {
+      destination = aws_sns_topic.alerts.arn
+    }
+  }
+}
+
+resource "aws_lambda_permission" "trigger_from_s3" {
+  statement_id   = "AllowInvokeFromUploadBucket"
+  action         = "lambda:InvokeFunction"
+  function_name  = aws_lambda_function.trigger.function_name
+  principal      = "s3.amazonaws.com"
+  source_arn     = aws_s3_bucket.uploads.arn
+  source_account = local.account_id
+}

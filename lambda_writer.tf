@@ -1,0 +1,32 @@
+resource "aws_cloudwatch_log_group" "writer" {
+  name              = "/aws/lambda/${local.name_prefix}-writer"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_lambda_function" "writer" {
+  function_name    = "${local.name_prefix}-writer"
+  description      = "Writes upload metadata (Filename, UploadTimestamp) to DynamoDB, once per S3 event"
+  role             = aws_iam_role.writer.arn
+  runtime          = var.lambda_runtime
+  handler          = "index.lambda_handler"
+  filename         = "${local.dist_dir}/lambda_writer.zip"
+  source_code_hash = filebase64sha256("${local.dist_dir}/lambda_writer.zip")
+  timeout          = var.writer_lambda_timeout
+  memory_size      = var.writer_lambda_memory_size
+
+  environment {
+    variables = {
+      TABLE_NAME                   = aws_dynamodb_table.metadata.name
+      POWERTOOLS_SERVICE_NAME      = "ingestion-writer"
+      POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
+      LOG_LEVEL                    = "INFO"
+    }
+  }
+
+  tracing_config {
+    mode = var.enable_xray_tracing ? "Active" : "PassThrough"
+  }
+
+  # The log group (with its retention) must exist before the first invocation creates it unmanaged.
+  depends_on = [aws_cloudwatch_log_group.writer, aws_iam_role_policy.writer]
+}

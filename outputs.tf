@@ -1,0 +1,54 @@
+output "s3_bucket_name" {
+  description = "Name of the upload bucket: files put here are ingested."
+  value       = aws_s3_bucket.uploads.id
+}
+
+output "s3_bucket_arn" {
+  description = "ARN of the upload bucket."
+  value       = aws_s3_bucket.uploads.arn
+}
+
+output "dynamodb_table_name" {
+  description = "Name of the metadata table (Filename, UploadTimestamp)."
+  value       = aws_dynamodb_table.metadata.name
+}
+
+output "step_function_arn" {
+  description = "ARN of the ingestion state machine."
+  value       = aws_sfn_state_machine.ingestion.arn
+}
+
+output "trigger_lambda_name" {
+  description = "Name of the trigger function (S3 event -> workflow)."
+  value       = aws_lambda_function.trigger.function_name
+}
+
+output "writer_lambda_name" {
+  description = "Name of the writer function (workflow -> DynamoDB)."
+  value       = aws_lambda_function.writer.function_name
+}
+
+output "lambda_security_monitor_function_name" {
+  description = "Name of the security monitor function."
+  value       = aws_lambda_function.security_monitor.function_name
+}
+
+output "sns_topic_arn" {
+  description = "ARN of the alert topic (rejected keys, failed workflows, alarms, security findings)."
+  value       = aws_sns_topic.alerts.arn
+}
+
+output "kms_s3_key_arn" {
+  description = "ARN of the customer-managed key encrypting the upload bucket."
+  value       = aws_kms_key.s3.arn
+}
+
+output "kms_dynamodb_key_arn" {
+  description = "ARN of the customer-managed key encrypting the metadata table."
+  value       = aws_kms_key.dynamodb.arn
+}
+
+output "kms_sns_key_arn" {
+  description = "ARN of the customer-managed key encrypting the alert topic."
+  value       = aws_kms_key.sns.arn
+}

@@ -1,0 +1,41 @@
+terraform {
+  required_version = ">= 1.7.0"
+
+  required_providers {
+    aws = {
+      source = "hashicorp/aws"
+      # 3.39.0 and 5.100.0 are both tested; 6.x is not.
+      version = ">= 3.39.0, < 6.0.0"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.aws_region
+
+  default_tags {
+    tags = merge(
+      {
+        Project     = var.project_name
+        Environment = var.environment
+        ManagedBy   = "terraform"
+      },
+      var.tags,
+    )
+  }
+}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_partition" "current" {}
+
+locals {
+  name_prefix = "${var.project_name}-${var.environment}"
+  account_id  = data.aws_caller_identity.current.account_id
+  partition   = data.aws_partition.current.partition
+  # Regions the security monitor scans for DynamoDB tables; empty means the deployment region.
+  scan_regions = length(var.security_scan_regions) > 0 ? var.security_scan_regions : [var.aws_region]
+  dist_dir     = "${path.module}/${var.lambda_package_dir}"
+  # Namespace of the handlers' EMF metrics (Powertools Metrics).
+  metrics_namespace = "FileIngestion"
+}
