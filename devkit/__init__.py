@@ -1,0 +1,1 @@
+"""Developer tooling: offline Terraform toolchain, Lambda packaging, local deployment and the demo."""

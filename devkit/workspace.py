@@ -1,0 +1,69 @@
+"""Terraform working directories for one provider version each.
+
+A ``.terraform.lock.hcl`` pins one version per provider, so the same configuration is checked
+against 3.39.0 and 5.x from separate working directories under ``build/tf/``: each links the
+root's ``*.tf``, the state machine definition, ``tests/`` and ``dist/``, and keeps its own
+``.terraform/``, lock file, state and generated override files.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devkit import toolchain
+
+ROOT = toolchain.ROOT
+LINKED = ("state_machine.asl.json", "tests", "dist")
+
+
+class TerraformError(RuntimeError):
+    """A terraform command failed; the message carries its output."""
+
+
+@dataclass
+class Workspace:
+    """A terraform working directory bound to one hashicorp/aws version."""
+
+    path: Path
+    provider: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["terraform", *args], cwd=self.path, env=self.env, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )
+        if check and result.returncode != 0:
+            raise TerraformError(
+                f"terraform {' '.join(args)} failed (hashicorp/aws {self.provider}, {self.path}):\n"
+                f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+            )
+        return result
+
+    def init(self) -> None:
+        self.run("init", "-input=false", "-no-color", "-upgrade")
+
+
+def _link(target: Path, link: Path) -> None:
+    if link.is_symlink() and link.resolve() == target.resolve():
+        return
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    link.symlink_to(target)
+
+
+def stage(provider: str | None = None, path: Path | None = None) -> Workspace:
+    """A working directory linking the root configuration, for the given (or newest) provider."""
+    build = toolchain.select(provider)
+    where = path or ROOT / "build" / "tf" / build.version
+    where.mkdir(parents=True, exist_ok=True)
+    wanted = {p.name: p for p in ROOT.glob("*.tf") if not p.name.endswith("_override.tf")}
+    wanted.update({name: ROOT / name for name in LINKED})
+    for stale in where.glob("*.tf"):
+        if stale.is_symlink() and stale.name not in wanted:
+            stale.unlink()
+    for name, target in wanted.items():
+        _link(target, where / name)
+    return Workspace(where, build.version, toolchain.environment(build.version))
