@@ -1,0 +1,732 @@
+# Plan-level assertions on every infrastructure requirement, offline: the mock provider needs only
+# the provider schema. Run with `make tf-test` (once per available hashicorp/aws version).
+
+mock_provider "aws" {
+  # Computed attributes (ARNs, ids) get mock values at plan time, so the rendered state machine
+  # definition and the policy documents that reference them are known and can be asserted.
+  override_during = plan
+
+  mock_data "aws_caller_identity" {
+    defaults = {
+      account_id = "123456789012"
+    }
+  }
+
+  # The provider still validates policy arguments as JSON, so mock documents must be valid JSON.
+  mock_data "aws_iam_policy_document" {
+    defaults = {
+      json = "{\"Version\":\"2012-10-17\",\"Statement\":[]}"
+    }
+  }
+
+  mock_data "aws_partition" {
+    defaults = {
+      partition = "aws"
+    }
+  }
+}
+
+
+# Realistic, distinct identifiers for the resources other resources reference, known at plan time.
+override_resource {
+  target          = aws_kms_key.s3
+  override_during = plan
+  values = {
+    arn    = "arn:aws:kms:eu-central-1:123456789012:key/11111111-1111-1111-1111-111111111111"
+    key_id = "11111111-1111-1111-1111-111111111111"
+  }
+}
+
+override_resource {
+  target          = aws_kms_key.dynamodb
+  override_during = plan
+  values = {
+    arn    = "arn:aws:kms:eu-central-1:123456789012:key/22222222-2222-2222-2222-222222222222"
+    key_id = "22222222-2222-2222-2222-222222222222"
+  }
+}
+
+override_resource {
+  target          = aws_kms_key.sns
+  override_during = plan
+  values = {
+    arn    = "arn:aws:kms:eu-central-1:123456789012:key/33333333-3333-3333-3333-333333333333"
+    key_id = "33333333-3333-3333-3333-333333333333"
+  }
+}
+
+override_resource {
+  target          = aws_iam_role.trigger
+  override_during = plan
+  values = {
+    arn = "arn:aws:iam::123456789012:role/file-ingestion-dev-trigger"
+  }
+}
+
+override_resource {
+  target          = aws_iam_role.writer
+  override_during = plan
+  values = {
+    arn = "arn:aws:iam::123456789012:role/file-ingestion-dev-writer"
+  }
+}
+
+override_resource {
+  target          = aws_iam_role.security_monitor
+  override_during = plan
+  values = {
+    arn = "arn:aws:iam::123456789012:role/file-ingestion-dev-security-monitor"
+  }
+}
+
+override_resource {
+  target          = aws_iam_role.step_functions
+  override_during = plan
+  values = {
+    arn = "arn:aws:iam::123456789012:role/file-ingestion-dev-state-machine"
+  }
+}
+
+override_resource {
+  target          = aws_lambda_function.trigger
+  override_during = plan
+  values = {
+    arn = "arn:aws:lambda:eu-central-1:123456789012:function:file-ingestion-dev-trigger"
+  }
+}
+
+override_resource {
+  target          = aws_lambda_function.writer
+  override_during = plan
+  values = {
+    arn = "arn:aws:lambda:eu-central-1:123456789012:function:file-ingestion-dev-writer"
+  }
+}
+
+override_resource {
+  target          = aws_lambda_function.security_monitor
+  override_during = plan
+  values = {
+    arn = "arn:aws:lambda:eu-central-1:123456789012:function:file-ingestion-dev-security-monitor"
+  }
+}
+
+override_resource {
+  target          = aws_sfn_state_machine.ingestion
+  override_during = plan
+  values = {
+    arn = "arn:aws:states:eu-central-1:123456789012:stateMachine:file-ingestion-dev-ingestion"
+  }
+}
+
+override_resource {
+  target          = aws_sns_topic.alerts
+  override_during = plan
+  values = {
+    arn = "arn:aws:sns:eu-central-1:123456789012:file-ingestion-dev-alerts"
+  }
+}
+
+override_resource {
+  target          = aws_dynamodb_table.metadata
+  override_during = plan
+  values = {
+    arn = "arn:aws:dynamodb:eu-central-1:123456789012:table/file-ingestion-dev-file-metadata"
+  }
+}
+
+override_resource {
+  target          = aws_s3_bucket.uploads
+  override_during = plan
+  values = {
+    arn = "arn:aws:s3:::file-ingestion-dev-uploads-123456789012-eu-central-1"
+  }
+}
+
+override_resource {
+  target          = aws_cloudwatch_log_group.trigger
+  override_during = plan
+  values = {
+    arn = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/lambda/file-ingestion-dev-trigger"
+  }
+}
+
+override_resource {
+  target          = aws_cloudwatch_log_group.writer
+  override_during = plan
+  values = {
+    arn = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/lambda/file-ingestion-dev-writer"
+  }
+}
+
+override_resource {
+  target          = aws_cloudwatch_log_group.security_monitor
+  override_during = plan
+  values = {
+    arn = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/lambda/file-ingestion-dev-security-monitor"
+  }
+}
+
+override_resource {
+  target          = aws_cloudwatch_log_group.state_machine
+  override_during = plan
+  values = {
+    arn = "arn:aws:logs:eu-central-1:123456789012:log-group:/aws/vendedlogs/states/file-ingestion-dev-ingestion"
+  }
+}
+
+override_resource {
+  target          = aws_cloudwatch_event_rule.security_scan
+  override_during = plan
+  values = {
+    arn = "arn:aws:events:eu-central-1:123456789012:rule/file-ingestion-dev-security-scan"
+  }
+}
+
+# Distinct documents, so that "this resource uses that document" assertions can tell them apart.
+override_data {
+  override_during = plan
+  target          = data.aws_iam_policy_document.kms_administration
+  values = {
+    json = "{\"Version\":\"2012-10-17\",\"Id\":\"kms_administration\",\"Statement\":[]}"
+  }
+}
+
+override_data {
+  override_during = plan
+  target          = data.aws_iam_policy_document.kms_s3
+  values = {
+    json = "{\"Version\":\"2012-10-17\",\"Id\":\"kms_s3\",\"Statement\":[]}"
+  }
+}
+
+override_data {
+  override_during = plan
+  target          = data.aws_iam_policy_document.kms_dynamodb
+  values = {
+    json = "{\"Version\":\"2012-10-17\",\"Id\":\"kms_dynamodb\",\"Statement\":[]}"
+  }
+}
+
+override_data {
+  override_during = plan
+  target          = data.aws_iam_policy_document.kms_sns
+  values = {
+    json = "{\"Version\":\"2012-10-17\",\"Id\":\"kms_sns\",\"Statement\":[]}"
+  }
+}
+
+override_data {
+  override_during = plan
+  target          = data.aws_iam_policy_document.uploads_bucket
+  values = {
+    json = "{\"Version\":\"2012-10-17\",\"Id\":\"uploads_bucket\",\"Statement\":[]}"
+  }
+}
+
+override_data {
+  override_during = plan
+  target          = data.aws_iam_policy_document.alerts_topic
+  values = {
+    json = "{\"Version\":\"2012-10-17\",\"Id\":\"alerts_topic\",\"Statement\":[]}"
+  }
+}
+
+variables {
+  aws_region = "eu-central-1"
+}
+
+run "kms_keys_are_separate_rotated_and_aliased" {
+  command = plan
+
+  assert {
+    condition     = aws_kms_key.s3.enable_key_rotation && aws_kms_key.dynamodb.enable_key_rotation && aws_kms_key.sns.enable_key_rotation
+    error_message = "every customer-managed key must rotate"
+  }
+
+  assert {
+    condition     = aws_kms_alias.s3.name == "alias/file-ingestion-dev-s3" && aws_kms_alias.dynamodb.name == "alias/file-ingestion-dev-dynamodb" && aws_kms_alias.sns.name == "alias/file-ingestion-dev-sns"
+    error_message = "each key needs its alias"
+  }
+
+  assert {
+    condition = alltrue([
+      for doc in [data.aws_iam_policy_document.kms_s3, data.aws_iam_policy_document.kms_dynamodb, data.aws_iam_policy_document.kms_sns] :
+      contains(doc.source_policy_documents, data.aws_iam_policy_document.kms_administration.json)
+    ])
+    error_message = "every key policy must include the account administration statement"
+  }
+
+  assert {
+    condition = alltrue([
+      for s in data.aws_iam_policy_document.kms_administration.statement :
+      s.effect == "Allow" && contains(s.actions, "kms:PutKeyPolicy") && !contains(s.actions, "kms:Decrypt") &&
+      toset(one(s.principals).identifiers) == toset(["arn:aws:iam::123456789012:root"])
+    ])
+    error_message = "administration is for the account only and does not include data use"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.kms_s3.statement : s if s.sid == "AccountUsesKeyThroughS3"
+      && anytrue([for c in s.condition : c.variable == "kms:ViaService" && toset(c.values) == toset(["s3.eu-central-1.amazonaws.com"])])
+      && anytrue([for c in s.condition : c.variable == "kms:CallerAccount" && toset(c.values) == toset(["123456789012"])])
+    ]) != null
+    error_message = "the S3 key is usable only through S3 by principals of the account"
+  }
+
+  assert {
+    condition = length([
+      for s in data.aws_iam_policy_document.kms_dynamodb.statement : s
+      if anytrue([for c in s.condition : c.variable == "kms:ViaService" && toset(c.values) == toset(["dynamodb.eu-central-1.amazonaws.com"])])
+    ]) == 2
+    error_message = "the DynamoDB key (data use and grants) is usable only through DynamoDB"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.kms_sns.statement : s if s.sid == "CloudWatchAlarmsPublishToEncryptedTopic"
+      && one(s.principals).type == "Service" && toset(one(s.principals).identifiers) == toset(["cloudwatch.amazonaws.com"])
+      && toset(s.actions) == toset(["kms:Decrypt", "kms:GenerateDataKey"])
+    ]) != null
+    error_message = "CloudWatch alarms must be able to publish to the encrypted topic"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.kms_sns.statement : s if s.sid == "PipelineRolesPublishToEncryptedTopic"
+      && contains(one(s.principals).identifiers, aws_iam_role.step_functions.arn)
+    ]) != null
+    error_message = "Step Functions must be able to publish to the encrypted topic"
+  }
+}
+
+run "upload_bucket_is_versioned_kms_encrypted_and_expires_objects" {
+  command = plan
+
+  assert {
+    condition     = aws_s3_bucket.uploads.versioning[0].enabled
+    error_message = "versioning must be enabled"
+  }
+
+  assert {
+    condition = (
+      aws_s3_bucket.uploads.server_side_encryption_configuration[0].rule[0].apply_server_side_encryption_by_default[0].sse_algorithm == "aws:kms" &&
+      aws_s3_bucket.uploads.server_side_encryption_configuration[0].rule[0].apply_server_side_encryption_by_default[0].kms_master_key_id == aws_kms_key.s3.arn &&
+      aws_s3_bucket.uploads.server_side_encryption_configuration[0].rule[0].bucket_key_enabled
+    )
+    error_message = "default encryption must be SSE-KMS with the S3 key and an S3 bucket key"
+  }
+
+  assert {
+    condition = alltrue([
+      for r in aws_s3_bucket.uploads.lifecycle_rule : r.enabled && r.expiration[0].days == 90
+      && r.noncurrent_version_expiration[0].days == 90 && r.abort_incomplete_multipart_upload_days == 7
+      if r.id == "expire-objects"
+    ]) && length([for r in aws_s3_bucket.uploads.lifecycle_rule : r if r.id == "expire-objects"]) == 1
+    error_message = "objects expire after 90 days, noncurrent versions after 90, incomplete uploads are aborted after 7"
+  }
+
+  assert {
+    condition     = one([for r in aws_s3_bucket.uploads.lifecycle_rule : r.enabled && r.expiration[0].expired_object_delete_marker == true if r.id == "remove-expired-delete-markers"])
+    error_message = "expired delete markers must be removed"
+  }
+
+  assert {
+    condition = (
+      aws_s3_bucket_public_access_block.uploads.block_public_acls && aws_s3_bucket_public_access_block.uploads.block_public_policy &&
+      aws_s3_bucket_public_access_block.uploads.ignore_public_acls && aws_s3_bucket_public_access_block.uploads.restrict_public_buckets
+    )
+    error_message = "all four public access blocks must be on"
+  }
+
+  assert {
+    condition     = aws_s3_bucket.uploads.force_destroy == false
+    error_message = "the bucket must not be force-destroyable by default"
+  }
+}
+
+run "object_expiration_is_configurable" {
+  command = plan
+
+  variables {
+    object_expiration_days = 30
+  }
+
+  assert {
+    condition     = one([for r in aws_s3_bucket.uploads.lifecycle_rule : r.expiration[0].days if r.id == "expire-objects"]) == 30
+    error_message = "object_expiration_days must drive the expiration rule"
+  }
+}
+
+run "bucket_policy_enforces_tls_and_the_bucket_kms_key" {
+  command = plan
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.uploads_bucket.statement : s if s.sid == "DenyInsecureTransport" && s.effect == "Deny"
+      && toset(s.resources) == toset([aws_s3_bucket.uploads.arn, "${aws_s3_bucket.uploads.arn}/*"])
+      && anytrue([for c in s.condition : c.test == "Bool" && c.variable == "aws:SecureTransport" && toset(c.values) == toset(["false"])])
+    ]) != null
+    error_message = "requests without TLS must be denied on the bucket and its objects"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.uploads_bucket.statement : s if s.effect == "Deny" && toset(s.actions) == toset(["s3:PutObject"])
+      && anytrue([for c in s.condition : c.test == "StringNotEquals" && c.variable == "s3:x-amz-server-side-encryption" && toset(c.values) == toset(["aws:kms"])])
+    ]) != null
+    error_message = "uploads whose SSE header is not aws:kms must be denied"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.uploads_bucket.statement : s if s.effect == "Deny" && toset(s.actions) == toset(["s3:PutObject"])
+      && anytrue([for c in s.condition : c.test == "StringNotEqualsIfExists" && c.variable == "s3:x-amz-server-side-encryption-aws-kms-key-id" && toset(c.values) == toset([aws_kms_key.s3.arn])])
+    ]) != null
+    error_message = "uploads naming a KMS key other than the bucket's must be denied"
+  }
+}
+
+run "uploads_notify_the_trigger_only_from_this_bucket_and_account" {
+  command = plan
+
+  assert {
+    condition = (
+      one(aws_s3_bucket_notification.uploads.lambda_function).lambda_function_arn == aws_lambda_function.trigger.arn &&
+      one(aws_s3_bucket_notification.uploads.lambda_function).events == toset(["s3:ObjectCreated:*"])
+    )
+    error_message = "every ObjectCreated event must go to the trigger"
+  }
+
+  assert {
+    condition = (
+      aws_lambda_permission.trigger_from_s3.principal == "s3.amazonaws.com" &&
+      aws_lambda_permission.trigger_from_s3.source_arn == aws_s3_bucket.uploads.arn &&
+      aws_lambda_permission.trigger_from_s3.source_account == "123456789012"
+    )
+    error_message = "S3 may invoke the trigger only for this bucket in this account"
+  }
+}
+
+run "metadata_table_is_on_demand_kms_encrypted_with_pitr" {
+  command = plan
+
+  assert {
+    condition     = aws_dynamodb_table.metadata.billing_mode == "PAY_PER_REQUEST"
+    error_message = "the table must be on-demand"
+  }
+
+  assert {
+    condition = (
+      aws_dynamodb_table.metadata.hash_key == "Filename" && aws_dynamodb_table.metadata.range_key == "UploadTimestamp" &&
+      aws_dynamodb_table.metadata.attribute == toset([{ name = "Filename", type = "S" }, { name = "UploadTimestamp", type = "S" }])
+    )
+    error_message = "keys must be Filename (S) and UploadTimestamp (S)"
+  }
+
+  assert {
+    condition = (
+      aws_dynamodb_table.metadata.server_side_encryption[0].enabled &&
+      aws_dynamodb_table.metadata.server_side_encryption[0].kms_key_arn == aws_kms_key.dynamodb.arn
+    )
+    error_message = "the table must be encrypted with the DynamoDB key"
+  }
+
+  assert {
+    condition     = aws_dynamodb_table.metadata.point_in_time_recovery[0].enabled
+    error_message = "point-in-time recovery must be on"
+  }
+}
+
+run "alert_topic_is_encrypted_and_only_named_publishers_publish" {
+  command = plan
+
+  assert {
+    condition     = aws_sns_topic.alerts.kms_master_key_id == aws_kms_key.sns.arn
+    error_message = "the topic must be encrypted with the SNS key"
+  }
+
+  assert {
+    condition = toset(flatten([
+      for s in data.aws_iam_policy_document.alerts_topic.statement : [for p in s.principals : p.identifiers] if contains(s.actions, "sns:Publish")
+    ])) == toset([aws_iam_role.step_functions.arn, aws_iam_role.trigger.arn, aws_iam_role.security_monitor.arn, "cloudwatch.amazonaws.com"])
+    error_message = "exactly the state machine, the trigger, the monitor and CloudWatch alarms may publish"
+  }
+
+  assert {
+    condition     = length(aws_sns_topic_subscription.alert_emails) == 0
+    error_message = "no email subscription by default"
+  }
+}
+
+run "alert_emails_are_subscribed" {
+  command = plan
+
+  variables {
+    alert_email_addresses = ["oncall@example.com", "security@example.com"]
+  }
+
+  assert {
+    condition     = aws_sns_topic_subscription.alert_emails["oncall@example.com"].protocol == "email" && length(aws_sns_topic_subscription.alert_emails) == 2
+    error_message = "each listed address gets an email subscription"
+  }
+}
+
+run "functions_have_own_roles_log_groups_and_tracing" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for f in [aws_lambda_function.trigger, aws_lambda_function.writer, aws_lambda_function.security_monitor] :
+      f.runtime == var.lambda_runtime && f.handler == "index.lambda_handler" && f.tracing_config[0].mode == "Active"
+    ])
+    error_message = "the runtime variable, index.lambda_handler and X-Ray active tracing for every function"
+  }
+
+  assert {
+    condition     = length(toset([aws_lambda_function.trigger.role, aws_lambda_function.writer.role, aws_lambda_function.security_monitor.role, aws_sfn_state_machine.ingestion.role_arn])) == 4
+    error_message = "each function and the state machine need their own role"
+  }
+
+  assert {
+    condition = alltrue([
+      for pair in [[aws_lambda_function.trigger, aws_cloudwatch_log_group.trigger], [aws_lambda_function.writer, aws_cloudwatch_log_group.writer], [aws_lambda_function.security_monitor, aws_cloudwatch_log_group.security_monitor]] :
+      pair[1].name == "/aws/lambda/${pair[0].function_name}" && pair[1].retention_in_days == 7
+    ])
+    error_message = "each function's log group is /aws/lambda/<name> with 7 days of retention"
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.trigger.environment[0].variables["STATE_MACHINE_ARN"] == aws_sfn_state_machine.ingestion.arn &&
+      aws_lambda_function.trigger.environment[0].variables["ALERT_TOPIC_ARN"] == aws_sns_topic.alerts.arn &&
+      aws_lambda_function.writer.environment[0].variables["TABLE_NAME"] == aws_dynamodb_table.metadata.name &&
+      aws_lambda_function.security_monitor.environment[0].variables["ALERT_TOPIC_ARN"] == aws_sns_topic.alerts.arn &&
+      aws_lambda_function.security_monitor.environment[0].variables["SCAN_REGIONS"] == "eu-central-1"
+    )
+    error_message = "the handlers' environment contract"
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.trigger.timeout == 30 && aws_lambda_function.writer.timeout == 30 && aws_lambda_function.security_monitor.timeout == 300 &&
+      aws_lambda_function.trigger.source_code_hash == filebase64sha256("dist/lambda_trigger.zip")
+    )
+    error_message = "timeouts and code hash"
+  }
+}
+
+run "trigger_failures_are_retried_twice_then_alerted" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_lambda_function_event_invoke_config.trigger.maximum_retry_attempts == 2 &&
+      aws_lambda_function_event_invoke_config.trigger.maximum_event_age_in_seconds == 3600 &&
+      aws_lambda_function_event_invoke_config.trigger.destination_config[0].on_failure[0].destination == aws_sns_topic.alerts.arn
+    )
+    error_message = "2 retries, a maximum event age, then the alert topic"
+  }
+}
+
+run "monitor_runs_on_a_schedule" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_cloudwatch_event_rule.security_scan.schedule_expression == "rate(24 hours)" &&
+      aws_cloudwatch_event_target.security_scan.arn == aws_lambda_function.security_monitor.arn &&
+      aws_lambda_permission.security_monitor_from_events.principal == "events.amazonaws.com" &&
+      aws_lambda_permission.security_monitor_from_events.source_arn == aws_cloudwatch_event_rule.security_scan.arn
+    )
+    error_message = "EventBridge runs the monitor every 24 hours, and only that rule may invoke it"
+  }
+}
+
+run "monitor_scans_the_configured_regions" {
+  command = plan
+
+  variables {
+    security_scan_regions = ["eu-central-1", "eu-west-1"]
+  }
+
+  assert {
+    condition     = aws_lambda_function.security_monitor.environment[0].variables["SCAN_REGIONS"] == "eu-central-1,eu-west-1"
+    error_message = "SCAN_REGIONS lists every configured region"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.security_monitor.statement : s.resources if s.sid == "DescribeTables"
+    ]) == toset(["arn:aws:dynamodb:eu-central-1:123456789012:table/*", "arn:aws:dynamodb:eu-west-1:123456789012:table/*"])
+    error_message = "DescribeTable is allowed exactly in the scanned regions"
+  }
+}
+
+run "state_machine_retries_with_backoff_and_alerts_on_failure" {
+  command = plan
+
+  assert {
+    condition     = aws_sfn_state_machine.ingestion.type == "STANDARD"
+    error_message = "a STANDARD state machine (idempotent execution names)"
+  }
+
+  assert {
+    condition = (
+      jsondecode(aws_sfn_state_machine.ingestion.definition).StartAt == "WriteMetadata" &&
+      jsondecode(aws_sfn_state_machine.ingestion.definition).States.WriteMetadata.Resource == "arn:aws:states:::lambda:invoke" &&
+      jsondecode(aws_sfn_state_machine.ingestion.definition).States.WriteMetadata.Parameters.FunctionName == aws_lambda_function.writer.arn &&
+      jsondecode(aws_sfn_state_machine.ingestion.definition).States.WriteMetadata.Parameters.Payload == { "file.$" = "$", "execution_id.$" = "$$.Execution.Id" }
+    )
+    error_message = "WriteMetadata invokes the writer with the record and the execution id"
+  }
+
+  assert {
+    condition = (
+      jsondecode(aws_sfn_state_machine.ingestion.definition).States.WriteMetadata.Retry[0].ErrorEquals == ["InvalidInputError"] &&
+      jsondecode(aws_sfn_state_machine.ingestion.definition).States.WriteMetadata.Retry[0].MaxAttempts == 0
+    )
+    error_message = "the writer's validation error is never retried"
+  }
+
+  assert {
+    condition = (
+      jsondecode(aws_sfn_state_machine.ingestion.definition).States.WriteMetadata.Retry[1] == {
+        ErrorEquals = ["States.ALL"], IntervalSeconds = 2, MaxAttempts = 3, BackoffRate = 2
+      }
+    )
+    error_message = "everything else is retried 3 times, 2 s apart, backoff 2.0"
+  }
+
+  assert {
+    condition = (
+      jsondecode(aws_sfn_state_machine.ingestion.definition).States.WriteMetadata.Catch == [{ ErrorEquals = ["States.ALL"], ResultPath = "$.error", Next = "NotifyFailure" }] &&
+      jsondecode(aws_sfn_state_machine.ingestion.definition).States.NotifyFailure.Resource == "arn:aws:states:::sns:publish" &&
+      jsondecode(aws_sfn_state_machine.ingestion.definition).States.NotifyFailure.Parameters.TopicArn == aws_sns_topic.alerts.arn &&
+      jsondecode(aws_sfn_state_machine.ingestion.definition).States.NotifyFailure.Next == "IngestionFailed" &&
+      jsondecode(aws_sfn_state_machine.ingestion.definition).States.IngestionFailed.Type == "Fail"
+    )
+    error_message = "a final failure publishes to the alert topic, then the execution fails"
+  }
+
+  assert {
+    condition = alltrue([
+      for field in ["bucket.$", "key.$", "error.$", "cause.$", "execution_id.$"] :
+      contains(keys(jsondecode(aws_sfn_state_machine.ingestion.definition).States.NotifyFailure.Parameters.Message), field)
+    ])
+    error_message = "the failure alert names bucket, key, error, cause and execution id"
+  }
+
+  assert {
+    condition = (
+      aws_sfn_state_machine.ingestion.logging_configuration[0].level == "ALL" &&
+      aws_sfn_state_machine.ingestion.logging_configuration[0].include_execution_data &&
+      aws_sfn_state_machine.ingestion.logging_configuration[0].log_destination == "${aws_cloudwatch_log_group.state_machine.arn}:*" &&
+      startswith(aws_cloudwatch_log_group.state_machine.name, "/aws/vendedlogs/states/") &&
+      aws_cloudwatch_log_group.state_machine.retention_in_days == 7 &&
+      aws_sfn_state_machine.ingestion.tracing_configuration[0].enabled
+    )
+    error_message = "logging ALL with execution data to a retained vended log group, and tracing"
+  }
+}
+
+run "retry_policy_is_configurable" {
+  command = plan
+
+  variables {
+    retry_interval_seconds = 1
+    retry_max_attempts     = 5
+    retry_backoff_rate     = 1.5
+  }
+
+  assert {
+    condition = (
+      jsondecode(aws_sfn_state_machine.ingestion.definition).States.WriteMetadata.Retry[1].IntervalSeconds == 1 &&
+      jsondecode(aws_sfn_state_machine.ingestion.definition).States.WriteMetadata.Retry[1].MaxAttempts == 5 &&
+      jsondecode(aws_sfn_state_machine.ingestion.definition).States.WriteMetadata.Retry[1].BackoffRate == 1.5
+    )
+    error_message = "the retry variables must reach the definition"
+  }
+}
+
+run "alarms_cover_errors_throttles_failures_and_a_silent_monitor" {
+  command = plan
+
+  assert {
+    condition     = toset(keys(aws_cloudwatch_metric_alarm.lambda_errors)) == toset(["trigger", "writer", "security_monitor"]) && alltrue([for a in aws_cloudwatch_metric_alarm.lambda_errors : a.metric_name == "Errors" && a.namespace == "AWS/Lambda"])
+    error_message = "an error alarm for each function"
+  }
+
+  assert {
+    condition     = toset(keys(aws_cloudwatch_metric_alarm.lambda_throttles)) == toset(["trigger", "writer"]) && alltrue([for a in aws_cloudwatch_metric_alarm.lambda_throttles : a.metric_name == "Throttles"])
+    error_message = "throttle alarms for trigger and writer"
+  }
+
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.executions_failed.metric_name == "ExecutionsFailed" && aws_cloudwatch_metric_alarm.executions_failed.dimensions["StateMachineArn"] == aws_sfn_state_machine.ingestion.arn
+    error_message = "an alarm on failed executions"
+  }
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.security_monitor_heartbeat.treat_missing_data == "breaching" &&
+      aws_cloudwatch_metric_alarm.security_monitor_heartbeat.period == 86400 &&
+      aws_cloudwatch_metric_alarm.security_monitor_heartbeat.comparison_operator == "LessThanThreshold" &&
+      aws_cloudwatch_metric_alarm.security_monitor_heartbeat.dimensions["FunctionName"] == aws_lambda_function.security_monitor.function_name
+    )
+    error_message = "a heartbeat alarm when the monitor has not run for a day"
+  }
+
+  assert {
+    condition = alltrue([
+      for a in concat(values(aws_cloudwatch_metric_alarm.lambda_errors), values(aws_cloudwatch_metric_alarm.lambda_throttles), [aws_cloudwatch_metric_alarm.executions_failed, aws_cloudwatch_metric_alarm.security_monitor_heartbeat]) :
+      a.alarm_actions == toset([aws_sns_topic.alerts.arn])
+    ])
+    error_message = "every alarm notifies the alert topic"
+  }
+}
+
+run "roles_grant_exact_actions_on_exact_resources" {
+  command = plan
+
+  assert {
+    condition     = one([for s in data.aws_iam_policy_document.trigger.statement : s.resources if toset(s.actions) == toset(["states:StartExecution"])]) == toset([aws_sfn_state_machine.ingestion.arn])
+    error_message = "the trigger may start only the ingestion state machine"
+  }
+
+  assert {
+    condition     = one([for s in data.aws_iam_policy_document.writer.statement : s.resources if toset(s.actions) == toset(["dynamodb:PutItem"])]) == toset([aws_dynamodb_table.metadata.arn])
+    error_message = "the writer may only put items into the metadata table"
+  }
+
+  assert {
+    condition     = one([for s in data.aws_iam_policy_document.step_functions.statement : s.resources if toset(s.actions) == toset(["lambda:InvokeFunction"])]) == toset([aws_lambda_function.writer.arn, "${aws_lambda_function.writer.arn}:*"])
+    error_message = "the state machine may invoke only the writer"
+  }
+
+  assert {
+    condition = alltrue([
+      for pair in [[data.aws_iam_policy_document.trigger, aws_cloudwatch_log_group.trigger], [data.aws_iam_policy_document.writer, aws_cloudwatch_log_group.writer], [data.aws_iam_policy_document.security_monitor, aws_cloudwatch_log_group.security_monitor]] :
+      one([for s in pair[0].statement : s.resources if s.sid == "WriteOwnLogs"]) == toset(["${pair[1].arn}:*"])
+    ])
+    error_message = "each function writes only its own log group"
+  }
+
+  assert {
+    condition     = !anytrue([for s in data.aws_iam_policy_document.writer.statement : anytrue([for a in s.actions : startswith(a, "s3:") || startswith(a, "sns:")])])
+    error_message = "the writer has no S3 or SNS access"
+  }
+}
+
+run "invalid_names_are_rejected" {
+  command = plan
+
+  variables {
+    project_name       = "Not_Valid"
+    log_retention_days = 8
+    lambda_runtime     = "nodejs20.x"
+  }
+
+  expect_failures = [var.project_name, var.log_retention_days, var.lambda_runtime]
+}
