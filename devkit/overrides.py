@@ -75,9 +75,13 @@ def local_variables(provider_version: str, extra: dict[str, object] | None = Non
     return values
 
 
-def write(directory: Path, endpoint: str, provider_version: str, extra: dict[str, object] | None = None) -> None:
+def write(
+    directory: Path, endpoint: str, provider_version: str, extra: dict[str, object] | None = None
+) -> None:
     (directory / OVERRIDE_FILE).write_text(provider_block(endpoint, provider_version))
-    (directory / TFVARS_FILE).write_text(json.dumps(local_variables(provider_version, extra), indent=2) + "\n")
+    (directory / TFVARS_FILE).write_text(
+        json.dumps(local_variables(provider_version, extra), indent=2) + "\n"
+    )
 
 
 def remove(directory: Path) -> None:
@@ -97,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     version = args.provider or toolchain.select(None).version
     write(args.dir, args.endpoint, version)
-    print(f"wrote {args.dir / OVERRIDE_FILE} and {args.dir / TFVARS_FILE} for hashicorp/aws {version} at {args.endpoint}")
+    print(
+        f"wrote {args.dir / OVERRIDE_FILE} and {args.dir / TFVARS_FILE} for hashicorp/aws {version} at {args.endpoint}"
+    )
     return 0
 
 

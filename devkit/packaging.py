@@ -65,9 +65,23 @@ def vendor_dir(build_dir: Path) -> Path:
         shutil.rmtree(target)
     target.mkdir(parents=True)
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-         "--no-compile", "--target", str(target), "--requirement", str(REQUIREMENTS)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--no-compile",
+            "--target",
+            str(target),
+            "--requirement",
+            str(REQUIREMENTS),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise PackagingError(f"pip could not install {REQUIREMENTS.name}:\n{result.stderr}")

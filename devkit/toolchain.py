@@ -110,7 +110,9 @@ def _machine_providers() -> list[ProviderBuild]:
             packed = re.fullmatch(rf"terraform-provider-aws_(\d+\.\d+\.\d+)_{PLATFORM}\.zip", entry.name)
             if packed:
                 found.setdefault(packed.group(1), ProviderBuild(packed.group(1), entry, packed=True))
-            elif re.fullmatch(r"\d+\.\d+\.\d+", entry.name) and any((entry / PLATFORM).glob("terraform-provider-aws*")):
+            elif re.fullmatch(r"\d+\.\d+\.\d+", entry.name) and any(
+                (entry / PLATFORM).glob("terraform-provider-aws*")
+            ):
                 found.setdefault(entry.name, ProviderBuild(entry.name, entry / PLATFORM, packed=False))
     return [
         build
@@ -268,7 +270,13 @@ def main(argv: list[str] | None = None) -> int:
             print(terraform_executable())
         elif args.command == "env":
             env = environment(args.provider)
-            for name in ("TF_CLI_CONFIG_FILE", "PATH", "TF_IN_AUTOMATION", "CHECKPOINT_DISABLE", "TF_PROVIDER_VERSION"):
+            for name in (
+                "TF_CLI_CONFIG_FILE",
+                "PATH",
+                "TF_IN_AUTOMATION",
+                "CHECKPOINT_DISABLE",
+                "TF_PROVIDER_VERSION",
+            ):
                 print(f"export {name}='{env[name]}'")
         else:
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd

@@ -32,8 +32,13 @@ class Workspace:
 
     def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            ["terraform", *args], cwd=self.path, env=self.env, capture_output=True, text=True,
-            timeout=timeout, check=False,
+            ["terraform", *args],
+            cwd=self.path,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if check and result.returncode != 0:
             raise TerraformError(

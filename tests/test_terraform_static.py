@@ -1,0 +1,230 @@
+"""Static checks of the Terraform configuration that `terraform test` cannot express.
+
+Parses every root ``*.tf`` with python-hcl2 and checks the repository's IAM and style rules:
+no wildcard in an Allow statement's actions, a "*" resource only for the actions AWS offers no
+resource-level permission for (each with its comment), every policy from a policy document,
+every variable typed and described, provider.tf free of local-emulator settings.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import hcl2
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TF_FILES = sorted(p for p in ROOT.glob("*.tf") if not p.name.endswith("_override.tf"))
+EXPECTED_FILES = {
+    "provider.tf",
+    "variables.tf",
+    "outputs.tf",
+    "kms.tf",
+    "s3.tf",
+    "dynamodb.tf",
+    "sns.tf",
+    "iam.tf",
+    "lambda_trigger.tf",
+    "lambda_writer.tf",
+    "lambda_security_monitor.tf",
+    "step_functions.tf",
+    "cloudwatch.tf",
+}
+# Actions without resource-level permissions: AWS only accepts "*" as their resource.
+STAR_RESOURCE_ACTIONS = {
+    "s3:ListAllMyBuckets",
+    "dynamodb:ListTables",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+KEY_POLICY_DOCUMENTS = {"kms_administration", "kms_s3", "kms_dynamodb", "kms_sns"}
+
+
+def unquote(value: object) -> object:
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def parsed() -> dict[str, dict]:
+    return {path.name: hcl2.loads(path.read_text()) for path in TF_FILES}
+
+
+def blocks(kind: str) -> Iterator[tuple[str, str, str, dict]]:
+    """(file, type, name, body) of every resource/data block; (file, "", name, body) for variable/output."""
+    for file, document in parsed().items():
+        for entry in document.get(kind, []):
+            for type_name, inner in entry.items():
+                if kind in ("variable", "output"):
+                    yield file, "", str(unquote(type_name)), inner
+                    continue
+                for name, body in inner.items():
+                    yield file, str(unquote(type_name)), str(unquote(name)), body
+
+
+def policy_documents() -> dict[str, dict]:
+    return {name: body for _, kind, name, body in blocks("data") if kind == "aws_iam_policy_document"}
+
+
+def as_list(value: object) -> list:
+    """A list attribute, or a single expression (e.g. a for-expression) as a one-element list."""
+    return value if isinstance(value, list) else [value]
+
+
+def statements() -> Iterator[tuple[str, dict]]:
+    for name, body in policy_documents().items():
+        for statement in body.get("statement", []):
+            yield name, statement
+
+
+def test_the_root_has_exactly_the_documented_flat_layout() -> None:
+    assert {p.name for p in TF_FILES} == EXPECTED_FILES
+
+
+def test_iam_documents_exist_for_every_role_and_policy() -> None:
+    assert {
+        "trigger",
+        "writer",
+        "security_monitor",
+        "step_functions",
+        "uploads_bucket",
+        "alerts_topic",
+    } <= set(policy_documents())
+
+
+@pytest.mark.parametrize(
+    ("document", "statement"), list(statements()), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_no_statement_allows_a_wildcard_action(document: str, statement: dict) -> None:
+    actions = [unquote(a) for a in statement.get("actions", [])]
+    assert "*" not in actions, f"{document}: a bare '*' action"
+    assert not statement.get("not_actions"), f"{document}: not_actions grants everything else"
+    if unquote(statement.get("effect", '"Allow"')) == "Allow":
+        wildcards = [a for a in actions if "*" in str(a)]
+        assert not wildcards, f"{document}/{unquote(statement.get('sid'))}: wildcard actions {wildcards}"
+
+
+@pytest.mark.parametrize(
+    ("document", "statement"), list(statements()), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_star_resources_only_where_aws_requires_them_and_commented(document: str, statement: dict) -> None:
+    resources = [unquote(r) for r in as_list(statement.get("resources", []))]
+    if "*" not in resources:
+        return
+    comments = " ".join(c["value"] for c in statement.get("__comments__", []))
+    assert "requires" in comments, f"{document}: a '*' resource needs a comment saying AWS requires it"
+    if document in KEY_POLICY_DOCUMENTS:
+        return  # in a key policy "*" means the key itself
+    actions = {str(unquote(a)) for a in statement.get("actions", [])}
+    assert actions <= STAR_RESOURCE_ACTIONS, (
+        f"{document}: '*' resource for {sorted(actions - STAR_RESOURCE_ACTIONS)}"
+    )
+
+
+def test_no_other_resource_pattern_spans_more_than_a_service_resource_type() -> None:
+    """Account-wide patterns exist only where the monitor must read every bucket and table."""
+    broad = {
+        (document, unquote(statement.get("sid")))
+        for document, statement in statements()
+        for resource in as_list(statement.get("resources", []))
+        if ":::*" in str(resource)
+        or re.search(r":(table|function|key|topic|stateMachine)[/:]\*", str(resource))
+    }
+    assert broad == {("security_monitor", "ReadBucketEncryption"), ("security_monitor", "DescribeTables")}
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "attribute"),
+    [
+        ("aws_iam_role", "assume_role_policy"),
+        ("aws_iam_role_policy", "policy"),
+        ("aws_kms_key", "policy"),
+        ("aws_s3_bucket_policy", "policy"),
+        ("aws_sns_topic_policy", "policy"),
+    ],
+)
+def test_every_policy_comes_from_a_policy_document(resource_type: str, attribute: str) -> None:
+    found = [(name, body) for _, kind, name, body in blocks("resource") if kind == resource_type]
+    assert found
+    for name, body in found:
+        assert re.fullmatch(r"\$\{data\.aws_iam_policy_document\.\w+\.json\}", body[attribute]), (
+            f"{resource_type}.{name}.{attribute} must be a data.aws_iam_policy_document's json"
+        )
+
+
+def test_each_key_carries_its_own_policy_document() -> None:
+    keys = {name: body["policy"] for _, kind, name, body in blocks("resource") if kind == "aws_kms_key"}
+    assert keys == {
+        "s3": "${data.aws_iam_policy_document.kms_s3.json}",
+        "dynamodb": "${data.aws_iam_policy_document.kms_dynamodb.json}",
+        "sns": "${data.aws_iam_policy_document.kms_sns.json}",
+    }
+
+
+def test_every_variable_has_a_type_and_a_description() -> None:
+    variables = list(blocks("variable"))
+    assert len(variables) > 10
+    for _, _, name, body in variables:
+        assert body.get("type"), f"variable {name} has no type"
+        assert str(unquote(body.get("description", ""))).strip(), f"variable {name} has no description"
+
+
+def test_every_output_has_a_description_and_the_seed_names_exist() -> None:
+    outputs = {name: body for _, _, name, body in blocks("output")}
+    for name, body in outputs.items():
+        assert str(unquote(body.get("description", ""))).strip(), f"output {name} has no description"
+    assert {
+        "s3_bucket_name",
+        "dynamodb_table_name",
+        "step_function_arn",
+        "trigger_lambda_name",
+        "writer_lambda_name",
+        "lambda_security_monitor_function_name",
+        "sns_topic_arn",
+        "kms_s3_key_arn",
+        "kms_dynamodb_key_arn",
+        "kms_sns_key_arn",
+    } <= set(outputs)
+
+
+def test_provider_file_is_for_real_aws_only() -> None:
+    document = parsed()["provider.tf"]
+    terraform = document["terraform"][0]
+    assert unquote(terraform["required_version"]) == ">= 1.7.0"
+    aws = terraform["required_providers"][0]["aws"]
+    assert unquote(aws["source"]) == "hashicorp/aws"
+    assert unquote(aws["version"]) == ">= 3.39.0, < 6.0.0"
+    provider = document["provider"][0]['"aws"']
+    assert set(provider) - {"__is_block__", "__comments__"} == {"region", "default_tags"}
+
+
+def test_runtime_defaults_to_python_3_12() -> None:
+    runtime = next(body for _, _, name, body in blocks("variable") if name == "lambda_runtime")
+    assert unquote(runtime["default"]) == "python3.12"
+
+
+def test_no_generated_or_local_file_is_tracked() -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    offending = [
+        f
+        for f in tracked
+        if re.search(
+            r"(_override\.tf$|\.tfstate|\.auto\.tfvars|(^|/)\.terraform/|\.zip$|(^|/)\.venv/|__pycache__)", f
+        )
+    ]
+    assert offending == []
