@@ -1,0 +1,73 @@
+"""The one S3 object key validator shared by the trigger and the writer.
+
+The packager copies this file to the root of both function zips, so each handler does
+``from key_validation import ...``. It has no dependencies beyond the standard library.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Final
+from urllib.parse import unquote, unquote_plus
+
+MAX_KEY_BYTES: Final = 1024
+"""S3's own limit on the UTF-8 length of an object key."""
+
+_DOT_SEGMENTS: Final = frozenset({".", ".."})
+_SHOWN_KEY_CHARS: Final = 200
+
+
+class InvalidKeyError(ValueError):
+    """An object key the pipeline refuses to process; ``reason`` says why in plain words."""
+
+    def __init__(self, reason: str, *, key: str) -> None:
+        shown = key if len(key) <= _SHOWN_KEY_CHARS else f"{key[:_SHOWN_KEY_CHARS]}..."
+        super().__init__(f"rejected S3 object key {shown!r}: {reason}")
+        self.reason = reason
+        self.key = key
+
+
+def decode_s3_key(raw: str) -> str:
+    """Decode a key as S3 event notifications deliver it (form-URL-encoded, UTF-8)."""
+    try:
+        return unquote_plus(raw, errors="strict")
+    except UnicodeDecodeError as err:
+        raise InvalidKeyError(
+            f"key is not valid UTF-8 once percent-decoded (bad byte at position {err.start})",
+            key=raw,
+        ) from err
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` unchanged if it is safe to process, else raise :class:`InvalidKeyError`."""
+    if not isinstance(key, str):
+        raise InvalidKeyError(f"key must be a string, got {type(key).__name__}", key=repr(key))
+    if not key:
+        raise InvalidKeyError("key is empty", key=key)
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError as err:
+        raise InvalidKeyError(
+            f"key contains an unpaired surrogate at position {err.start} and is not valid Unicode",
+            key=key,
+        ) from err
+    if size > MAX_KEY_BYTES:
+        raise InvalidKeyError(f"key is {size} bytes in UTF-8; the maximum is {MAX_KEY_BYTES}", key=key)
+    for position, char in enumerate(key):
+        if unicodedata.category(char) == "Cc":
+            raise InvalidKeyError(
+                f"key contains control character U+{ord(char):04X} at position {position}", key=key
+            )
+    if "\\" in key:
+        raise InvalidKeyError("key contains a backslash, which some tools read as a path separator", key=key)
+    if key.startswith("/"):
+        raise InvalidKeyError("key starts with '/' (an absolute path)", key=key)
+    for segment in key.split("/"):
+        if segment in _DOT_SEGMENTS:
+            raise InvalidKeyError(f"key contains a {segment!r} path segment", key=key)
+        # errors="replace" is enough here: a replacement character can never form a dot segment.
+        if unquote(segment, errors="replace") in _DOT_SEGMENTS:
+            raise InvalidKeyError(
+                f"key segment {segment!r} becomes a dot segment when percent-decoded again", key=key
+            )
+    return key

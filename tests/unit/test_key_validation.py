@@ -1,0 +1,110 @@
+"""The shared key validator: every rule, accepted and rejected, and the S3 key decoding."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import pytest
+
+ACCEPTED_KEYS = [
+    pytest.param("report.csv", id="plain"),
+    pytest.param("incoming/2026/01/report.csv", id="nested"),
+    pytest.param("my file+v2.csv", id="space-and-plus"),
+    pytest.param("déjà vu/✓.txt", id="unicode"),
+    pytest.param("😀 emoji.txt", id="four-byte-utf8"),
+    pytest.param("a..b/c.d", id="dots-inside-a-segment"),
+    pytest.param("...", id="three-dots"),
+    pytest.param(".hidden/.env", id="leading-dot-names"),
+    pytest.param("dir/%2E%2Ex", id="encoded-dots-plus-text"),
+    pytest.param("100%/50%", id="lone-percent"),
+    pytest.param("folder/", id="folder-marker"),
+    pytest.param("a//b", id="empty-segment"),
+    pytest.param("x" * 1024, id="1024-ascii-bytes"),
+    pytest.param("é" * 512, id="1024-utf8-bytes"),
+]
+
+REJECTED_KEYS = [
+    pytest.param("", "key is empty", id="empty"),
+    pytest.param("x" * 1025, "1025 bytes in UTF-8; the maximum is 1024", id="1025-ascii-bytes"),
+    pytest.param("é" * 513, "1026 bytes in UTF-8", id="1026-utf8-bytes"),
+    pytest.param("a\x00b", "control character U+0000 at position 1", id="nul"),
+    pytest.param("line\nbreak", "control character U+000A", id="newline"),
+    pytest.param("tab\there", "control character U+0009", id="tab"),
+    pytest.param("del\x7f", "control character U+007F", id="del"),
+    pytest.param("nel\x85", "control character U+0085", id="c1-control"),
+    pytest.param("dir\\file", "backslash", id="backslash"),
+    pytest.param("/etc/passwd", "starts with '/'", id="leading-slash"),
+    pytest.param(".", "'.' path segment", id="dot"),
+    pytest.param("..", "'..' path segment", id="dot-dot"),
+    pytest.param("a/../b", "'..' path segment", id="dot-dot-inside"),
+    pytest.param("a/./b", "'.' path segment", id="dot-inside"),
+    pytest.param("a/..", "'..' path segment", id="dot-dot-last"),
+    pytest.param("%2E%2E/x", "becomes a dot segment when percent-decoded again", id="encoded-dot-dot"),
+    pytest.param("a/%2e%2e/b", "becomes a dot segment", id="encoded-dot-dot-lowercase"),
+    pytest.param("%2e./x", "becomes a dot segment", id="half-encoded-dot-dot"),
+    pytest.param("x/.%2E", "becomes a dot segment", id="other-half-encoded"),
+    pytest.param("x/%2E", "becomes a dot segment", id="encoded-dot"),
+    pytest.param("bad\ud800surrogate", "unpaired surrogate at position 3", id="lone-surrogate"),
+]
+
+
+@pytest.mark.parametrize("key", ACCEPTED_KEYS)
+def test_accepts_ordinary_keys(key_validation: ModuleType, key: str) -> None:
+    assert key_validation.validate_key(key) == key
+
+
+@pytest.mark.parametrize(("key", "reason_part"), REJECTED_KEYS)
+def test_rejects_unsafe_keys_with_a_reason(key_validation: ModuleType, key: str, reason_part: str) -> None:
+    with pytest.raises(key_validation.InvalidKeyError) as caught:
+        key_validation.validate_key(key)
+
+    assert reason_part in caught.value.reason
+    assert caught.value.key == key
+    assert isinstance(caught.value, ValueError)
+
+
+def test_rejects_a_non_string(key_validation: ModuleType) -> None:
+    with pytest.raises(key_validation.InvalidKeyError, match="key must be a string, got int"):
+        key_validation.validate_key(42)
+
+
+def test_error_message_names_the_key_and_the_reason(key_validation: ModuleType) -> None:
+    with pytest.raises(key_validation.InvalidKeyError) as caught:
+        key_validation.validate_key("a/../b")
+
+    assert str(caught.value) == "rejected S3 object key 'a/../b': key contains a '..' path segment"
+
+
+def test_error_message_shortens_a_huge_key_but_keeps_it_whole_in_the_attribute(
+    key_validation: ModuleType,
+) -> None:
+    key = "k" * 2000
+    with pytest.raises(key_validation.InvalidKeyError) as caught:
+        key_validation.validate_key(key)
+
+    assert len(str(caught.value)) < 400
+    assert caught.value.key == key
+
+
+@pytest.mark.parametrize(
+    ("raw", "decoded"),
+    [
+        pytest.param("report.csv", "report.csv", id="unencoded"),
+        pytest.param("my+file%2Bv2.csv", "my file+v2.csv", id="plus-is-space-and-encoded-plus"),
+        pytest.param("d%C3%A9j%C3%A0+vu%2F%E2%9C%93.txt", "déjà vu/✓.txt", id="unicode"),
+        pytest.param("a%2520b", "a%20b", id="decoded-exactly-once"),
+    ],
+)
+def test_decodes_keys_as_s3_notifications_encode_them(
+    key_validation: ModuleType, raw: str, decoded: str
+) -> None:
+    assert key_validation.decode_s3_key(raw) == decoded
+
+
+@pytest.mark.parametrize("raw", ["%FF.csv", "trunc%C3", "%C3%28"])
+def test_rejects_keys_that_are_not_utf8_once_decoded(key_validation: ModuleType, raw: str) -> None:
+    with pytest.raises(key_validation.InvalidKeyError) as caught:
+        key_validation.decode_s3_key(raw)
+
+    assert caught.value.reason.startswith("key is not valid UTF-8")
+    assert caught.value.key == raw

@@ -1,0 +1,318 @@
+"""Writer Lambda against moto DynamoDB: the task input in, one conditional PutItem out."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from tests.conftest import FakeLambdaContext
+
+REGION = "us-east-1"
+TABLE = "ingestion-metadata"
+EXECUTION_ID = "arn:aws:states:us-east-1:123456789012:execution:ingestion:report_csv-0123456789abcdef"
+
+VALID_EVENT: dict[str, Any] = {
+    "file": {
+        "bucket": "uploads-bucket",
+        "key": "incoming/déjà vu.csv",
+        "size": 2048,
+        "etag": "d41d8cd98f00b204e9800998ecf8427e",
+        "version_id": "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd",
+        "sequencer": "0055AED6DCD90281E5",
+        "event_time": "2026-01-15T10:20:30.123Z",
+        "event_name": "ObjectCreated:Put",
+    },
+    "execution_id": EXECUTION_ID,
+}
+
+
+REMOVE = object()
+
+
+def event_with(**file_changes: Any) -> dict[str, Any]:
+    """VALID_EVENT with some ``file`` fields replaced (or removed, with the value ``REMOVE``)."""
+    event = copy.deepcopy(VALID_EVENT)
+    for name, value in file_changes.items():
+        if value is REMOVE:
+            del event["file"][name]
+        else:
+            event["file"][name] = value
+    return event
+
+
+@pytest.fixture
+def dynamodb(aws: None) -> Any:
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.create_table(
+        TableName=TABLE,
+        AttributeDefinitions=[{"AttributeName": "Filename", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "Filename", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return client
+
+
+@pytest.fixture
+def writer(load_function: Callable[..., ModuleType], dynamodb: Any) -> ModuleType:
+    return load_function("lambda_writer", TABLE_NAME=TABLE)
+
+
+def stored_item(dynamodb: Any, filename: str) -> dict[str, Any] | None:
+    return dynamodb.get_item(TableName=TABLE, Key={"Filename": {"S": filename}}).get("Item")
+
+
+# --- success and duplicates --------------------------------------------------------------------
+
+
+def test_a_valid_input_writes_exactly_the_contract_item(
+    writer: ModuleType,
+    dynamodb: Any,
+    lambda_context: FakeLambdaContext,
+    read_metrics: Callable[[], dict[str, float]],
+) -> None:
+    before = datetime.now(UTC)
+
+    result = writer.lambda_handler(copy.deepcopy(VALID_EVENT), lambda_context)
+
+    assert result == {
+        "status": "written",
+        "filename": "incoming/déjà vu.csv",
+        "upload_timestamp": "2026-01-15T10:20:30.123Z",
+    }
+    item = stored_item(dynamodb, "incoming/déjà vu.csv")
+    assert item is not None
+    ingested_at = item.pop("IngestedAt")["S"]
+    assert item == {
+        "Filename": {"S": "incoming/déjà vu.csv"},
+        "UploadTimestamp": {"S": "2026-01-15T10:20:30.123Z"},
+        "Bucket": {"S": "uploads-bucket"},
+        "Size": {"N": "2048"},
+        "ETag": {"S": "d41d8cd98f00b204e9800998ecf8427e"},
+        "VersionId": {"S": "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd"},
+        "Sequencer": {"S": "0055AED6DCD90281E5"},
+        "ExecutionId": {"S": EXECUTION_ID},
+    }
+    assert ingested_at.endswith("Z")
+    assert before.replace(microsecond=0) <= datetime.fromisoformat(ingested_at) <= datetime.now(UTC)
+    assert read_metrics()["RecordsWritten"] == 1
+    assert writer.logger.get_correlation_id() == EXECUTION_ID
+
+
+def test_null_optional_fields_are_left_out_of_the_item(writer: ModuleType, dynamodb: Any) -> None:
+    event = event_with(size=None, etag=None, version_id=None, sequencer=REMOVE)
+    request = writer.parse_request(event)
+
+    status = writer.put_record(dynamodb, TABLE, request, now=lambda: "2026-01-15T10:20:31.000Z")
+
+    assert status == "written"
+    assert stored_item(dynamodb, "incoming/déjà vu.csv") == {
+        "Filename": {"S": "incoming/déjà vu.csv"},
+        "UploadTimestamp": {"S": "2026-01-15T10:20:30.123Z"},
+        "Bucket": {"S": "uploads-bucket"},
+        "ExecutionId": {"S": EXECUTION_ID},
+        "IngestedAt": {"S": "2026-01-15T10:20:31.000Z"},
+    }
+
+
+def test_a_zero_byte_file_keeps_its_size(
+    writer: ModuleType, dynamodb: Any, lambda_context: FakeLambdaContext
+) -> None:
+    writer.lambda_handler(event_with(size=0), lambda_context)
+
+    assert stored_item(dynamodb, "incoming/déjà vu.csv")["Size"] == {"N": "0"}
+
+
+def test_a_second_write_of_the_same_file_is_a_duplicate_and_keeps_the_first_item(
+    writer: ModuleType,
+    dynamodb: Any,
+    lambda_context: FakeLambdaContext,
+    caplog: pytest.LogCaptureFixture,
+    read_metrics: Callable[[], dict[str, float]],
+) -> None:
+    # Given the file was already written by a first execution
+    writer.lambda_handler(copy.deepcopy(VALID_EVENT), lambda_context)
+    first = stored_item(dynamodb, "incoming/déjà vu.csv")
+    read_metrics()
+
+    # When another execution writes the same file name
+    second_event = copy.deepcopy(VALID_EVENT)
+    second_event["execution_id"] = EXECUTION_ID + "-again"
+    second_event["file"]["event_time"] = "2026-01-16T00:00:00.000Z"
+    result = writer.lambda_handler(second_event, lambda_context)
+
+    # Then it succeeds as a duplicate and the first item is untouched
+    assert result == {
+        "status": "duplicate",
+        "filename": "incoming/déjà vu.csv",
+        "upload_timestamp": "2026-01-16T00:00:00.000Z",
+    }
+    assert stored_item(dynamodb, "incoming/déjà vu.csv") == first
+    assert read_metrics() == {"DuplicateRecords": 1}
+    assert "Item already exists; duplicate write skipped" in caplog.messages
+
+
+# --- AWS errors --------------------------------------------------------------------------------
+
+
+def test_a_missing_table_error_propagates_unchanged(
+    load_function: Callable[..., ModuleType],
+    lambda_context: FakeLambdaContext,
+    read_metrics: Callable[[], dict[str, float]],
+) -> None:
+    writer = load_function("lambda_writer", TABLE_NAME="no-such-table")
+
+    with pytest.raises(ClientError) as caught:
+        writer.lambda_handler(copy.deepcopy(VALID_EVENT), lambda_context)
+
+    assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    assert read_metrics() == {"WriteErrors": 1}
+
+
+def test_throttling_propagates_so_the_state_machine_retries(
+    writer: ModuleType, dynamodb: Any, lambda_context: FakeLambdaContext
+) -> None:
+    def throttle(**_: Any) -> None:
+        raise ClientError(
+            {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}, "PutItem"
+        )
+
+    writer.DYNAMODB.meta.events.register("before-parameter-build.dynamodb.PutItem", throttle)
+
+    with pytest.raises(ClientError, match="ProvisionedThroughputExceededException"):
+        writer.lambda_handler(copy.deepcopy(VALID_EVENT), lambda_context)
+    assert stored_item(dynamodb, "incoming/déjà vu.csv") is None
+
+
+# --- invalid input -----------------------------------------------------------------------------
+
+INVALID_EVENTS = [
+    pytest.param(["not", "an", "object"], "the event must be a JSON object (got list)", id="event-list"),
+    pytest.param(None, "the event must be a JSON object (got null)", id="event-null"),
+    pytest.param(
+        {"execution_id": EXECUTION_ID}, "'file' must be a JSON object (got null)", id="file-missing"
+    ),
+    pytest.param(
+        {"file": "x", "execution_id": EXECUTION_ID}, "'file' must be a JSON object (got str)", id="file-str"
+    ),
+    pytest.param(
+        event_with(bucket=REMOVE), "file.bucket must be a non-empty string (got null)", id="bucket-missing"
+    ),
+    pytest.param(
+        event_with(bucket=""), "file.bucket must be a non-empty string (got str)", id="bucket-empty"
+    ),
+    pytest.param(event_with(bucket=7), "file.bucket must be a non-empty string (got int)", id="bucket-int"),
+    pytest.param(event_with(key=REMOVE), "file.key must be a string (got null)", id="key-missing"),
+    pytest.param(event_with(key=42), "file.key must be a string (got int)", id="key-int"),
+    pytest.param(event_with(key=""), "file.key is not acceptable: key is empty", id="key-empty"),
+    pytest.param(
+        event_with(key="a/../b"),
+        "file.key is not acceptable: key contains a '..' path segment",
+        id="key-dots",
+    ),
+    pytest.param(event_with(key="%2E%2E/b"), "percent-decoded again", id="key-encoded-dots"),
+    pytest.param(event_with(key="a\x00b"), "control character U+0000", id="key-nul"),
+    pytest.param(event_with(key="/abs"), "starts with '/'", id="key-absolute"),
+    pytest.param(event_with(key="a\\b"), "backslash", id="key-backslash"),
+    pytest.param(event_with(key="x" * 1025), "1025 bytes", id="key-too-long"),
+    pytest.param(
+        event_with(event_time=REMOVE),
+        "file.event_time must be an ISO 8601 string (got null)",
+        id="time-missing",
+    ),
+    pytest.param(
+        event_with(event_time=1700000000),
+        "file.event_time must be an ISO 8601 string (got int)",
+        id="time-int",
+    ),
+    pytest.param(
+        event_with(event_time="yesterday"), "file.event_time 'yesterday' is not an ISO 8601", id="time-text"
+    ),
+    pytest.param(
+        event_with(size="2048"), "file.size must be an integer >= 0 or null (got str)", id="size-str"
+    ),
+    pytest.param(
+        event_with(size=-1), "file.size must be an integer >= 0 or null (got -1)", id="size-negative"
+    ),
+    pytest.param(
+        event_with(size=True), "file.size must be an integer >= 0 or null (got bool)", id="size-bool"
+    ),
+    pytest.param(
+        event_with(size=1.5), "file.size must be an integer >= 0 or null (got float)", id="size-float"
+    ),
+    pytest.param(event_with(etag=5), "file.etag must be a string or null (got int)", id="etag-int"),
+    pytest.param(
+        event_with(version_id=[]), "file.version_id must be a string or null (got list)", id="version-list"
+    ),
+    pytest.param(
+        event_with(sequencer={}), "file.sequencer must be a string or null (got dict)", id="sequencer-dict"
+    ),
+    pytest.param(
+        {"file": VALID_EVENT["file"]}, "execution_id must be a non-empty string (got null)", id="exec-missing"
+    ),
+    pytest.param(
+        {**VALID_EVENT, "execution_id": ""},
+        "execution_id must be a non-empty string (got str)",
+        id="exec-empty",
+    ),
+    pytest.param(
+        {**VALID_EVENT, "execution_id": 9}, "execution_id must be a non-empty string (got int)", id="exec-int"
+    ),
+]
+
+
+@pytest.mark.parametrize(("event", "problem"), INVALID_EVENTS)
+def test_each_invalid_input_raises_invalid_input_error(
+    writer: ModuleType,
+    dynamodb: Any,
+    lambda_context: FakeLambdaContext,
+    caplog: pytest.LogCaptureFixture,
+    read_metrics: Callable[[], dict[str, float]],
+    event: Any,
+    problem: str,
+) -> None:
+    with pytest.raises(writer.InvalidInputError) as caught:
+        writer.lambda_handler(event, lambda_context)
+
+    # The state machine matches the error type by class name and never retries it.
+    assert type(caught.value).__name__ == "InvalidInputError"
+    assert problem in str(caught.value)
+    assert dynamodb.scan(TableName=TABLE)["Items"] == []
+    [log] = [record for record in caplog.records if record.getMessage() == "Rejected writer input"]
+    assert problem in log.reason
+    assert log.levelno == logging.WARNING
+    assert read_metrics() == {"InvalidInputs": 1}
+
+
+def test_every_problem_of_an_input_is_listed_and_the_key_named(writer: ModuleType) -> None:
+    with pytest.raises(writer.InvalidInputError) as caught:
+        writer.parse_request(event_with(key="a/./b", size=-5, etag=1))
+
+    assert caught.value.key == "a/./b"
+    assert caught.value.problems == [
+        "file.key is not acceptable: key contains a '.' path segment",
+        "file.size must be an integer >= 0 or null (got -5)",
+        "file.etag must be a string or null (got int)",
+    ]
+    assert str(caught.value).startswith("invalid writer input for key 'a/./b': file.key is not acceptable")
+
+
+def test_missing_optional_fields_count_as_null(writer: ModuleType) -> None:
+    request = writer.parse_request(event_with(size=REMOVE, etag=REMOVE, version_id=REMOVE, sequencer=REMOVE))
+
+    assert (request.size, request.etag, request.version_id, request.sequencer) == (None, None, None, None)
+
+
+def test_a_missing_table_name_is_a_configuration_error(load_function: Callable[..., ModuleType]) -> None:
+    with pytest.raises(RuntimeError, match="TABLE_NAME is not set") as caught:
+        load_function("lambda_writer")
+
+    assert type(caught.value).__name__ == "ConfigurationError"
