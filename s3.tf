@@ -105,9 +105,17 @@ data "aws_iam_policy_document" "uploads_bucket" {
       identifiers = ["*"]
     }
 
-    # IfExists: an upload that names no key gets the bucket's default key; one naming another key is denied.
+    # Both must hold: a key is named (Null = false) and it is not the bucket's key. An upload that
+    # names no key gets the bucket's default key. (A "...IfExists" operator would be true for a
+    # missing header and so deny every upload that does not name the key.)
     condition {
-      test     = "StringNotEqualsIfExists"
+      test     = "Null"
+      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+      values   = ["false"]
+    }
+
+    condition {
+      test     = "StringNotEquals"
       variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
       values   = [aws_kms_key.s3.arn]
     }

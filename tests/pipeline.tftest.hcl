@@ -382,7 +382,8 @@ run "bucket_policy_enforces_tls_and_the_bucket_kms_key" {
   assert {
     condition = one([
       for s in data.aws_iam_policy_document.uploads_bucket.statement : s if s.effect == "Deny" && toset(s.actions) == toset(["s3:PutObject"])
-      && anytrue([for c in s.condition : c.test == "StringNotEqualsIfExists" && c.variable == "s3:x-amz-server-side-encryption-aws-kms-key-id" && toset(c.values) == toset([aws_kms_key.s3.arn])])
+      && anytrue([for c in s.condition : c.test == "StringNotEquals" && c.variable == "s3:x-amz-server-side-encryption-aws-kms-key-id" && toset(c.values) == toset([aws_kms_key.s3.arn])])
+      && anytrue([for c in s.condition : c.test == "Null" && c.variable == "s3:x-amz-server-side-encryption-aws-kms-key-id" && toset(c.values) == toset(["false"])])
     ]) != null
     error_message = "uploads naming a KMS key other than the bucket's must be denied"
   }
