@@ -157,6 +157,21 @@ data "aws_iam_policy_document" "security_monitor" {
     resources = [for region in local.scan_regions : "arn:${local.partition}:dynamodb:${region}:${local.account_id}:table/*"]
   }
 
+  # Tells the AWS-managed alias/aws/dynamodb key from a customer key; its ARN differs per account
+  # and region, so the statement names the alias instead of the key.
+  statement {
+    sid       = "IdentifyAwsManagedDynamoDBKey"
+    effect    = "Allow"
+    actions   = ["kms:DescribeKey"]
+    resources = [for region in local.scan_regions : "arn:${local.partition}:kms:${region}:${local.account_id}:key/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:RequestAlias"
+      values   = ["alias/aws/dynamodb"]
+    }
+  }
+
   statement {
     sid       = "PublishAlerts"
     effect    = "Allow"

@@ -563,6 +563,15 @@ run "monitor_scans_the_configured_regions" {
     ]) == toset(["arn:aws:dynamodb:eu-central-1:123456789012:table/*", "arn:aws:dynamodb:eu-west-1:123456789012:table/*"])
     error_message = "DescribeTable is allowed exactly in the scanned regions"
   }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.security_monitor.statement : s if toset(s.actions) == toset(["kms:DescribeKey"])
+      && toset(s.resources) == toset(["arn:aws:kms:eu-central-1:123456789012:key/*", "arn:aws:kms:eu-west-1:123456789012:key/*"])
+      && anytrue([for c in s.condition : c.variable == "kms:RequestAlias" && toset(c.values) == toset(["alias/aws/dynamodb"])])
+    ]) != null
+    error_message = "the monitor may describe only the AWS-managed DynamoDB key, in the scanned regions"
+  }
 }
 
 run "state_machine_retries_with_backoff_and_alerts_on_failure" {

@@ -143,7 +143,11 @@ def test_no_other_resource_pattern_spans_more_than_a_service_resource_type() -> 
         if ":::*" in str(resource)
         or re.search(r":(table|function|key|topic|stateMachine)[/:]\*", str(resource))
     }
-    assert broad == {("security_monitor", "ReadBucketEncryption"), ("security_monitor", "DescribeTables")}
+    assert broad == {
+        ("security_monitor", "ReadBucketEncryption"),
+        ("security_monitor", "DescribeTables"),
+        ("security_monitor", "IdentifyAwsManagedDynamoDBKey"),
+    }
 
 
 @pytest.mark.parametrize(
