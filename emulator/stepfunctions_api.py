@@ -1,0 +1,93 @@
+"""Step Functions API actions the hashicorp/aws provider needs and moto 5.2.5 lacks.
+
+moto dispatches an AWS-JSON request by its ``X-Amz-Target`` (``AWSStepFunctions.<Action>``): the action
+name is converted to snake case and looked up as a method of ``StepFunctionResponse``
+(``BaseResponse.call_action``); a missing method is a ``NotImplementedError`` -> HTTP 500, which the
+provider retries for minutes. Added here:
+
+* ``ValidateStateMachineDefinition`` (provider 5.67+ calls it at plan time): parsed with moto's ASL
+  parser and static analysers, ``{"result": "OK"|"FAIL", "diagnostics": [...], "truncated": false}``.
+* ``ListStateMachineVersions`` (called after create/read): the versions moto keeps for ``publish``.
+* ``DescribeStateMachine`` additionally returns ``revisionId`` (AWS always does; moto omits it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.stepfunctions.responses import StepFunctionResponse
+
+
+def validate_definition(definition: str, machine_type: str = "STANDARD") -> dict[str, Any]:
+    """Validate an ASL definition the way ``ValidateStateMachineDefinition`` reports it."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import ASLParserException
+    from moto.stepfunctions.parser.asl.static_analyser.express_static_analyser import (
+        ExpressStaticAnalyser,
+    )
+    from moto.stepfunctions.parser.asl.static_analyser.static_analyser import StaticAnalyser
+
+    analyser = ExpressStaticAnalyser() if machine_type == "EXPRESS" else StaticAnalyser()
+    try:
+        analyser.analyse(definition)
+    except ASLParserException as exc:
+        message = repr(exc)
+    except Exception as exc:  # noqa: BLE001 - any parser failure is a FAIL diagnostic for the caller
+        message = f"Error={type(exc).__name__} Args={list(exc.args)}"
+    else:
+        return {"result": "OK", "diagnostics": [], "truncated": False}
+    return {
+        "result": "FAIL",
+        "diagnostics": [{"severity": "ERROR", "code": "SCHEMA_VALIDATION_FAILED", "message": message}],
+        "truncated": False,
+    }
+
+
+def _validate_state_machine_definition(self: StepFunctionResponse) -> ActionResult:
+    definition = self._get_param("definition") or ""
+    machine_type = self._get_param("type") or "STANDARD"
+    return ActionResult(validate_definition(definition, machine_type))
+
+
+def _list_state_machine_versions(self: StepFunctionResponse) -> ActionResult:
+    arn = self._get_param("stateMachineArn")
+    state_machine = self.stepfunction_backend.describe_state_machine(arn)
+    versions = sorted(
+        getattr(state_machine, "versions", {}).items(), key=lambda item: int(item[0]), reverse=True
+    )
+    return ActionResult(
+        {
+            "stateMachineVersions": [
+                {"stateMachineVersionArn": version.arn, "creationDate": version.creation_date}
+                for _, version in versions
+            ]
+        }
+    )
+
+
+def _revision_id(state_machine: Any) -> str:
+    basis = f"{state_machine.arn}|{state_machine.definition}|{state_machine.roleArn}"
+    digest = hashlib.sha256(basis.encode("utf-8")).hexdigest()
+    return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+
+
+def install() -> None:
+    """Attach the added actions to moto's ``StepFunctionResponse`` (idempotent)."""
+    StepFunctionResponse.validate_state_machine_definition = _validate_state_machine_definition  # type: ignore[attr-defined]
+    StepFunctionResponse.list_state_machine_versions = _list_state_machine_versions  # type: ignore[attr-defined]
+
+    original = StepFunctionResponse._describe_state_machine
+    if getattr(original, "_emulator_patched", False):
+        return
+
+    def _describe_state_machine(self: StepFunctionResponse, state_machine_arn: str) -> ActionResult:
+        result = original(self, state_machine_arn)
+        body = getattr(result, "result", None)
+        if isinstance(body, dict):
+            state_machine = self.stepfunction_backend.describe_state_machine(state_machine_arn)
+            body.setdefault("revisionId", _revision_id(state_machine))
+        return result
+
+    _describe_state_machine._emulator_patched = True  # type: ignore[attr-defined]
+    StepFunctionResponse._describe_state_machine = _describe_state_machine  # type: ignore[method-assign]

@@ -1,0 +1,149 @@
+"""Emulator lifecycle: health, clean shutdown, port handling, and the CLI daemon round trip."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+from emulator_helpers import assert_nothing_left, child_pids, free_port, port_accepts
+
+from emulator import Emulator, EmulatorError, wait_until_healthy
+
+pytestmark = pytest.mark.emulator
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _get_json(url: str) -> dict:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=5) as response:
+        assert response.status == 200
+        return json.loads(response.read())
+
+
+def test_start_health_stop_leaves_nothing_behind(tmp_path: Path) -> None:
+    threads_before = {t.ident for t in threading.enumerate()}
+    children_before = child_pids()
+    previous_moto_port = os.environ.get("MOTO_PORT")
+    log_path = tmp_path / "emulator.log"
+    with Emulator(port=0, log_path=log_path) as emu:
+        port = emu.port
+        assert port > 0
+        assert emu.endpoint_url == f"http://127.0.0.1:{port}"
+        assert os.environ["MOTO_PORT"] == str(port)
+        health = _get_json(f"{emu.endpoint_url}/_emulator/health")
+        assert health["status"] == "ok"
+        assert health["port"] == port
+        assert wait_until_healthy(emu.endpoint_url, timeout=5)["pid"] == os.getpid()
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=emu.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        s3.create_bucket(Bucket="lifecycle-bucket")
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["lifecycle-bucket"]
+    assert os.environ.get("MOTO_PORT") == previous_moto_port
+    assert_nothing_left(threads_before, children_before, port)
+    log = log_path.read_text()
+    assert f"emulator listening on http://127.0.0.1:{port}" in log
+    assert "PUT /lifecycle-bucket -> 200" in log
+    assert "stopping" in log
+
+
+def test_port_in_use_is_a_clear_error() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        port = blocker.getsockname()[1]
+        with pytest.raises(EmulatorError, match=f"cannot listen on 127.0.0.1:{port}"):
+            Emulator(port=port).start()
+
+
+def test_restart_on_the_same_port_and_fresh_state() -> None:
+    port = free_port()
+    for _ in range(2):
+        with Emulator(port=port) as emu:
+            s3 = boto3.client(
+                "s3",
+                endpoint_url=emu.endpoint_url,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+            assert s3.list_buckets()["Buckets"] == []  # each start is a fresh AWS
+            s3.create_bucket(Bucket="restart-bucket")
+    assert not port_accepts(port)
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "emulator", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def test_cli_start_status_stop_round_trip(tmp_path: Path) -> None:
+    port = free_port()
+    state = tmp_path / "state"
+    common = ("--state-dir", str(state), "--port", str(port))
+
+    started = _cli("start", *common, cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    assert f"http://127.0.0.1:{port}" in started.stdout
+    try:
+        pid = int((state / "emulator.pid").read_text())
+        status = _cli("status", *common, cwd=tmp_path)
+        assert status.returncode == 0, status.stdout + status.stderr
+        info = json.loads(status.stdout)
+        assert info["running"] is True
+        assert info["pid"] == pid
+        assert info["port"] == port
+
+        again = _cli("start", *common, cwd=tmp_path)
+        assert again.returncode == 0
+        assert "already running" in again.stdout
+
+        rule = _cli("fault", *common, "add", "--target", "DynamoDB_20120810.PutItem", cwd=tmp_path)
+        assert rule.returncode == 0, rule.stderr
+        listed = _cli("fault", *common, "list", cwd=tmp_path)
+        assert rule.stdout.strip() in listed.stdout
+        assert "cleared 1 rule" in _cli("fault", *common, "clear", cwd=tmp_path).stdout
+        assert _cli("wait", *common, "--timeout", "5", cwd=tmp_path).returncode == 0
+    finally:
+        stopped = _cli("stop", *common, cwd=tmp_path)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped" in stopped.stdout
+    assert not (state / "emulator.pid").exists()
+    assert not port_accepts(port)
+    assert not Path(f"/proc/{pid}").exists()
+    assert "emulator listening" in (state / "emulator.log").read_text()
+
+    not_running = _cli("status", *common, cwd=tmp_path)
+    assert not_running.returncode == 3
+    assert json.loads(not_running.stdout)["running"] is False
+    assert _cli("stop", *common, cwd=tmp_path).returncode == 0
+
+
+def test_cli_start_fails_clearly_when_the_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        port = blocker.getsockname()[1]
+        result = _cli("start", "--state-dir", str(tmp_path / "s"), "--port", str(port), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert not (tmp_path / "s" / "emulator.pid").exists()
