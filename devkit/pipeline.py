@@ -1,0 +1,191 @@
+"""Drive a deployed pipeline from outside, as a user would: upload, then observe.
+
+Shared by ``make demo`` and the end-to-end tests. Alerts are observed through an SQS queue
+subscribed to the alert topic; executions are found by the key in their input, since their names
+are the trigger's business.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+
+T = TypeVar("T")
+REGION = "eu-central-1"
+FINAL_STATES = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+class TimedOut(AssertionError):
+    """What was waited for did not happen in time; the message says what."""
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.25) -> T:
+    """Call probe until it returns something truthy; raise TimedOut naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimedOut(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class Alert:
+    subject: str
+    message: str
+
+    def json(self) -> dict[str, Any] | None:
+        try:
+            value = json.loads(self.message)
+        except json.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None
+
+
+@dataclass
+class Pipeline:
+    """Clients for one deployed stack plus a queue that receives its alerts."""
+
+    endpoint: str
+    outputs: dict[str, str]
+    region: str = REGION
+    clients: dict[str, Any] = field(default_factory=dict)
+    alert_queue_url: str = ""
+
+    def client(self, service: str) -> Any:
+        if service not in self.clients:
+            self.clients[service] = boto3.client(
+                service,
+                endpoint_url=self.endpoint,
+                region_name=self.region,
+                aws_access_key_id="test",
+                aws_secret_access_key="test",  # noqa: S106 - the local emulator's fixed dummy key
+                config=Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=120),
+            )
+        return self.clients[service]
+
+    # --- setup ---------------------------------------------------------------------------------
+    def subscribe_alerts(self, queue_name: str = "pipeline-alerts-observer") -> str:
+        sqs = self.client("sqs")
+        self.alert_queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.alert_queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        self.client("sns").subscribe(
+            TopicArn=self.outputs["sns_topic_arn"], Protocol="sqs", Endpoint=queue_arn
+        )
+        return self.alert_queue_url
+
+    # --- acting --------------------------------------------------------------------------------
+    def upload(self, key: str, body: bytes = b"hello\n") -> None:
+        self.client("s3").put_object(
+            Bucket=self.outputs["s3_bucket_name"], Key=key, Body=body, ServerSideEncryption="aws:kms"
+        )
+
+    def invoke_monitor(self) -> dict[str, Any]:
+        response = self.client("lambda").invoke(
+            FunctionName=self.outputs["lambda_security_monitor_function_name"],
+            InvocationType="RequestResponse",
+        )
+        payload = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            raise AssertionError(f"the security monitor failed: {payload}")
+        return payload
+
+    # --- observing -----------------------------------------------------------------------------
+    def executions(self) -> list[dict[str, Any]]:
+        sfn = self.client("stepfunctions")
+        found: list[dict[str, Any]] = []
+        for page in sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=self.outputs["step_function_arn"]
+        ):
+            found.extend(page["executions"])
+        return found
+
+    def describe(self, execution_arn: str) -> dict[str, Any]:
+        return self.client("stepfunctions").describe_execution(executionArn=execution_arn)
+
+    def executions_for(self, key: str) -> list[dict[str, Any]]:
+        described = [self.describe(e["executionArn"]) for e in self.executions()]
+        return [d for d in described if json.loads(d.get("input") or "{}").get("key") == key]
+
+    def wait_for_final_execution(self, key: str, timeout: float = 90.0) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            done = [d for d in self.executions_for(key) if d["status"] in FINAL_STATES]
+            return done[0] if done else None
+
+        return wait_for(f"a finished execution for {key!r}", probe, timeout)
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        sfn = self.client("stepfunctions")
+        events: list[dict[str, Any]] = []
+        for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+            events.extend(page["events"])
+        return events
+
+    def writer_attempts(self, execution_arn: str) -> int:
+        """How many times the state machine called the writer (Lambda tasks) in this execution."""
+        return sum(
+            1
+            for e in self.history(execution_arn)
+            if e["type"] == "LambdaFunctionScheduled"
+            or (
+                e["type"] == "TaskScheduled"
+                and e.get("taskScheduledEventDetails", {}).get("resourceType") == "lambda"
+            )
+        )
+
+    def rows_for(self, key: str) -> list[dict[str, Any]]:
+        dynamodb = self.client("dynamodb")
+        response = dynamodb.query(
+            TableName=self.outputs["dynamodb_table_name"],
+            KeyConditionExpression="Filename = :f",
+            ExpressionAttributeValues={":f": {"S": key}},
+            ConsistentRead=True,
+        )
+        return response["Items"]
+
+    def row_count(self) -> int:
+        dynamodb = self.client("dynamodb")
+        count = 0
+        for page in dynamodb.get_paginator("scan").paginate(
+            TableName=self.outputs["dynamodb_table_name"], Select="COUNT"
+        ):
+            count += page["Count"]
+        return count
+
+    def alerts(self, wait_seconds: int = 1) -> list[Alert]:
+        """Every alert delivered since the last call (the queue is drained)."""
+        sqs = self.client("sqs")
+        found: list[Alert] = []
+        while True:
+            response = sqs.receive_message(
+                QueueUrl=self.alert_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds
+            )
+            messages = response.get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                envelope = json.loads(message["Body"])
+                found.append(Alert(envelope.get("Subject") or "", envelope.get("Message") or ""))
+                sqs.delete_message(QueueUrl=self.alert_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def wait_for_alerts(
+        self, predicate: Callable[[Alert], bool], count: int = 1, timeout: float = 60.0
+    ) -> list[Alert]:
+        """Drain alerts until `count` of them satisfy predicate; returns every alert drained."""
+        seen: list[Alert] = []
+
+        def probe() -> list[Alert] | None:
+            seen.extend(self.alerts())
+            return seen if sum(map(predicate, seen)) >= count else None
+
+        return wait_for(f"{count} matching alert(s)", probe, timeout, interval=0.1)
