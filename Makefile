@@ -15,6 +15,8 @@ LOCAL_AWS := AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_SESSION_TOKEN
 
 PORT     ?= 4566
 PROVIDER ?=
+# Set to deploy onto an AWS emulator you run yourself (e.g. LocalStack at http://localhost:4566).
+ENDPOINT ?=
 PYTEST_ARGS ?=
 
 .PHONY: help venv package toolchain lint fmt tf-check unit e2e test demo up down bench clean
@@ -71,13 +73,13 @@ demo: package toolchain ## the pipeline end to end on the embedded emulator (no 
 	$(LOCAL_AWS) $(PY) -m devkit.demo --port $(PORT) $(if $(PROVIDER),--provider $(PROVIDER))
 
 up: package toolchain ## start the emulator on 127.0.0.1:$(PORT) and deploy the stack into the repo root
-	$(LOCAL_AWS) $(PY) -m devkit.stack up --port $(PORT) $(if $(PROVIDER),--provider $(PROVIDER))
+	$(LOCAL_AWS) $(PY) -m devkit.stack up --port $(PORT) $(if $(PROVIDER),--provider $(PROVIDER)) $(if $(ENDPOINT),--endpoint $(ENDPOINT))
 
 down: $(STAMP) ## destroy the stack deployed by `make up` and stop the emulator
-	$(LOCAL_AWS) $(PY) -m devkit.stack down --port $(PORT)
+	$(LOCAL_AWS) $(PY) -m devkit.stack down --port $(PORT) $(if $(ENDPOINT),--endpoint $(ENDPOINT))
 
-bench: package $(STAMP) ## benchmarks (handlers in-process, and the pipeline on the emulator)
-	$(LOCAL_AWS) $(PY) -m pytest benchmarks --benchmark-only --allow-hosts=127.0.0.1,localhost,::1 -p no:randomly
+bench: $(STAMP) ## benchmarks of the handlers and the key validator (pytest-benchmark, moto in-process)
+	$(LOCAL_AWS) $(PY) -m pytest benchmarks --benchmark-only --disable-socket $(PYTEST_ARGS)
 
 clean: ## remove build output, the venv's tools, terraform working data (not the venv)
 	rm -rf build dist .tools .emulator .pytest_cache .ruff_cache .coverage htmlcov

@@ -1,0 +1,123 @@
+"""Security monitor in-process under moto: classify 50 S3 buckets and 50 DynamoDB tables.
+
+One invocation = ListBuckets + 50 GetBucketEncryption, ListTables + 50 DescribeTable, one
+kms:DescribeKey (the AWS-managed key, looked up once), 100 finding log lines and one SNS alert
+(some resources are not compliant, as in a real account).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+MONITOR_ROUNDS = 10
+
+# (how many, encryption configuration factory) -> expected status
+BUCKET_KINDS = (
+    (20, "kms-cmk", "COMPLIANT"),
+    (10, "kms-aws-managed", "COMPLIANT"),
+    (5, "dsse-cmk", "COMPLIANT"),
+    (10, "sse-s3", "NON_COMPLIANT"),
+    (5, "none", "NON_COMPLIANT"),
+)
+TABLE_KINDS = (
+    (20, "kms-cmk", "COMPLIANT"),
+    (15, "kms-aws-managed", "COMPLIANT"),
+    (15, "aws-owned", "NON_COMPLIANT"),
+)
+
+
+def bucket_encryption(kind: str, key_arn: str) -> dict[str, Any] | None:
+    rules: dict[str, dict[str, Any] | None] = {
+        "kms-cmk": {
+            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_arn},
+            "BucketKeyEnabled": True,
+        },
+        "kms-aws-managed": {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}},
+        "dsse-cmk": {
+            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms:dsse", "KMSMasterKeyID": key_arn}
+        },
+        "sse-s3": {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}},
+        "none": None,
+    }
+    rule = rules[kind]
+    return None if rule is None else {"Rules": [rule]}
+
+
+def table_sse(kind: str, key_arn: str) -> dict[str, Any] | None:
+    return {
+        "kms-cmk": {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": key_arn},
+        "kms-aws-managed": {"Enabled": True, "SSEType": "KMS"},
+        "aws-owned": None,
+    }[kind]
+
+
+@pytest.fixture
+def account(aws: Any) -> dict[str, str]:
+    """50 buckets and 50 tables; returns resource name -> expected status."""
+    key_arn = aws.client("kms").create_key(Description="ingestion")["KeyMetadata"]["Arn"]
+    s3 = aws.client("s3")
+    dynamodb = aws.client("dynamodb")
+    expected: dict[str, str] = {}
+    for count, kind, status in BUCKET_KINDS:
+        for index in range(count):
+            name = f"bench-{kind}-{index:02d}"
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": aws.region})
+            encryption = bucket_encryption(kind, key_arn)
+            if encryption is not None:
+                s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration=encryption)
+            expected[name] = status
+    for count, kind, status in TABLE_KINDS:
+        for index in range(count):
+            name = f"bench-{kind}-table-{index:02d}"
+            sse = table_sse(kind, key_arn)
+            dynamodb.create_table(
+                TableName=name,
+                AttributeDefinitions=[{"AttributeName": "Filename", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "Filename", "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+                **({"SSESpecification": sse} if sse is not None else {}),
+            )
+            expected[name] = status
+    assert len(expected) == 100
+    return expected
+
+
+@pytest.fixture
+def monitor(load_function: Callable[..., ModuleType], account: dict[str, str], aws: Any) -> ModuleType:
+    topic_arn = aws.client("sns").create_topic(Name="pipeline-alerts")["TopicArn"]
+    return load_function("lambda_security_monitor", ALERT_TOPIC_ARN=topic_arn, SCAN_REGIONS=aws.region)
+
+
+def statuses(report: dict[str, Any]) -> dict[str, str]:
+    findings = report["compliant"] + report["non_compliant"] + report["errors"]
+    return {finding["name"]: finding["status"] for finding in findings}
+
+
+def test_monitor_classifies_50_buckets_and_50_tables(
+    benchmark: Any,
+    per_unit: Callable[[int, str], None],
+    monitor: ModuleType,
+    account: dict[str, str],
+    lambda_context: Any,
+) -> None:
+    benchmark.group = "security monitor: lambda_handler under moto, 50 buckets + 50 tables"
+    reports: list[dict[str, Any]] = []
+
+    def scan(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        report = monitor.lambda_handler(event, context)
+        reports.append(report)
+        return report
+
+    benchmark.pedantic(scan, args=({}, lambda_context), rounds=MONITOR_ROUNDS, warmup_rounds=1)
+
+    assert len(reports) == MONITOR_ROUNDS + 1
+    for report in reports:
+        assert (report["scanned_buckets"], report["scanned_tables"]) == (50, 50)
+        assert statuses(report) == account
+        assert (len(report["compliant"]), len(report["non_compliant"]), len(report["errors"])) == (70, 30, 0)
+        assert report["alert_sent"] is True
+    per_unit(len(account), "resource")
