@@ -1,9 +1,10 @@
 """Build reproducible Lambda zips: identical sources give identical bytes.
 
-Each ``dist/<function>.zip`` holds the function folder's Python files, the shared key validator
-(for the functions that use it) and the pinned runtime libraries of ``requirements-lambda.txt``
-(Powertools), with sorted entries, a fixed timestamp and fixed permissions, so that
-``source_code_hash`` and therefore ``terraform plan`` only change when the code does.
+Each ``dist/<function>.zip`` holds the function folder's Python files, the files of
+``lambda_common/`` that it uses (the key validator, the alert formatting; see ``FUNCTIONS``) and
+the pinned runtime libraries of ``requirements-lambda.txt`` (Powertools), with sorted entries, a
+fixed timestamp and fixed permissions, so that ``source_code_hash`` and therefore
+``terraform plan`` only change when the code does.
 
 Usage: python -m devkit.packaging [--dist DIR] [function ...]
 """
@@ -33,9 +34,9 @@ class Function:
 
 
 FUNCTIONS = (
-    Function("lambda_trigger", ("key_validation.py",)),
+    Function("lambda_trigger", ("alerts.py", "key_validation.py")),
     Function("lambda_writer", ("key_validation.py",)),
-    Function("lambda_security_monitor", ()),
+    Function("lambda_security_monitor", ("alerts.py",)),
 )
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, TypedDict
 
 import boto3
+from alerts import MAX_ALERT_BYTES, MAX_SUBJECT_CHARS, truncate_listing
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -36,9 +37,6 @@ ALL_RESOURCES: Final = "*"
 
 # ListBuckets returns BucketRegion (and pages) only when a parameter such as MaxBuckets is sent.
 BUCKET_PAGE_SIZE: Final = 1000
-MAX_SUBJECT_CHARS: Final = 100
-# SNS accepts 256 KiB per message; stay well below it.
-MAX_ALERT_BYTES: Final = 200 * 1024
 
 logger = Logger()
 metrics = Metrics()
@@ -281,23 +279,6 @@ def format_finding(finding: Finding) -> str:
     region = finding["region"] or "region unknown"
     resource = f"{finding['resource_type']} {finding['name']} ({region})"
     return f"- [{finding['status']}] {resource}: {finding['reason']}\n"
-
-
-def truncate_listing(header: str, entries: list[str], max_bytes: int) -> str:
-    """Join header and entries, replacing the entries that do not fit with '... and N more'."""
-    footer_reserve = len(f"... and {len(entries)} more\n")
-    budget = max_bytes - footer_reserve - len(header.encode("utf-8"))
-    kept: list[str] = []
-    for entry in entries:
-        size = len(entry.encode("utf-8"))
-        if size > budget:
-            break
-        kept.append(entry)
-        budget -= size
-    body = header + "".join(kept)
-    if len(kept) < len(entries):
-        body += f"... and {len(entries) - len(kept)} more\n"
-    return body
 
 
 def build_alert(

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict
 
 import boto3
+from alerts import MAX_ALERT_BYTES, MAX_SUBJECT_CHARS, truncate_listing
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -34,10 +35,6 @@ MAX_EXECUTION_NAME_LENGTH: Final = 80
 DIGEST_HEX_CHARS: Final = 40
 READABLE_NAME_CHARS: Final = MAX_EXECUTION_NAME_LENGTH - DIGEST_HEX_CHARS - 1
 _UNSAFE_NAME_CHARS: Final = re.compile(r"[^A-Za-z0-9_-]+")
-
-MAX_SUBJECT_CHARS: Final = 100
-# SNS accepts 256 KiB per message; stay well below it.
-MAX_ALERT_BYTES: Final = 200 * 1024
 
 logger = Logger()
 metrics = Metrics()
@@ -325,24 +322,7 @@ def build_rejection_alert(rejections: list[Rejection], max_bytes: int = MAX_ALER
         f"  reason: {rejection.reason}\n  event time: {rejection.event_time}\n"
         for rejection in rejections
     ]
-    return subject, truncate_listing(header, entries, max_bytes)
-
-
-def truncate_listing(header: str, entries: list[str], max_bytes: int) -> str:
-    """Join header and entries, replacing the entries that do not fit with '... and N more'."""
-    footer_reserve = len(f"\n... and {len(entries)} more\n")
-    budget = max_bytes - footer_reserve - len(header.encode("utf-8"))
-    kept: list[str] = []
-    for entry in entries:
-        size = len(entry.encode("utf-8"))
-        if size > budget:
-            break
-        kept.append(entry)
-        budget -= size
-    body = header + "".join(kept)
-    if len(kept) < len(entries):
-        body += f"\n... and {len(entries) - len(kept)} more\n"
-    return body
+    return subject, truncate_listing(header, entries, max_bytes, footer_prefix="\n")
 
 
 def publish_rejections(sns: BaseClient, topic_arn: str, rejections: list[Rejection]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import zipfile
 from pathlib import Path
@@ -58,22 +59,51 @@ def test_entries_are_sorted_with_a_fixed_time_and_mode(built: dict[str, Path]) -
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
 
 
-@pytest.mark.parametrize(
-    ("function", "has_validator"),
-    [("lambda_trigger", True), ("lambda_writer", True), ("lambda_security_monitor", False)],
-)
-def test_each_zip_bundles_its_handler_powertools_and_the_shared_validator(
-    built: dict[str, Path], function: str, has_validator: bool
-) -> None:
+COMMON_DIR = packaging.ROOT / "lambda_common"
+# The files of lambda_common/ that each zip carries at its root, as the handlers import them.
+SHARED_FILES = {
+    "lambda_trigger": {"alerts.py", "key_validation.py"},
+    "lambda_writer": {"key_validation.py"},
+    "lambda_security_monitor": {"alerts.py"},
+}
+
+
+@pytest.mark.parametrize("function", sorted(SHARED_FILES))
+def test_each_zip_bundles_its_handler_and_powertools(built: dict[str, Path], function: str) -> None:
     with zipfile.ZipFile(built[function]) as archive:
         names = set(archive.namelist())
         index = archive.read("index.py")
-        validator = archive.read("key_validation.py") if has_validator else None
     assert index == (packaging.ROOT / function / "index.py").read_bytes()
     assert "aws_lambda_powertools/__init__.py" in names
-    assert ("key_validation.py" in names) is has_validator
-    if validator is not None:
-        assert validator == (packaging.ROOT / "lambda_common" / "key_validation.py").read_bytes()
+
+
+@pytest.mark.parametrize("shared_file", sorted(path.name for path in COMMON_DIR.glob("*.py")))
+@pytest.mark.parametrize("function", sorted(SHARED_FILES))
+def test_each_zip_bundles_exactly_the_shared_files_it_uses(
+    built: dict[str, Path], function: str, shared_file: str
+) -> None:
+    expected = shared_file in SHARED_FILES[function]
+    with zipfile.ZipFile(built[function]) as archive:
+        bundled = archive.read(shared_file) if shared_file in archive.namelist() else None
+    assert (bundled is not None) is expected
+    if bundled is not None:
+        assert bundled == (COMMON_DIR / shared_file).read_bytes()
+
+
+@pytest.mark.parametrize("function", sorted(SHARED_FILES))
+def test_every_shared_module_a_handler_imports_is_in_its_zip(built: dict[str, Path], function: str) -> None:
+    common = {path.stem for path in COMMON_DIR.glob("*.py")}
+    tree = ast.parse((packaging.ROOT / function / "index.py").read_text())
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    with zipfile.ZipFile(built[function]) as archive:
+        names = set(archive.namelist())
+    assert imported & common, f"{function} imports nothing from lambda_common"
+    assert {f"{module}.py" for module in imported & common} <= names
 
 
 def test_unknown_function_is_a_clear_error(tmp_path: Path) -> None:
