@@ -1,26 +1,24 @@
 """Fixtures shared by the test suites.
 
 Nothing here is autouse: the unit suite opts in (tests/unit/conftest.py), the emulator and e2e
-suites are free to use real endpoints.
+suites are free to use real endpoints. The Lambda-loading part is ``devkit/lambda_harness.py``,
+shared with the benchmarks; the fixtures here are thin wrappers over it.
 
 - ``aws_credentials``: fake credentials and region, no endpoint override (first, always).
 - ``aws``: moto's in-process ``mock_aws``, started before any client is created.
 - ``load_function``: loads one function folder's ``index.py`` in isolation (fresh import with its
-  own environment; ``index``/``key_validation`` and the Powertools logger are forgotten afterwards).
-- ``key_validation``: the shared validator module, imported the same way.
+  own environment; ``index``/``key_validation``/``alerts`` and the Powertools logger are forgotten
+  afterwards).
+- ``key_validation``, ``alerts``: the shared ``lambda_common`` modules, imported the same way.
 - ``lambda_context``: a small LambdaContext stand-in.
 - ``alert_topic``: an SNS topic with an SQS queue subscribed, to read what was published.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import logging
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -28,64 +26,28 @@ import boto3
 import pytest
 from moto import mock_aws
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-COMMON_DIR = REPO_ROOT / "lambda_common"
-ISOLATED_MODULES = ("index", "key_validation")
+from devkit.lambda_harness import (
+    FakeLambdaContext,
+    FunctionLoader,
+    forget_isolated_modules,
+    import_shared,
+    use_fake_credentials,
+)
+
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 METRICS_NAMESPACE = "IngestionPipelineTests"
 
-# Every variable of the Terraform contract; the loader clears them so each test states its own.
-CONTRACT_ENV_VARS = (
-    "STATE_MACHINE_ARN",
-    "ALERT_TOPIC_ARN",
-    "TABLE_NAME",
-    "SCAN_REGIONS",
-    "POWERTOOLS_SERVICE_NAME",
-    "POWERTOOLS_METRICS_NAMESPACE",
-    "LOG_LEVEL",
-)
-_POWERTOOLS_LOGGER_ATTRIBUTES = (
-    "init",
-    "powertools_handler",
-    "powertools_buffer_config",
-    "powertools_buffer_cache",
-)
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "test-function"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:test-function"
-    memory_limit_in_mb: int = 128
-    aws_request_id: str = "8f5a3c1e-0000-4000-8000-000000000001"
-    log_group_name: str = "/aws/lambda/test-function"
-    log_stream_name: str = "2026/01/01/[$LATEST]0123456789abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
 
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()
+    return FakeLambdaContext(function_name="test-function", region=REGION, account_id=ACCOUNT_ID)
 
 
 @pytest.fixture
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fake credentials so that nothing can ever reach a real account."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(name, raising=False)
+    use_fake_credentials(monkeypatch, REGION)
 
 
 @pytest.fixture
@@ -94,61 +56,31 @@ def aws(aws_credentials: None) -> Iterator[None]:
         yield
 
 
-def _forget_isolated_modules() -> None:
-    for name in ISOLATED_MODULES:
-        sys.modules.pop(name, None)
-
-
-def _forget_powertools_logger(service: str) -> None:
-    """Let the next load configure a fresh Powertools logger (its handler binds sys.stdout)."""
-    std_logger = logging.getLogger(service)
-    for handler in list(std_logger.handlers):
-        std_logger.removeHandler(handler)
-    for attribute in _POWERTOOLS_LOGGER_ATTRIBUTES:
-        std_logger.__dict__.pop(attribute, None)
-
-
 @pytest.fixture
 def load_function(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ModuleType]]:
     """Return ``load(folder, **env)``: import ``<folder>/index.py`` with that environment.
 
     Clients are created at module load, so call it after creating the resources whose names the
-    environment carries. The module (and ``key_validation``) is removed from ``sys.modules``
-    afterwards, so no test depends on another's import.
+    environment carries. The module (and ``key_validation``/``alerts``) is removed from
+    ``sys.modules`` afterwards, so no test depends on another's import.
     """
-    loaded: list[ModuleType] = []
-
-    def load(folder: str, **env: str) -> ModuleType:
-        for name in CONTRACT_ENV_VARS:
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", f"test-{folder}")
-        monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE)
-        monkeypatch.setenv("LOG_LEVEL", "INFO")
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        _forget_isolated_modules()
-        _forget_powertools_logger(f"test-{folder}")
-        monkeypatch.syspath_prepend(str(COMMON_DIR))
-        monkeypatch.syspath_prepend(str(REPO_ROOT / folder))
-        module = importlib.import_module("index")
-        loaded.append(module)
-        return module
-
-    yield load
-
-    for module in loaded:
-        module.metrics.clear_metrics()
-        _forget_powertools_logger(module.logger.service)
-    _forget_isolated_modules()
+    loader = FunctionLoader(monkeypatch, service_prefix="test", metrics_namespace=METRICS_NAMESPACE)
+    yield loader.load
+    loader.close()
 
 
 @pytest.fixture
 def key_validation(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """The shared validator, imported the way the handlers import it (from the zip root)."""
-    _forget_isolated_modules()
-    monkeypatch.syspath_prepend(str(COMMON_DIR))
-    yield importlib.import_module("key_validation")
-    _forget_isolated_modules()
+    yield import_shared(monkeypatch, "key_validation")
+    forget_isolated_modules()
+
+
+@pytest.fixture
+def alerts(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """The shared alert formatting, imported the way the handlers import it (from the zip root)."""
+    yield import_shared(monkeypatch, "alerts")
+    forget_isolated_modules()
 
 
 @dataclass(frozen=True)
