@@ -8,6 +8,7 @@ code paths are used then (so in-process ``mock_aws`` tests are unaffected).
   Lambda (moto says ``Handled``); ``InvocationType=Event`` returns 202 at once and runs through the
   :class:`~emulator.lambda_runtime.AsyncInvoker` (retries + destinations).
 * S3 bucket policies are evaluated with their conditions (:mod:`emulator.s3_policy`).
+* ListObjectVersions honours ``encoding-type=url`` (:mod:`emulator.s3_listing`).
 * S3 -> Lambda notifications are asynchronous, as on AWS (moto runs them inside PutObject and
   swallows every error); the S3 event records get ``sequencer``, ``versionId``, ``userIdentity``,
   ``requestParameters`` and ``responseElements`` like real S3 events.
@@ -259,7 +260,7 @@ def install() -> None:
     from moto.awslambda.models import LambdaBackend, LambdaFunction
     from moto.s3 import notifications
 
-    from emulator import events, lambda_api, s3_policy, stepfunctions_api
+    from emulator import events, lambda_api, s3_listing, s3_policy, stepfunctions_api
 
     _ORIGINALS["_invoke_lambda"] = LambdaFunction._invoke_lambda
     _ORIGINALS["invoke"] = LambdaFunction.invoke
@@ -275,4 +276,5 @@ def install() -> None:
     lambda_api.install()
     events.install()
     s3_policy.install()
+    s3_listing.install()
     _INSTALLED = True
