@@ -113,9 +113,15 @@ class Pipeline:
     def describe(self, execution_arn: str) -> dict[str, Any]:
         return self.client("stepfunctions").describe_execution(executionArn=execution_arn)
 
-    def executions_for(self, key: str) -> list[dict[str, Any]]:
+    def executions_for(self, key: str, *, prefix: bool = False) -> list[dict[str, Any]]:
+        """Described executions whose input key is `key` (or starts with it, with prefix=True)."""
         described = [self.describe(e["executionArn"]) for e in self.executions()]
-        return [d for d in described if json.loads(d.get("input") or "{}").get("key") == key]
+        found = []
+        for execution in described:
+            record_key = str(json.loads(execution.get("input") or "{}").get("key", ""))
+            if record_key == key or (prefix and record_key.startswith(key)):
+                found.append(execution)
+        return found
 
     def wait_for_final_execution(self, key: str, timeout: float = 90.0) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:

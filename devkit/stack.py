@@ -32,9 +32,15 @@ class Stack:
 
     @classmethod
     def staged(cls, endpoint: str, provider: str | None = None, name: str = "local") -> Stack:
-        """A working directory of its own under build/tf/ (tests, the demo)."""
+        """A working directory of its own under build/tf/ (tests, the demo), with no state yet.
+
+        Staged stacks always deploy onto a freshly started emulator, so a state file left by an
+        interrupted run describes resources that no longer exist: it is removed.
+        """
         version = toolchain.select(provider).version
         ws = workspace.stage(version, ROOT / "build" / "tf" / f"{name}-{version}")
+        for stale in ws.path.glob("terraform.tfstate*"):
+            stale.unlink()
         return cls(ws, endpoint)
 
     @classmethod
