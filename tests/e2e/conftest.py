@@ -50,7 +50,9 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-@pytest.fixture(scope="session", params=PROVIDERS, ids=[f"aws-{v}" for v in PROVIDERS])
+# Module scope: torn down when the e2e module ends, before another suite starts its own Emulator
+# (one per process).
+@pytest.fixture(scope="module", params=PROVIDERS, ids=[f"aws-{v}" for v in PROVIDERS])
 def deployed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
