@@ -90,9 +90,25 @@ def vendor_dir(build_dir: Path) -> Path:
     return target
 
 
+def _runtime_file(name: str) -> bool:
+    """Library files a function needs at run time.
+
+    Console scripts (``bin/``) carry the installing interpreter's path in their shebang, and the
+    installer's bookkeeping (``RECORD`` hashes those scripts) would make the zip depend on where
+    the repository is checked out; neither is imported by a function.
+    """
+    parts = name.split("/")
+    if parts[0] in {"bin", ".complete"}:
+        return False
+    return not (
+        parts[0].endswith(".dist-info")
+        and parts[-1] in {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+    )
+
+
 def contents(function: Function, vendor: Path) -> dict[str, Path]:
     """Every entry of the function's zip: libraries first, then code (code wins on a clash)."""
-    entries = {name: path for name, path in _files(vendor).items() if name != ".complete"}
+    entries = {name: path for name, path in _files(vendor).items() if _runtime_file(name)}
     for shared in function.shared:
         entries[shared] = ROOT / "lambda_common" / shared
     source = ROOT / function.name

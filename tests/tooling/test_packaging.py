@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import sys
 import zipfile
 from pathlib import Path
 
@@ -47,6 +48,17 @@ def test_a_source_change_changes_only_that_zip(built: dict[str, Path], tmp_path:
     assert changed["lambda_writer"] != digest(built["lambda_writer"])
     assert changed["lambda_trigger"] == digest(built["lambda_trigger"])
     assert changed["lambda_security_monitor"] == digest(built["lambda_security_monitor"])
+
+
+def test_no_entry_depends_on_where_the_repository_or_python_lives(built: dict[str, Path]) -> None:
+    """A clone in another folder must produce the same bytes: no absolute path inside any entry."""
+    machine_paths = {str(packaging.ROOT).encode(), sys.prefix.encode(), sys.base_prefix.encode()}
+    for function, path in built.items():
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            leaking = [n for n in names if any(p in archive.read(n) for p in machine_paths)]
+        assert leaking == [], f"{function}: {leaking}"
+        assert not [n for n in names if n.startswith("bin/") or n.endswith(".dist-info/RECORD")]
 
 
 def test_entries_are_sorted_with_a_fixed_time_and_mode(built: dict[str, Path]) -> None:
