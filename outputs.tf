@@ -52,3 +52,8 @@ output "kms_sns_key_arn" {
   description = "ARN of the customer-managed key encrypting the alert topic."
   value       = aws_kms_key.sns.arn
 }
+
+output "security_scan_rule_name" {
+  description = "Name of the EventBridge rule that runs the security monitor on its schedule."
+  value       = aws_cloudwatch_event_rule.security_scan.name
+}

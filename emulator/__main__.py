@@ -374,7 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     trigger = sub.add_parser("trigger", parents=[common], help="fire an EventBridge (scheduled) rule now")
     trigger.add_argument("--endpoint-url", help="emulator URL (default: from the state dir)")
     trigger.add_argument("--rule", required=True, help="rule name")
-    trigger.add_argument("--region", default="us-east-1")
+    trigger.add_argument(
+        "--region",
+        default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        help="the rule's region (default: $AWS_REGION, $AWS_DEFAULT_REGION, else us-east-1)",
+    )
     trigger.add_argument("--event-bus", default="default")
     trigger.set_defaults(func=cmd_trigger)
 

@@ -188,6 +188,25 @@ def test_the_monitor_reports_exactly_the_resources_without_kms(pipeline: Pipelin
     assert len([a for a in alerts if bucket in a.message]) == 1
 
 
+def test_the_schedule_rule_runs_the_monitor_which_alerts(pipeline: Pipeline, emulator: Emulator) -> None:
+    bucket = unique("scheduled-scan")
+    pipeline.client("s3").create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": pipeline.region}
+    )
+    rule = pipeline.outputs["lambda_security_monitor_function_name"].replace(
+        "-security-monitor", "-security-scan"
+    )
+    try:
+        emulator.trigger_rule(rule, region=pipeline.region)  # what EventBridge does once a day
+        alerts = pipeline.wait_for_alerts(lambda a: bucket in a.message, timeout=90)
+    finally:
+        pipeline.client("s3").delete_bucket(Bucket=bucket)
+
+    assert [a.subject for a in alerts if bucket in a.message] == [
+        "Security monitor: 1 non-compliant, 0 error(s)"
+    ]
+
+
 def test_an_upload_without_sse_kms_is_refused_by_the_bucket_policy(pipeline: Pipeline) -> None:
     from botocore.exceptions import ClientError
 
