@@ -232,3 +232,13 @@ def test_no_generated_or_local_file_is_tracked() -> None:
         )
     ]
     assert offending == []
+
+
+@pytest.mark.parametrize("function", ["trigger", "writer", "security_monitor"])
+def test_each_function_waits_for_its_log_group_and_role_policy(function: str) -> None:
+    """Created first, the log group keeps its retention; otherwise Lambda creates it unmanaged."""
+    body = next(
+        b for _, kind, name, b in blocks("resource") if kind == "aws_lambda_function" and name == function
+    )
+    assert f"${{aws_cloudwatch_log_group.{function}}}" in body.get("depends_on", []), body.get("depends_on")
+    assert f"${{aws_iam_role_policy.{function}}}" in body.get("depends_on", [])
