@@ -1,42 +1,42 @@
 locals {
-  # Functions whose errors alarm, and the subset whose throttling alarms.
-  alarmed_functions = {
-    trigger          = aws_lambda_function.trigger.function_name
-    writer           = aws_lambda_function.writer.function_name
-    security_monitor = aws_lambda_function.security_monitor.function_name
-  }
-  throttle_alarmed_functions = {
-    trigger = aws_lambda_function.trigger.function_name
-    writer  = aws_lambda_function.writer.function_name
+  # Errors of every function, throttles of the two on the ingestion path.
+  lambda_alarms = {
+    trigger-errors = {
+      function    = aws_lambda_function.trigger.function_name
+      metric      = "Errors"
+      description = "The trigger function raised errors."
+    }
+    writer-errors = {
+      function    = aws_lambda_function.writer.function_name
+      metric      = "Errors"
+      description = "The writer function raised errors."
+    }
+    security_monitor-errors = {
+      function    = aws_lambda_function.security_monitor.function_name
+      metric      = "Errors"
+      description = "The security monitor function raised errors."
+    }
+    trigger-throttles = {
+      function    = aws_lambda_function.trigger.function_name
+      metric      = "Throttles"
+      description = "The trigger function was throttled; uploads are being delayed."
+    }
+    writer-throttles = {
+      function    = aws_lambda_function.writer.function_name
+      metric      = "Throttles"
+      description = "The writer function was throttled; uploads are being delayed."
+    }
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "lambda_errors" {
-  for_each = local.alarmed_functions
+resource "aws_cloudwatch_metric_alarm" "lambda" {
+  for_each = local.lambda_alarms
 
-  alarm_name          = "${each.value}-errors"
-  alarm_description   = "The ${each.key} function raised errors."
+  alarm_name          = "${each.value.function}-${lower(each.value.metric)}"
+  alarm_description   = each.value.description
   namespace           = "AWS/Lambda"
-  metric_name         = "Errors"
-  dimensions          = { FunctionName = each.value }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 1
-  threshold           = 0
-  comparison_operator = "GreaterThanThreshold"
-  treat_missing_data  = "notBreaching"
-  alarm_actions       = [aws_sns_topic.alerts.arn]
-  ok_actions          = [aws_sns_topic.alerts.arn]
-}
-
-resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
-  for_each = local.throttle_alarmed_functions
-
-  alarm_name          = "${each.value}-throttles"
-  alarm_description   = "The ${each.key} function was throttled; uploads are being delayed."
-  namespace           = "AWS/Lambda"
-  metric_name         = "Throttles"
-  dimensions          = { FunctionName = each.value }
+  metric_name         = each.value.metric
+  dimensions          = { FunctionName = each.value.function }
   statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1

@@ -19,24 +19,8 @@ data "aws_iam_policy_document" "lambda_assume_role" {
   }
 }
 
-# --- Trigger: S3 event -> validate key -> StartExecution; alerts on rejected keys ---
-
-data "aws_iam_policy_document" "trigger" {
-  statement {
-    sid       = "WriteOwnLogs"
-    effect    = "Allow"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.trigger.arn}:*"]
-  }
-
-  statement {
-    sid       = "StartIngestionWorkflow"
-    effect    = "Allow"
-    actions   = ["states:StartExecution"]
-    resources = [aws_sfn_state_machine.ingestion.arn]
-  }
-
-  # Rejected-key alerts and the asynchronous invocation's on-failure destination.
+# Shared by the roles that publish alerts: the topic, and its key to encrypt the message.
+data "aws_iam_policy_document" "publish_alerts" {
   statement {
     sid       = "PublishAlerts"
     effect    = "Allow"
@@ -50,13 +34,40 @@ data "aws_iam_policy_document" "trigger" {
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.sns.arn]
   }
+}
 
+# Shared by the three functions (X-Ray active tracing).
+data "aws_iam_policy_document" "write_traces" {
   statement {
     sid    = "WriteTraces"
     effect = "Allow"
     # X-Ray trace APIs have no resource-level permissions: AWS requires "*".
     actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
     resources = ["*"]
+  }
+}
+
+# --- Trigger: S3 event -> validate key -> StartExecution; alerts on rejected keys ---
+
+data "aws_iam_policy_document" "trigger" {
+  # Alerts: rejected keys, and the asynchronous invocation's on-failure destination.
+  source_policy_documents = [
+    data.aws_iam_policy_document.publish_alerts.json,
+    data.aws_iam_policy_document.write_traces.json,
+  ]
+
+  statement {
+    sid       = "WriteOwnLogs"
+    effect    = "Allow"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.trigger.arn}:*"]
+  }
+
+  statement {
+    sid       = "StartIngestionWorkflow"
+    effect    = "Allow"
+    actions   = ["states:StartExecution"]
+    resources = [aws_sfn_state_machine.ingestion.arn]
   }
 }
 
@@ -75,6 +86,8 @@ resource "aws_iam_role_policy" "trigger" {
 # --- Writer: one conditional PutItem into the metadata table ---
 
 data "aws_iam_policy_document" "writer" {
+  source_policy_documents = [data.aws_iam_policy_document.write_traces.json]
+
   statement {
     sid       = "WriteOwnLogs"
     effect    = "Allow"
@@ -101,14 +114,6 @@ data "aws_iam_policy_document" "writer" {
       values   = ["dynamodb.${var.aws_region}.amazonaws.com"]
     }
   }
-
-  statement {
-    sid    = "WriteTraces"
-    effect = "Allow"
-    # X-Ray trace APIs have no resource-level permissions: AWS requires "*".
-    actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
-    resources = ["*"]
-  }
 }
 
 resource "aws_iam_role" "writer" {
@@ -126,6 +131,11 @@ resource "aws_iam_role_policy" "writer" {
 # --- Security monitor: read-only encryption settings of every bucket and table, alerts ---
 
 data "aws_iam_policy_document" "security_monitor" {
+  source_policy_documents = [
+    data.aws_iam_policy_document.publish_alerts.json,
+    data.aws_iam_policy_document.write_traces.json,
+  ]
+
   statement {
     sid       = "WriteOwnLogs"
     effect    = "Allow"
@@ -171,28 +181,6 @@ data "aws_iam_policy_document" "security_monitor" {
       values   = ["alias/aws/dynamodb"]
     }
   }
-
-  statement {
-    sid       = "PublishAlerts"
-    effect    = "Allow"
-    actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.alerts.arn]
-  }
-
-  statement {
-    sid       = "UseAlertTopicKey"
-    effect    = "Allow"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.sns.arn]
-  }
-
-  statement {
-    sid    = "WriteTraces"
-    effect = "Allow"
-    # X-Ray trace APIs have no resource-level permissions: AWS requires "*".
-    actions   = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
-    resources = ["*"]
-  }
 }
 
 resource "aws_iam_role" "security_monitor" {
@@ -228,6 +216,9 @@ data "aws_iam_policy_document" "step_functions_assume_role" {
 }
 
 data "aws_iam_policy_document" "step_functions" {
+  # NotifyFailure publishes the final failure of an execution.
+  source_policy_documents = [data.aws_iam_policy_document.publish_alerts.json]
+
   statement {
     sid     = "InvokeWriter"
     effect  = "Allow"
@@ -236,20 +227,6 @@ data "aws_iam_policy_document" "step_functions" {
       aws_lambda_function.writer.arn,
       "${aws_lambda_function.writer.arn}:*",
     ]
-  }
-
-  statement {
-    sid       = "PublishFailureAlerts"
-    effect    = "Allow"
-    actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.alerts.arn]
-  }
-
-  statement {
-    sid       = "UseAlertTopicKey"
-    effect    = "Allow"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.sns.arn]
   }
 
   statement {

@@ -664,13 +664,16 @@ run "alarms_cover_errors_throttles_failures_and_a_silent_monitor" {
   command = plan
 
   assert {
-    condition     = toset(keys(aws_cloudwatch_metric_alarm.lambda_errors)) == toset(["trigger", "writer", "security_monitor"]) && alltrue([for a in aws_cloudwatch_metric_alarm.lambda_errors : a.metric_name == "Errors" && a.namespace == "AWS/Lambda"])
-    error_message = "an error alarm for each function"
-  }
-
-  assert {
-    condition     = toset(keys(aws_cloudwatch_metric_alarm.lambda_throttles)) == toset(["trigger", "writer"]) && alltrue([for a in aws_cloudwatch_metric_alarm.lambda_throttles : a.metric_name == "Throttles"])
-    error_message = "throttle alarms for trigger and writer"
+    condition = {
+      for k, a in aws_cloudwatch_metric_alarm.lambda : k => [a.namespace, a.metric_name, a.dimensions["FunctionName"]]
+      } == {
+      trigger-errors          = ["AWS/Lambda", "Errors", aws_lambda_function.trigger.function_name]
+      writer-errors           = ["AWS/Lambda", "Errors", aws_lambda_function.writer.function_name]
+      security_monitor-errors = ["AWS/Lambda", "Errors", aws_lambda_function.security_monitor.function_name]
+      trigger-throttles       = ["AWS/Lambda", "Throttles", aws_lambda_function.trigger.function_name]
+      writer-throttles        = ["AWS/Lambda", "Throttles", aws_lambda_function.writer.function_name]
+    }
+    error_message = "an error alarm for each function, throttle alarms for trigger and writer"
   }
 
   assert {
@@ -690,7 +693,7 @@ run "alarms_cover_errors_throttles_failures_and_a_silent_monitor" {
 
   assert {
     condition = alltrue([
-      for a in concat(values(aws_cloudwatch_metric_alarm.lambda_errors), values(aws_cloudwatch_metric_alarm.lambda_throttles), [aws_cloudwatch_metric_alarm.executions_failed, aws_cloudwatch_metric_alarm.security_monitor_heartbeat]) :
+      for a in concat(values(aws_cloudwatch_metric_alarm.lambda), [aws_cloudwatch_metric_alarm.executions_failed, aws_cloudwatch_metric_alarm.security_monitor_heartbeat]) :
       a.alarm_actions == toset([aws_sns_topic.alerts.arn])
     ])
     error_message = "every alarm notifies the alert topic"
