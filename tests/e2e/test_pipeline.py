@@ -154,6 +154,28 @@ def test_a_failing_write_is_retried_three_times_then_alerts_and_fails(
     assert "ProvisionedThroughputExceeded" in failure[0]["error"] + failure[0]["cause"]
 
 
+def test_a_trigger_that_keeps_failing_ends_on_the_alert_topic(pipeline: Pipeline, emulator: Emulator) -> None:
+    prefix = unique("start-fails")
+    key = f"{prefix}/orders.csv"
+    emulator.add_fault("AWSStepFunctions.StartExecution", match=prefix, error_code="ServiceUnavailable")
+
+    pipeline.upload(key)
+
+    # S3 invokes the trigger asynchronously: 1 attempt + 2 retries, then the on-failure destination.
+    alerts = pipeline.wait_for_alerts(lambda a: key in a.message, timeout=90)
+    records = [a.json() for a in alerts if key in a.message]
+    assert len(records) == 1
+    record = records[0]
+    assert record is not None
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["requestContext"]["functionArn"].split(":")[6] == pipeline.outputs["trigger_lambda_name"]
+    assert record["responsePayload"]["errorType"] == "StartExecutionError"
+    assert record["requestPayload"]["Records"][0]["s3"]["object"]["key"] == key
+    assert pipeline.executions_for(key) == []
+    assert pipeline.rows_for(key) == []
+
+
 def test_the_monitor_reports_exactly_the_resources_without_kms(pipeline: Pipeline) -> None:
     bucket = unique("plain-bucket")
     table = unique("default-key-table")
