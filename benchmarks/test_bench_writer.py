@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from bench_support import calls_made
 
+from devkit.lambda_harness import create_metadata_table, metadata_item
+
 TABLE = "ingestion-metadata"
 WRITER_ROUNDS = 200
 EXECUTION_ID = "arn:aws:states:eu-central-1:123456789012:execution:ingestion:report_csv-0123456789abcdef"
@@ -44,12 +46,7 @@ def task_input(key: str, execution_id: str = EXECUTION_ID) -> dict[str, Any]:
 @pytest.fixture
 def dynamodb(aws: Any) -> Any:
     client = aws.client("dynamodb")
-    client.create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "Filename", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "Filename", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_metadata_table(client, TABLE)
     return client
 
 
@@ -59,7 +56,7 @@ def writer(load_function: Callable[..., ModuleType], dynamodb: Any) -> ModuleTyp
 
 
 def stored_item(dynamodb: Any, filename: str) -> dict[str, Any] | None:
-    return dynamodb.get_item(TableName=TABLE, Key={"Filename": {"S": filename}}).get("Item")
+    return metadata_item(dynamodb, TABLE, filename, TASK_INPUT["file"]["event_time"])
 
 
 def item_count(dynamodb: Any) -> int:

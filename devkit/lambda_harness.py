@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 COMMON_DIR: Final = REPO_ROOT / "lambda_common"
@@ -177,3 +177,24 @@ class FunctionLoader:
             forget_powertools_logger(module.logger.service)
         self._loaded.clear()
         forget_isolated_modules()
+
+
+# The metadata table's key schema, as dynamodb.tf declares it (tests/test_terraform_static.py
+# checks that the two agree), so handler tests exercise the deployed table's semantics.
+METADATA_TABLE_KEYS = (("Filename", "HASH"), ("UploadTimestamp", "RANGE"))
+
+
+def create_metadata_table(dynamodb: Any, name: str) -> None:
+    """Create the writer's table in moto with the deployed key schema (both keys strings)."""
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key, _ in METADATA_TABLE_KEYS],
+        KeySchema=[{"AttributeName": key, "KeyType": kind} for key, kind in METADATA_TABLE_KEYS],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def metadata_item(dynamodb: Any, table: str, filename: str, upload_timestamp: str) -> dict[str, Any] | None:
+    """The stored row for one upload, or None."""
+    key = {"Filename": {"S": filename}, "UploadTimestamp": {"S": upload_timestamp}}
+    return dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")

@@ -242,3 +242,17 @@ def test_each_function_waits_for_its_log_group_and_role_policy(function: str) ->
     )
     assert f"${{aws_cloudwatch_log_group.{function}}}" in body.get("depends_on", []), body.get("depends_on")
     assert f"${{aws_iam_role_policy.{function}}}" in body.get("depends_on", [])
+
+
+def test_handler_tests_use_the_deployed_table_key_schema() -> None:
+    """Duplicate detection depends on the key schema, so tests must not use a simpler table."""
+    from devkit.lambda_harness import METADATA_TABLE_KEYS
+
+    table = next(
+        b for _, kind, name, b in blocks("resource") if kind == "aws_dynamodb_table" and name == "metadata"
+    )
+    declared = {unquote(table["hash_key"]): "HASH", unquote(table["range_key"]): "RANGE"}
+    assert dict(METADATA_TABLE_KEYS) == declared
+    assert {unquote(a["name"]): unquote(a["type"]) for a in table["attribute"]} == dict.fromkeys(
+        declared, "S"
+    )

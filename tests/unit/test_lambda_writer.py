@@ -13,11 +13,14 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from devkit.lambda_harness import create_metadata_table, metadata_item
+
 if TYPE_CHECKING:
     from tests.conftest import FakeLambdaContext
 
 REGION = "us-east-1"
 TABLE = "ingestion-metadata"
+EVENT_TIME = "2026-01-15T10:20:30.123Z"
 EXECUTION_ID = "arn:aws:states:us-east-1:123456789012:execution:ingestion:report_csv-0123456789abcdef"
 
 VALID_EVENT: dict[str, Any] = {
@@ -28,7 +31,7 @@ VALID_EVENT: dict[str, Any] = {
         "etag": "d41d8cd98f00b204e9800998ecf8427e",
         "version_id": "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd",
         "sequencer": "0055AED6DCD90281E5",
-        "event_time": "2026-01-15T10:20:30.123Z",
+        "event_time": EVENT_TIME,
         "event_name": "ObjectCreated:Put",
     },
     "execution_id": EXECUTION_ID,
@@ -52,12 +55,7 @@ def event_with(**file_changes: Any) -> dict[str, Any]:
 @pytest.fixture
 def dynamodb(aws: None) -> Any:
     client = boto3.client("dynamodb", region_name=REGION)
-    client.create_table(
-        TableName=TABLE,
-        AttributeDefinitions=[{"AttributeName": "Filename", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "Filename", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_metadata_table(client, TABLE)
     return client
 
 
@@ -66,8 +64,8 @@ def writer(load_function: Callable[..., ModuleType], dynamodb: Any) -> ModuleTyp
     return load_function("lambda_writer", TABLE_NAME=TABLE)
 
 
-def stored_item(dynamodb: Any, filename: str) -> dict[str, Any] | None:
-    return dynamodb.get_item(TableName=TABLE, Key={"Filename": {"S": filename}}).get("Item")
+def stored_item(dynamodb: Any, filename: str, upload_timestamp: str = EVENT_TIME) -> dict[str, Any] | None:
+    return metadata_item(dynamodb, TABLE, filename, upload_timestamp)
 
 
 # --- success and duplicates --------------------------------------------------------------------
@@ -131,33 +129,52 @@ def test_a_zero_byte_file_keeps_its_size(
     assert stored_item(dynamodb, "incoming/déjà vu.csv")["Size"] == {"N": "0"}
 
 
-def test_a_second_write_of_the_same_file_is_a_duplicate_and_keeps_the_first_item(
+def test_a_redelivered_event_is_a_duplicate_and_keeps_the_first_item(
     writer: ModuleType,
     dynamodb: Any,
     lambda_context: FakeLambdaContext,
     caplog: pytest.LogCaptureFixture,
     read_metrics: Callable[[], dict[str, float]],
 ) -> None:
-    # Given the file was already written by a first execution
+    # Given the upload was already written by a first execution
     writer.lambda_handler(copy.deepcopy(VALID_EVENT), lambda_context)
     first = stored_item(dynamodb, "incoming/déjà vu.csv")
     read_metrics()
 
-    # When another execution writes the same file name
+    # When another execution writes the same upload (same key, same S3 event time)
     second_event = copy.deepcopy(VALID_EVENT)
     second_event["execution_id"] = EXECUTION_ID + "-again"
-    second_event["file"]["event_time"] = "2026-01-16T00:00:00.000Z"
     result = writer.lambda_handler(second_event, lambda_context)
 
     # Then it succeeds as a duplicate and the first item is untouched
     assert result == {
         "status": "duplicate",
         "filename": "incoming/déjà vu.csv",
-        "upload_timestamp": "2026-01-16T00:00:00.000Z",
+        "upload_timestamp": EVENT_TIME,
     }
     assert stored_item(dynamodb, "incoming/déjà vu.csv") == first
     assert read_metrics() == {"DuplicateRecords": 1}
     assert "Item already exists; duplicate write skipped" in caplog.messages
+
+
+def test_a_later_upload_of_the_same_key_is_a_new_row(
+    writer: ModuleType, dynamodb: Any, lambda_context: FakeLambdaContext
+) -> None:
+    # Given the key was uploaded once
+    writer.lambda_handler(copy.deepcopy(VALID_EVENT), lambda_context)
+
+    # When it is uploaded again later (a new S3 event time)
+    later = event_with(event_time="2026-01-16T00:00:00.000Z", version_id="second-version")
+    result = writer.lambda_handler(later, lambda_context)
+
+    # Then both uploads are recorded, each under its own UploadTimestamp
+    assert result["status"] == "written"
+    assert stored_item(dynamodb, "incoming/déjà vu.csv")["VersionId"] == {
+        "S": "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd"
+    }
+    assert stored_item(dynamodb, "incoming/déjà vu.csv", "2026-01-16T00:00:00.000Z")["VersionId"] == {
+        "S": "second-version"
+    }
 
 
 # --- AWS errors --------------------------------------------------------------------------------
