@@ -1,6 +1,7 @@
-# Three customer-managed keys, one per data store, so that a grant on one never opens another.
-# Each key policy: the account administers the key, and principals of the account may use it
-# only through the owning service (kms:ViaService), in addition to their own IAM permissions.
+# Four customer-managed keys (S3, DynamoDB, SNS, log groups), so that a grant on one never opens
+# another. Each key policy: the account administers the key; principals of the account may use the
+# data keys only through the owning service (kms:ViaService), in addition to their own IAM
+# permissions; the logs key is used only by CloudWatch Logs, for this stack's log groups.
 
 data "aws_iam_policy_document" "kms_administration" {
   statement {
@@ -249,4 +250,50 @@ resource "aws_kms_key" "sns" {
 resource "aws_kms_alias" "sns" {
   name          = "alias/${local.name_prefix}-sns"
   target_key_id = aws_kms_key.sns.key_id
+}
+
+# The log groups hold keys, inputs and error causes of every upload. CloudWatch Logs encrypts and
+# decrypts them with this key as its regional service principal, for this stack's log groups only
+# (the encryption context names the log group). Readers of the logs need no KMS permission.
+data "aws_iam_policy_document" "kms_logs" {
+  source_policy_documents = [data.aws_iam_policy_document.kms_administration.json]
+
+  statement {
+    sid    = "CloudWatchLogsUsesKeyForThisStacksLogGroups"
+    effect = "Allow"
+    actions = [
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:Encrypt",
+      "kms:GenerateDataKey",
+      "kms:GenerateDataKeyWithoutPlaintext",
+      "kms:ReEncryptFrom",
+      "kms:ReEncryptTo",
+    ]
+    # In a key policy "*" means "this key": AWS requires exactly that value here.
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${var.aws_region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = local.log_group_arns
+    }
+  }
+}
+
+resource "aws_kms_key" "logs" {
+  description             = "${local.name_prefix}: CloudWatch log groups"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_deletion_window_days
+  policy                  = data.aws_iam_policy_document.kms_logs.json
+}
+
+resource "aws_kms_alias" "logs" {
+  name          = "alias/${local.name_prefix}-logs"
+  target_key_id = aws_kms_key.logs.key_id
 }

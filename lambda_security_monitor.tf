@@ -1,6 +1,7 @@
 resource "aws_cloudwatch_log_group" "security_monitor" {
-  name              = "/aws/lambda/${local.name_prefix}-security-monitor"
+  name              = local.log_group_names.security_monitor
   retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.logs.arn
 }
 
 resource "aws_lambda_function" "security_monitor" {

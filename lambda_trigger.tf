@@ -1,6 +1,7 @@
 resource "aws_cloudwatch_log_group" "trigger" {
-  name              = "/aws/lambda/${local.name_prefix}-trigger"
+  name              = local.log_group_names.trigger
   retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.logs.arn
 }
 
 resource "aws_lambda_function" "trigger" {

@@ -38,4 +38,16 @@ locals {
   dist_dir     = "${path.module}/${var.lambda_package_dir}"
   # Namespace of the handlers' EMF metrics (Powertools Metrics).
   metrics_namespace = "FileIngestion"
+  # Names of the four log groups, known before they exist: the logs key's policy names their ARNs,
+  # and the log groups use the key, so deriving the ARNs from the resources would be a cycle.
+  log_group_names = {
+    trigger          = "/aws/lambda/${local.name_prefix}-trigger"
+    writer           = "/aws/lambda/${local.name_prefix}-writer"
+    security_monitor = "/aws/lambda/${local.name_prefix}-security-monitor"
+    # The /aws/vendedlogs/ prefix keeps the log delivery resource policy small (an AWS recommendation).
+    state_machine = "/aws/vendedlogs/states/${local.name_prefix}-ingestion"
+  }
+  log_group_arns = [
+    for name in values(local.log_group_names) : "arn:${local.partition}:logs:${var.aws_region}:${local.account_id}:log-group:${name}"
+  ]
 }

@@ -1,7 +1,7 @@
 resource "aws_cloudwatch_log_group" "state_machine" {
-  # The /aws/vendedlogs/ prefix keeps the log delivery resource policy small (an AWS recommendation).
-  name              = "/aws/vendedlogs/states/${local.name_prefix}-ingestion"
+  name              = local.log_group_names.state_machine
   retention_in_days = var.log_retention_days
+  kms_key_id        = aws_kms_key.logs.arn
 }
 
 resource "aws_sfn_state_machine" "ingestion" {
@@ -22,7 +22,7 @@ resource "aws_sfn_state_machine" "ingestion" {
 
   logging_configuration {
     log_destination        = "${aws_cloudwatch_log_group.state_machine.arn}:*"
-    include_execution_data = true
+    include_execution_data = var.state_machine_include_execution_data
     level                  = "ALL"
   }
 

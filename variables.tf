@@ -97,7 +97,7 @@ variable "trigger_max_event_age_seconds" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of every log group, in days."
+  description = "Retention of every log group, in days. The default suits short-lived dev stacks; in production use at least 365 (or what your audit policy requires), since these logs are the record of every upload and alert."
   type        = number
   default     = 7
 
@@ -105,6 +105,12 @@ variable "log_retention_days" {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
     error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, ...)."
   }
+}
+
+variable "state_machine_include_execution_data" {
+  description = "Write execution input, output and error causes (object keys, bucket names) into the state machine's log group. Off by default so that file names stay out of the logs; turn on only to debug."
+  type        = bool
+  default     = false
 }
 
 variable "object_expiration_days" {

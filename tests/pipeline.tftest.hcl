@@ -56,6 +56,23 @@ override_resource {
 }
 
 override_resource {
+  target          = aws_kms_key.logs
+  override_during = plan
+  values = {
+    arn    = "arn:aws:kms:eu-central-1:123456789012:key/44444444-4444-4444-4444-444444444444"
+    key_id = "44444444-4444-4444-4444-444444444444"
+  }
+}
+
+override_resource {
+  target          = aws_kms_alias.s3
+  override_during = plan
+  values = {
+    arn = "arn:aws:kms:eu-central-1:123456789012:alias/file-ingestion-dev-s3"
+  }
+}
+
+override_resource {
   target          = aws_iam_role.trigger
   override_during = plan
   values = {
@@ -218,6 +235,14 @@ override_data {
 
 override_data {
   override_during = plan
+  target          = data.aws_iam_policy_document.kms_logs
+  values = {
+    json = "{\"Version\":\"2012-10-17\",\"Id\":\"kms_logs\",\"Statement\":[]}"
+  }
+}
+
+override_data {
+  override_during = plan
   target          = data.aws_iam_policy_document.uploads_bucket
   values = {
     json = "{\"Version\":\"2012-10-17\",\"Id\":\"uploads_bucket\",\"Statement\":[]}"
@@ -240,18 +265,22 @@ run "kms_keys_are_separate_rotated_and_aliased" {
   command = plan
 
   assert {
-    condition     = aws_kms_key.s3.enable_key_rotation && aws_kms_key.dynamodb.enable_key_rotation && aws_kms_key.sns.enable_key_rotation
+    condition     = aws_kms_key.s3.enable_key_rotation && aws_kms_key.dynamodb.enable_key_rotation && aws_kms_key.sns.enable_key_rotation && aws_kms_key.logs.enable_key_rotation
     error_message = "every customer-managed key must rotate"
   }
 
   assert {
-    condition     = aws_kms_alias.s3.name == "alias/file-ingestion-dev-s3" && aws_kms_alias.dynamodb.name == "alias/file-ingestion-dev-dynamodb" && aws_kms_alias.sns.name == "alias/file-ingestion-dev-sns"
+    condition = (
+      aws_kms_alias.s3.name == "alias/file-ingestion-dev-s3" && aws_kms_alias.dynamodb.name == "alias/file-ingestion-dev-dynamodb" &&
+      aws_kms_alias.sns.name == "alias/file-ingestion-dev-sns" && aws_kms_alias.logs.name == "alias/file-ingestion-dev-logs" &&
+      aws_kms_alias.logs.target_key_id == aws_kms_key.logs.key_id
+    )
     error_message = "each key needs its alias"
   }
 
   assert {
     condition = alltrue([
-      for doc in [data.aws_iam_policy_document.kms_s3, data.aws_iam_policy_document.kms_dynamodb, data.aws_iam_policy_document.kms_sns] :
+      for doc in [data.aws_iam_policy_document.kms_s3, data.aws_iam_policy_document.kms_dynamodb, data.aws_iam_policy_document.kms_sns, data.aws_iam_policy_document.kms_logs] :
       contains(doc.source_policy_documents, data.aws_iam_policy_document.kms_administration.json)
     ])
     error_message = "every key policy must include the account administration statement"
@@ -298,6 +327,58 @@ run "kms_keys_are_separate_rotated_and_aliased" {
       && contains(one(s.principals).identifiers, aws_iam_role.step_functions.arn)
     ]) != null
     error_message = "Step Functions must be able to publish to the encrypted topic"
+  }
+}
+
+run "log_groups_are_encrypted_with_the_logs_key_usable_only_for_them" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for g in [aws_cloudwatch_log_group.trigger, aws_cloudwatch_log_group.writer, aws_cloudwatch_log_group.security_monitor, aws_cloudwatch_log_group.state_machine] :
+      g.kms_key_id == aws_kms_key.logs.arn && g.retention_in_days == 7
+    ])
+    error_message = "all four log groups are encrypted with the logs key and keep 7 days by default"
+  }
+
+  assert {
+    condition     = aws_kms_key.logs.policy == data.aws_iam_policy_document.kms_logs.json && aws_kms_key.logs.deletion_window_in_days == 30
+    error_message = "the logs key carries its own policy document"
+  }
+
+  assert {
+    condition     = length(data.aws_iam_policy_document.kms_logs.statement) == 1
+    error_message = "beside administration, the logs key policy has exactly one statement: CloudWatch Logs' use"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.kms_logs.statement : s if s.sid == "CloudWatchLogsUsesKeyForThisStacksLogGroups" && s.effect == "Allow"
+      && one(s.principals).type == "Service" && toset(one(s.principals).identifiers) == toset(["logs.eu-central-1.amazonaws.com"])
+      && toset(s.actions) == toset(["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"])
+      && length(s.condition) == 1
+      && anytrue([for c in s.condition : c.test == "ArnLike" && c.variable == "kms:EncryptionContext:aws:logs:arn" && toset(c.values) == toset([
+        aws_cloudwatch_log_group.trigger.arn, aws_cloudwatch_log_group.writer.arn,
+        aws_cloudwatch_log_group.security_monitor.arn, aws_cloudwatch_log_group.state_machine.arn,
+      ])])
+    ]) != null
+    error_message = "only CloudWatch Logs of this region may use the logs key, and only for this stack's four log groups"
+  }
+}
+
+run "log_retention_is_configurable" {
+  command = plan
+
+  variables {
+    log_retention_days = 365
+  }
+
+  assert {
+    condition = alltrue([
+      for g in [aws_cloudwatch_log_group.trigger, aws_cloudwatch_log_group.writer, aws_cloudwatch_log_group.security_monitor, aws_cloudwatch_log_group.state_machine] :
+      g.retention_in_days == 365
+    ])
+    error_message = "log_retention_days must reach every log group"
   }
 }
 
@@ -631,13 +712,26 @@ run "state_machine_retries_with_backoff_and_alerts_on_failure" {
   assert {
     condition = (
       aws_sfn_state_machine.ingestion.logging_configuration[0].level == "ALL" &&
-      aws_sfn_state_machine.ingestion.logging_configuration[0].include_execution_data &&
+      aws_sfn_state_machine.ingestion.logging_configuration[0].include_execution_data == false &&
       aws_sfn_state_machine.ingestion.logging_configuration[0].log_destination == "${aws_cloudwatch_log_group.state_machine.arn}:*" &&
       startswith(aws_cloudwatch_log_group.state_machine.name, "/aws/vendedlogs/states/") &&
       aws_cloudwatch_log_group.state_machine.retention_in_days == 7 &&
       aws_sfn_state_machine.ingestion.tracing_configuration[0].enabled
     )
-    error_message = "logging ALL with execution data to a retained vended log group, and tracing"
+    error_message = "logging ALL without execution data to a retained vended log group, and tracing"
+  }
+}
+
+run "execution_data_can_be_logged_for_debugging" {
+  command = plan
+
+  variables {
+    state_machine_include_execution_data = true
+  }
+
+  assert {
+    condition     = aws_sfn_state_machine.ingestion.logging_configuration[0].include_execution_data
+    error_message = "state_machine_include_execution_data must reach the logging configuration"
   }
 }
 

@@ -50,7 +50,7 @@ STAR_RESOURCE_ACTIONS = {
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
 }
-KEY_POLICY_DOCUMENTS = {"kms_administration", "kms_s3", "kms_dynamodb", "kms_sns"}
+KEY_POLICY_DOCUMENTS = {"kms_administration", "kms_s3", "kms_dynamodb", "kms_sns", "kms_logs"}
 
 
 def unquote(value: object) -> object:
@@ -175,7 +175,25 @@ def test_each_key_carries_its_own_policy_document() -> None:
         "s3": "${data.aws_iam_policy_document.kms_s3.json}",
         "dynamodb": "${data.aws_iam_policy_document.kms_dynamodb.json}",
         "sns": "${data.aws_iam_policy_document.kms_sns.json}",
+        "logs": "${data.aws_iam_policy_document.kms_logs.json}",
     }
+
+
+def test_every_log_group_is_named_in_the_logs_key_policy_and_encrypted_with_it() -> None:
+    """The logs key serves only the log groups in local.log_group_names: a log group named any
+    other way would be refused by CloudWatch Logs (its ARN is not in the key policy's condition)."""
+    groups = {name: body for _, kind, name, body in blocks("resource") if kind == "aws_cloudwatch_log_group"}
+    assert set(groups) == {"trigger", "writer", "security_monitor", "state_machine"}
+    for name, body in groups.items():
+        assert body["name"] == f"${{local.log_group_names.{name}}}", name
+        assert body["kms_key_id"] == "${aws_kms_key.logs.arn}", name
+    local_names = next(
+        entry["log_group_names"]
+        for document in parsed().values()
+        for entry in document.get("locals", [])
+        if "log_group_names" in entry
+    )
+    assert set(local_names) == set(groups)
 
 
 def test_every_variable_has_a_type_and_a_description() -> None:
