@@ -75,8 +75,14 @@ data "aws_iam_policy_document" "uploads_bucket" {
     }
   }
 
+  # Uploads that send no SSE header are allowed: default encryption applies the pipeline key. Every
+  # Deny below names the header it tests with a Null = false guard or a positive StringEquals, so it
+  # never fires on a request without that header: multipart UploadPart requests carry no SSE
+  # header, and a negated or "...IfExists" operator (true for a missing key) would refuse them.
+
+  # Another algorithm (AES256, aws:kms:dsse) would store the object without the pipeline key.
   statement {
-    sid       = "DenyUploadsWithoutKms"
+    sid       = "DenyAnotherEncryptionAlgorithm"
     effect    = "Deny"
     actions   = ["s3:PutObject"]
     resources = ["${aws_s3_bucket.uploads.arn}/*"]
@@ -86,7 +92,12 @@ data "aws_iam_policy_document" "uploads_bucket" {
       identifiers = ["*"]
     }
 
-    # Also true when the header is absent: every upload must ask for SSE-KMS explicitly.
+    condition {
+      test     = "Null"
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["false"]
+    }
+
     condition {
       test     = "StringNotEquals"
       variable = "s3:x-amz-server-side-encryption"
@@ -94,8 +105,9 @@ data "aws_iam_policy_document" "uploads_bucket" {
     }
   }
 
+  # aws:kms without a key id means the AWS-managed key aws/s3, not the bucket's default key.
   statement {
-    sid       = "DenyUploadsWithAnotherKmsKey"
+    sid       = "DenyKmsWithoutKeyId"
     effect    = "Deny"
     actions   = ["s3:PutObject"]
     resources = ["${aws_s3_bucket.uploads.arn}/*"]
@@ -105,9 +117,32 @@ data "aws_iam_policy_document" "uploads_bucket" {
       identifiers = ["*"]
     }
 
-    # Both must hold: a key is named (Null = false) and it is not the bucket's key. An upload that
-    # names no key gets the bucket's default key. (A "...IfExists" operator would be true for a
-    # missing header and so deny every upload that does not name the key.)
+    condition {
+      test     = "StringEquals"
+      variable = "s3:x-amz-server-side-encryption"
+      values   = ["aws:kms"]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+      values   = ["true"]
+    }
+  }
+
+  # A named key must be the pipeline key. S3 compares the header as sent, so every form that names
+  # this key is accepted: key ARN, key id, alias name and alias ARN.
+  statement {
+    sid       = "DenyAnotherKmsKey"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.uploads.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
     condition {
       test     = "Null"
       variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
@@ -117,7 +152,31 @@ data "aws_iam_policy_document" "uploads_bucket" {
     condition {
       test     = "StringNotEquals"
       variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-      values   = [aws_kms_key.s3.arn]
+      values = [
+        aws_kms_key.s3.arn,
+        aws_kms_key.s3.key_id,
+        aws_kms_alias.s3.name,
+        aws_kms_alias.s3.arn,
+      ]
+    }
+  }
+
+  # SSE-C encrypts with a key S3 does not keep: such objects bypass the pipeline key entirely.
+  statement {
+    sid       = "DenyCustomerProvidedKeys"
+    effect    = "Deny"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.uploads.arn}/*"]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Null"
+      variable = "s3:x-amz-server-side-encryption-customer-algorithm"
+      values   = ["false"]
     }
   }
 }

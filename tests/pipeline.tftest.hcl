@@ -440,7 +440,7 @@ run "object_expiration_is_configurable" {
   }
 }
 
-run "bucket_policy_enforces_tls_and_the_bucket_kms_key" {
+run "bucket_policy_lets_objects_land_only_under_the_bucket_kms_key" {
   command = plan
 
   assert {
@@ -453,20 +453,65 @@ run "bucket_policy_enforces_tls_and_the_bucket_kms_key" {
   }
 
   assert {
-    condition = one([
-      for s in data.aws_iam_policy_document.uploads_bucket.statement : s if s.effect == "Deny" && toset(s.actions) == toset(["s3:PutObject"])
-      && anytrue([for c in s.condition : c.test == "StringNotEquals" && c.variable == "s3:x-amz-server-side-encryption" && toset(c.values) == toset(["aws:kms"])])
-    ]) != null
-    error_message = "uploads whose SSE header is not aws:kms must be denied"
+    condition = alltrue([
+      for s in data.aws_iam_policy_document.uploads_bucket.statement : s.effect == "Deny"
+      && one(s.principals).type == "*" && toset(one(s.principals).identifiers) == toset(["*"])
+      && (s.sid == "DenyInsecureTransport" || (toset(s.actions) == toset(["s3:PutObject"]) && toset(s.resources) == toset(["${aws_s3_bucket.uploads.arn}/*"])))
+    ]) && length(data.aws_iam_policy_document.uploads_bucket.statement) == 5
+    error_message = "the policy only denies: TLS on everything, and four kinds of upload on the objects"
+  }
+
+  # Multipart UploadPart requests carry no SSE header: no statement may deny on a header's absence
+  # through a negated or IfExists operator.
+  assert {
+    condition = alltrue(flatten([
+      for s in data.aws_iam_policy_document.uploads_bucket.statement : [
+        for c in s.condition : !endswith(c.test, "IfExists") && (c.test != "StringNotEquals" || anytrue([
+          for g in s.condition : g.test == "Null" && g.variable == c.variable && toset(g.values) == toset(["false"])
+        ]))
+      ]
+    ]))
+    error_message = "every negated header test must be guarded by Null = false on the same header, and no IfExists"
   }
 
   assert {
     condition = one([
-      for s in data.aws_iam_policy_document.uploads_bucket.statement : s if s.effect == "Deny" && toset(s.actions) == toset(["s3:PutObject"])
-      && anytrue([for c in s.condition : c.test == "StringNotEquals" && c.variable == "s3:x-amz-server-side-encryption-aws-kms-key-id" && toset(c.values) == toset([aws_kms_key.s3.arn])])
-      && anytrue([for c in s.condition : c.test == "Null" && c.variable == "s3:x-amz-server-side-encryption-aws-kms-key-id" && toset(c.values) == toset(["false"])])
+      for s in data.aws_iam_policy_document.uploads_bucket.statement : s if s.sid == "DenyAnotherEncryptionAlgorithm" && length(s.condition) == 2
+      && anytrue([for c in s.condition : c.test == "Null" && c.variable == "s3:x-amz-server-side-encryption" && toset(c.values) == toset(["false"])])
+      && anytrue([for c in s.condition : c.test == "StringNotEquals" && c.variable == "s3:x-amz-server-side-encryption" && toset(c.values) == toset(["aws:kms"])])
     ]) != null
-    error_message = "uploads naming a KMS key other than the bucket's must be denied"
+    error_message = "an SSE header other than aws:kms must be denied, only when the header is present"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.uploads_bucket.statement : s if s.sid == "DenyKmsWithoutKeyId" && length(s.condition) == 2
+      && anytrue([for c in s.condition : c.test == "StringEquals" && c.variable == "s3:x-amz-server-side-encryption" && toset(c.values) == toset(["aws:kms"])])
+      && anytrue([for c in s.condition : c.test == "Null" && c.variable == "s3:x-amz-server-side-encryption-aws-kms-key-id" && toset(c.values) == toset(["true"])])
+    ]) != null
+    error_message = "aws:kms without a key id (the AWS-managed aws/s3 key) must be denied"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.uploads_bucket.statement : s if s.sid == "DenyAnotherKmsKey" && length(s.condition) == 2
+      && anytrue([for c in s.condition : c.test == "Null" && c.variable == "s3:x-amz-server-side-encryption-aws-kms-key-id" && toset(c.values) == toset(["false"])])
+      && anytrue([for c in s.condition : c.test == "StringNotEquals" && c.variable == "s3:x-amz-server-side-encryption-aws-kms-key-id" && toset(c.values) == toset([
+        "arn:aws:kms:eu-central-1:123456789012:key/11111111-1111-1111-1111-111111111111",
+        "11111111-1111-1111-1111-111111111111",
+        "alias/file-ingestion-dev-s3",
+        "arn:aws:kms:eu-central-1:123456789012:alias/file-ingestion-dev-s3",
+      ])])
+    ]) != null
+    error_message = "a named key other than the bucket's key (as key ARN, key id, alias name or alias ARN) must be denied"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.uploads_bucket.statement : s if s.sid == "DenyCustomerProvidedKeys" && length(s.condition) == 1
+      && anytrue([for c in s.condition : c.test == "Null" && c.variable == "s3:x-amz-server-side-encryption-customer-algorithm" && toset(c.values) == toset(["false"])])
+    ]) != null
+    error_message = "SSE-C uploads must be denied"
   }
 }
 
