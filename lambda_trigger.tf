@@ -18,6 +18,7 @@ resource "aws_lambda_function" "trigger" {
   environment {
     variables = {
       STATE_MACHINE_ARN            = aws_sfn_state_machine.ingestion.arn
+      UPLOAD_BUCKET                = aws_s3_bucket.uploads.id
       ALERT_TOPIC_ARN              = aws_sns_topic.alerts.arn
       POWERTOOLS_SERVICE_NAME      = "ingestion-trigger"
       POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace

@@ -157,6 +157,7 @@ override_resource {
   override_during = plan
   values = {
     arn = "arn:aws:s3:::file-ingestion-dev-uploads-123456789012-eu-central-1"
+    id  = "file-ingestion-dev-uploads-123456789012-eu-central-1"
   }
 }
 
@@ -627,6 +628,7 @@ run "functions_have_own_roles_log_groups_and_tracing" {
   assert {
     condition = (
       aws_lambda_function.trigger.environment[0].variables["STATE_MACHINE_ARN"] == aws_sfn_state_machine.ingestion.arn &&
+      aws_lambda_function.trigger.environment[0].variables["UPLOAD_BUCKET"] == aws_s3_bucket.uploads.id &&
       aws_lambda_function.trigger.environment[0].variables["ALERT_TOPIC_ARN"] == aws_sns_topic.alerts.arn &&
       aws_lambda_function.writer.environment[0].variables["TABLE_NAME"] == aws_dynamodb_table.metadata.name &&
       aws_lambda_function.security_monitor.environment[0].variables["ALERT_TOPIC_ARN"] == aws_sns_topic.alerts.arn &&
