@@ -128,7 +128,7 @@ resource "aws_iam_role_policy" "writer" {
   policy = data.aws_iam_policy_document.writer.json
 }
 
-# --- Security monitor: read-only encryption settings of every bucket and table, alerts ---
+# --- Security monitor: read-only encryption settings and tags of every bucket and table, alerts ---
 
 data "aws_iam_policy_document" "security_monitor" {
   source_policy_documents = [
@@ -152,34 +152,29 @@ data "aws_iam_policy_document" "security_monitor" {
   }
 
   statement {
-    sid     = "ReadBucketEncryption"
+    sid    = "ListKmsAliases"
+    effect = "Allow"
+    # Finds the AWS-managed alias/aws/dynamodb key without touching it (DescribeKey on that alias
+    # would create the key). ListAliases has no resource-level permissions: AWS requires "*".
+    actions   = ["kms:ListAliases"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid     = "ReadBucketEncryptionAndTags"
     effect  = "Allow"
-    actions = ["s3:GetEncryptionConfiguration"]
-    # The monitor's job is every bucket of the account, including ones created after deployment.
+    actions = ["s3:GetBucketTagging", "s3:GetEncryptionConfiguration"]
+    # The monitor's job is every bucket of the account, including ones created after deployment;
+    # the tags carry exemptions (var.security_exemption_tag_key).
     resources = ["arn:${local.partition}:s3:::*"]
   }
 
   statement {
-    sid     = "DescribeTables"
+    sid     = "DescribeTablesAndTags"
     effect  = "Allow"
-    actions = ["dynamodb:DescribeTable"]
+    actions = ["dynamodb:DescribeTable", "dynamodb:ListTagsOfResource"]
     # Every table of the scanned regions, including ones created after deployment.
     resources = [for region in local.scan_regions : "arn:${local.partition}:dynamodb:${region}:${local.account_id}:table/*"]
-  }
-
-  # Tells the AWS-managed alias/aws/dynamodb key from a customer key; its ARN differs per account
-  # and region, so the statement names the alias instead of the key.
-  statement {
-    sid       = "IdentifyAwsManagedDynamoDBKey"
-    effect    = "Allow"
-    actions   = ["kms:DescribeKey"]
-    resources = [for region in local.scan_regions : "arn:${local.partition}:kms:${region}:${local.account_id}:key/*"]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:RequestAlias"
-      values   = ["alias/aws/dynamodb"]
-    }
   }
 }
 

@@ -19,6 +19,8 @@ resource "aws_lambda_function" "security_monitor" {
     variables = {
       ALERT_TOPIC_ARN              = aws_sns_topic.alerts.arn
       SCAN_REGIONS                 = join(",", local.scan_regions)
+      SCAN_CONCURRENCY             = tostring(var.security_monitor_concurrency)
+      EXEMPTION_TAG_KEY            = var.security_exemption_tag_key
       POWERTOOLS_SERVICE_NAME      = "security-monitor"
       POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
       LOG_LEVEL                    = "INFO"
@@ -31,6 +33,19 @@ resource "aws_lambda_function" "security_monitor" {
 
   # The log group (with its retention) must exist before the first invocation creates it unmanaged.
   depends_on = [aws_cloudwatch_log_group.security_monitor, aws_iam_role_policy.security_monitor]
+}
+
+# The schedule invokes the monitor asynchronously: after Lambda's retries, the failed event goes to
+# the alert topic instead of being dropped (the heartbeat alarm only notices a missing run).
+resource "aws_lambda_function_event_invoke_config" "security_monitor" {
+  function_name          = aws_lambda_function.security_monitor.function_name
+  maximum_retry_attempts = 2
+
+  destination_config {
+    on_failure {
+      destination = aws_sns_topic.alerts.arn
+    }
+  }
 }
 
 resource "aws_cloudwatch_event_rule" "security_scan" {

@@ -192,6 +192,28 @@ variable "security_scan_regions" {
   default     = []
 }
 
+variable "security_monitor_concurrency" {
+  description = "How many buckets and tables the security monitor checks at once (its bounded pool of concurrent API calls)."
+  type        = number
+  default     = 16
+
+  validation {
+    condition     = var.security_monitor_concurrency >= 1 && var.security_monitor_concurrency <= 64 && floor(var.security_monitor_concurrency) == var.security_monitor_concurrency
+    error_message = "security_monitor_concurrency must be a whole number between 1 and 64."
+  }
+}
+
+variable "security_exemption_tag_key" {
+  description = "Tag key that exempts a bucket or table from the security scan: a resource tagged with it and a non-empty value (the reason) is reported as exempt, not as non-compliant."
+  type        = string
+  default     = "SecurityScanExemption"
+
+  validation {
+    condition     = length(var.security_exemption_tag_key) >= 1 && length(var.security_exemption_tag_key) <= 128 && !startswith(lower(var.security_exemption_tag_key), "aws:")
+    error_message = "security_exemption_tag_key must be a tag key of 1-128 characters that does not start with \"aws:\"."
+  }
+}
+
 variable "alert_email_addresses" {
   description = "Email addresses subscribed to the alert topic (each must confirm the subscription)."
   type        = list(string)

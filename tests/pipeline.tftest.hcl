@@ -632,7 +632,9 @@ run "functions_have_own_roles_log_groups_and_tracing" {
       aws_lambda_function.trigger.environment[0].variables["ALERT_TOPIC_ARN"] == aws_sns_topic.alerts.arn &&
       aws_lambda_function.writer.environment[0].variables["TABLE_NAME"] == aws_dynamodb_table.metadata.name &&
       aws_lambda_function.security_monitor.environment[0].variables["ALERT_TOPIC_ARN"] == aws_sns_topic.alerts.arn &&
-      aws_lambda_function.security_monitor.environment[0].variables["SCAN_REGIONS"] == "eu-central-1"
+      aws_lambda_function.security_monitor.environment[0].variables["SCAN_REGIONS"] == "eu-central-1" &&
+      aws_lambda_function.security_monitor.environment[0].variables["SCAN_CONCURRENCY"] == "16" &&
+      aws_lambda_function.security_monitor.environment[0].variables["EXEMPTION_TAG_KEY"] == "SecurityScanExemption"
     )
     error_message = "the handlers' environment contract"
   }
@@ -687,18 +689,76 @@ run "monitor_scans_the_configured_regions" {
 
   assert {
     condition = one([
-      for s in data.aws_iam_policy_document.security_monitor.statement : s.resources if s.sid == "DescribeTables"
+      for s in data.aws_iam_policy_document.security_monitor.statement : s.resources if s.sid == "DescribeTablesAndTags"
+      && toset(s.actions) == toset(["dynamodb:DescribeTable", "dynamodb:ListTagsOfResource"])
     ]) == toset(["arn:aws:dynamodb:eu-central-1:123456789012:table/*", "arn:aws:dynamodb:eu-west-1:123456789012:table/*"])
-    error_message = "DescribeTable is allowed exactly in the scanned regions"
+    error_message = "DescribeTable and ListTagsOfResource are allowed exactly in the scanned regions"
+  }
+}
+
+run "monitor_is_read_only_and_reads_exemption_tags" {
+  command = plan
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.security_monitor.statement : s if s.sid == "ListKmsAliases"
+      && toset(s.actions) == toset(["kms:ListAliases"]) && toset(s.resources) == toset(["*"])
+    ]) != null
+    error_message = "the monitor finds the AWS-managed DynamoDB key through ListAliases"
+  }
+
+  assert {
+    condition = !anytrue(flatten([
+      for s in data.aws_iam_policy_document.security_monitor.statement : [for a in s.actions : startswith(a, "kms:") && a != "kms:ListAliases"]
+    ]))
+    error_message = "no other KMS action: DescribeKey on alias/aws/dynamodb would create that key"
   }
 
   assert {
     condition = one([
-      for s in data.aws_iam_policy_document.security_monitor.statement : s if toset(s.actions) == toset(["kms:DescribeKey"])
-      && toset(s.resources) == toset(["arn:aws:kms:eu-central-1:123456789012:key/*", "arn:aws:kms:eu-west-1:123456789012:key/*"])
-      && anytrue([for c in s.condition : c.variable == "kms:RequestAlias" && toset(c.values) == toset(["alias/aws/dynamodb"])])
-    ]) != null
-    error_message = "the monitor may describe only the AWS-managed DynamoDB key, in the scanned regions"
+      for s in data.aws_iam_policy_document.security_monitor.statement : s.resources if s.sid == "ReadBucketEncryptionAndTags"
+      && toset(s.actions) == toset(["s3:GetBucketTagging", "s3:GetEncryptionConfiguration"])
+    ]) == toset(["arn:aws:s3:::*"])
+    error_message = "the monitor reads encryption and tags of every bucket"
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for s in data.aws_iam_policy_document.security_monitor.statement : [
+        for a in s.actions : contains([
+          "logs:CreateLogStream", "logs:PutLogEvents", "sns:Publish", "kms:Decrypt", "kms:GenerateDataKey",
+          "xray:PutTelemetryRecords", "xray:PutTraceSegments",
+          "dynamodb:ListTables", "s3:ListAllMyBuckets", "kms:ListAliases",
+          "s3:GetBucketTagging", "s3:GetEncryptionConfiguration", "dynamodb:DescribeTable", "dynamodb:ListTagsOfResource",
+        ], a)
+      ]
+    ]))
+    error_message = "the monitor's own statements are read-only (beside logs, traces and alerts)"
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function_event_invoke_config.security_monitor.function_name == aws_lambda_function.security_monitor.function_name &&
+      aws_lambda_function_event_invoke_config.security_monitor.destination_config[0].on_failure[0].destination == aws_sns_topic.alerts.arn
+    )
+    error_message = "a scheduled run that keeps failing reaches the alert topic"
+  }
+}
+
+run "monitor_concurrency_and_exemption_tag_are_configurable" {
+  command = plan
+
+  variables {
+    security_monitor_concurrency = 64
+    security_exemption_tag_key   = "scan-exempt"
+  }
+
+  assert {
+    condition = (
+      aws_lambda_function.security_monitor.environment[0].variables["SCAN_CONCURRENCY"] == "64" &&
+      aws_lambda_function.security_monitor.environment[0].variables["EXEMPTION_TAG_KEY"] == "scan-exempt"
+    )
+    error_message = "the variables reach the monitor's environment"
   }
 }
 
@@ -877,10 +937,15 @@ run "invalid_names_are_rejected" {
   command = plan
 
   variables {
-    project_name       = "Not_Valid"
-    log_retention_days = 8
-    lambda_runtime     = "nodejs20.x"
+    project_name                 = "Not_Valid"
+    log_retention_days           = 8
+    lambda_runtime               = "nodejs20.x"
+    security_monitor_concurrency = 65
+    security_exemption_tag_key   = "aws:exempt"
   }
 
-  expect_failures = [var.project_name, var.log_retention_days, var.lambda_runtime]
+  expect_failures = [
+    var.project_name, var.log_retention_days, var.lambda_runtime, var.security_monitor_concurrency,
+    var.security_exemption_tag_key,
+  ]
 }

@@ -49,6 +49,7 @@ STAR_RESOURCE_ACTIONS = {
     "logs:PutResourcePolicy",
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
+    "kms:ListAliases",
 }
 KEY_POLICY_DOCUMENTS = {"kms_administration", "kms_s3", "kms_dynamodb", "kms_sns", "kms_logs"}
 
@@ -144,9 +145,8 @@ def test_no_other_resource_pattern_spans_more_than_a_service_resource_type() -> 
         or re.search(r":(table|function|key|topic|stateMachine)[/:]\*", str(resource))
     }
     assert broad == {
-        ("security_monitor", "ReadBucketEncryption"),
-        ("security_monitor", "DescribeTables"),
-        ("security_monitor", "IdentifyAwsManagedDynamoDBKey"),
+        ("security_monitor", "ReadBucketEncryptionAndTags"),
+        ("security_monitor", "DescribeTablesAndTags"),
     }
 
 
