@@ -14,6 +14,8 @@ resource "aws_lambda_function" "trigger" {
   source_code_hash = filebase64sha256("${local.dist_dir}/lambda_trigger.zip")
   timeout          = var.trigger_lambda_timeout
   memory_size      = var.trigger_lambda_memory_size
+  # null leaves the function unreserved (the provider's default, -1).
+  reserved_concurrent_executions = var.trigger_reserved_concurrency
 
   environment {
     variables = {

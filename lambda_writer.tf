@@ -14,6 +14,8 @@ resource "aws_lambda_function" "writer" {
   source_code_hash = filebase64sha256("${local.dist_dir}/lambda_writer.zip")
   timeout          = var.writer_lambda_timeout
   memory_size      = var.writer_lambda_memory_size
+  # null leaves the function unreserved (the provider's default, -1).
+  reserved_concurrent_executions = var.writer_reserved_concurrency
 
   environment {
     variables = {

@@ -73,6 +73,28 @@ variable "writer_lambda_memory_size" {
   default     = 256
 }
 
+variable "trigger_reserved_concurrency" {
+  description = "Reserved concurrent executions of the trigger function; null (the default) leaves it unreserved. Reserving is opt-in because new accounts have a low concurrency quota and cannot reserve any: AWS keeps 100 executions unreserved. When set, it also caps how many uploads start workflows at once."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.trigger_reserved_concurrency == null ? true : var.trigger_reserved_concurrency >= 1 && floor(var.trigger_reserved_concurrency) == var.trigger_reserved_concurrency
+    error_message = "trigger_reserved_concurrency must be null or a whole number of at least 1 (0 would stop the function)."
+  }
+}
+
+variable "writer_reserved_concurrency" {
+  description = "Reserved concurrent executions of the writer function; null (the default) leaves it unreserved. Reserving is opt-in because new accounts have a low concurrency quota and cannot reserve any: AWS keeps 100 executions unreserved. When set, it also caps the write rate to the table."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.writer_reserved_concurrency == null ? true : var.writer_reserved_concurrency >= 1 && floor(var.writer_reserved_concurrency) == var.writer_reserved_concurrency
+    error_message = "writer_reserved_concurrency must be null or a whole number of at least 1 (0 would stop the function)."
+  }
+}
+
 variable "security_monitor_lambda_timeout" {
   description = "Timeout of the security monitor function, in seconds (it scans every bucket and table)."
   type        = number

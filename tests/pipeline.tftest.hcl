@@ -762,6 +762,32 @@ run "monitor_concurrency_and_exemption_tag_are_configurable" {
   }
 }
 
+run "reserved_concurrency_is_unset_by_default" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for f in [aws_lambda_function.trigger, aws_lambda_function.writer, aws_lambda_function.security_monitor] :
+      f.reserved_concurrent_executions == null || f.reserved_concurrent_executions == -1
+    ])
+    error_message = "no function reserves concurrency unless asked to"
+  }
+}
+
+run "reserved_concurrency_is_configurable" {
+  command = plan
+
+  variables {
+    trigger_reserved_concurrency = 5
+    writer_reserved_concurrency  = 10
+  }
+
+  assert {
+    condition     = aws_lambda_function.trigger.reserved_concurrent_executions == 5 && aws_lambda_function.writer.reserved_concurrent_executions == 10
+    error_message = "the variables reach reserved_concurrent_executions"
+  }
+}
+
 run "state_machine_retries_with_backoff_and_alerts_on_failure" {
   command = plan
 
@@ -942,10 +968,12 @@ run "invalid_names_are_rejected" {
     lambda_runtime               = "nodejs20.x"
     security_monitor_concurrency = 65
     security_exemption_tag_key   = "aws:exempt"
+    trigger_reserved_concurrency = 0
+    writer_reserved_concurrency  = 2.5
   }
 
   expect_failures = [
     var.project_name, var.log_retention_days, var.lambda_runtime, var.security_monitor_concurrency,
-    var.security_exemption_tag_key,
+    var.security_exemption_tag_key, var.trigger_reserved_concurrency, var.writer_reserved_concurrency,
   ]
 }
