@@ -57,3 +57,8 @@ output "security_scan_rule_name" {
   description = "Name of the EventBridge rule that runs the security monitor on its schedule."
   value       = aws_cloudwatch_event_rule.security_scan.name
 }
+
+output "kms_logs_key_arn" {
+  description = "ARN of the customer-managed key encrypting the log groups."
+  value       = aws_kms_key.logs.arn
+}
