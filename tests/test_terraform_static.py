@@ -274,3 +274,30 @@ def test_handler_tests_use_the_deployed_table_key_schema() -> None:
     assert {unquote(a["name"]): unquote(a["type"]) for a in table["attribute"]} == dict.fromkeys(
         declared, "S"
     )
+
+
+def checkov_skips() -> dict[str, str]:
+    """Check id -> reason (its end-of-line comment) of every skip-check entry in .checkov.yaml."""
+    lines = (ROOT / ".checkov.yaml").read_text().splitlines()
+    start = lines.index("skip-check:")
+    skips = {}
+    for line in lines[start + 1 :]:
+        if not line.startswith("  - "):
+            break
+        check, _, reason = line[4:].partition("#")
+        skips[check.strip()] = reason.strip()
+    return skips
+
+
+def test_every_checkov_skip_has_a_reason_and_is_listed_in_the_readme() -> None:
+    skips = checkov_skips()
+    assert skips, ".checkov.yaml lists no skip-check entries"
+    for check, reason in skips.items():
+        assert re.fullmatch(r"CKV2?_AWS_\d+", check), check
+        assert len(reason.split()) >= 5, f"{check}: the skip needs a one-line reason"
+    readme = (ROOT / "README.md").read_text()
+    security = readme[readme.index("## Security features") :]
+    security = security[: security.index("\n## ", 1)]
+    assert {c for c in skips if f"`{c}`" not in security} == set(), (
+        "README's security section must list every skip"
+    )
