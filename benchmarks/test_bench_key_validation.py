@@ -59,6 +59,8 @@ REJECTED_TEMPLATES = (
     "incoming/{index}/%2E%2E/etc/passwd",  # '..' segment
     "incoming/{index}/%252E%252E/x.csv",  # '..' once decoded again
     "incoming/report-{index}%0A.csv",  # control character
+    "incoming/invoice-{index}%E2%80%AEfdp.exe",  # format character (U+202E)
+    "incoming/line-{index}%E2%80%A8.csv",  # line separator (U+2028)
     "incoming%5Creport-{index}.csv",  # backslash
     "%2Fabsolute/report-{index}.csv",  # leading '/'
     "incoming/bad-utf8-{index}-%FF%FE.csv",  # not UTF-8 once percent-decoded

@@ -6,6 +6,8 @@ The packager copies this file to the root of both function zips, so each handler
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from typing import Final
 
 MAX_SUBJECT_CHARS: Final = 100
@@ -13,6 +15,40 @@ MAX_SUBJECT_CHARS: Final = 100
 
 MAX_ALERT_BYTES: Final = 200 * 1024
 """The largest alert body sent: SNS accepts 256 KiB per message, so stay well below it."""
+
+
+ESCAPED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+"""Characters an alert never shows as they are: control and format characters (U+202E
+RIGHT-TO-LEFT OVERRIDE, zero-width characters...), lone surrogates, private-use and unassigned
+code points, and the line/paragraph separators. They are invisible or reorder the text around
+them, so a name could pass for another one."""
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # JSON spells a character beyond the BMP as a UTF-16 surrogate pair
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def display_text(text: str) -> str:
+    r"""``text`` as a JSON string literal for humans, every :data:`ESCAPED_CATEGORIES` char escaped.
+
+    A name holding U+202E after its ``a`` shows as ``"a\u202etxt.exe"``, quotes included, with the
+    six characters ``\u202e`` in place of the invisible one. Printable Unicode stays readable, and
+    ``json.loads`` of the result gives back exactly ``text``.
+    """
+    quoted = json.dumps(text, ensure_ascii=False)
+    return "".join(
+        _json_escape(char) if unicodedata.category(char) in ESCAPED_CATEGORIES else char for char in quoted
+    )
+
+
+def display_name(name: str) -> str:
+    """A name (bucket, table, timestamp...) as it is when it is plain printable ASCII, else
+    quoted and escaped as :func:`display_text` does."""
+    return name if name.isascii() and name.isprintable() else display_text(name)
 
 
 def _footer(omitted: int, footer_prefix: str) -> str:

@@ -16,6 +16,23 @@ MAX_KEY_BYTES: Final = 1024
 _DOT_SEGMENTS: Final = frozenset({".", ".."})
 _SHOWN_KEY_CHARS: Final = 200
 
+REJECTED_CATEGORIES: Final = {
+    "Cc": "control character",
+    "Cf": "format character",
+    "Zl": "line separator",
+    "Zp": "paragraph separator",
+}
+"""Unicode categories no key may contain, with how a reason names them. Format characters
+(U+202E RIGHT-TO-LEFT OVERRIDE, U+200B ZERO WIDTH SPACE, U+200D ZERO WIDTH JOINER, U+FEFF...) and
+the line/paragraph separators are invisible or reorder text, so a key could look like another one
+in an alert or a console."""
+
+
+def describe_character(char: str) -> str:
+    """``U+202E (RIGHT-TO-LEFT OVERRIDE)``: the code point, and its Unicode name when it has one."""
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X} ({name})" if name else f"U+{ord(char):04X}"
+
 
 class InvalidKeyError(ValueError):
     """An object key the pipeline refuses to process; ``reason`` says why in plain words."""
@@ -54,9 +71,10 @@ def validate_key(key: str) -> str:
     if size > MAX_KEY_BYTES:
         raise InvalidKeyError(f"key is {size} bytes in UTF-8; the maximum is {MAX_KEY_BYTES}", key=key)
     for position, char in enumerate(key):
-        if unicodedata.category(char) == "Cc":
+        kind = REJECTED_CATEGORIES.get(unicodedata.category(char))
+        if kind is not None:
             raise InvalidKeyError(
-                f"key contains control character U+{ord(char):04X} at position {position}", key=key
+                f"key contains {kind} {describe_character(char)} at position {position}", key=key
             )
     if "\\" in key:
         raise InvalidKeyError("key contains a backslash, which some tools read as a path separator", key=key)

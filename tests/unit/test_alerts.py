@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import unicodedata
 from types import ModuleType
 
 import pytest
@@ -84,3 +86,43 @@ def test_a_budget_without_room_for_entries_lists_none(alerts: ModuleType, max_by
     body = alerts.truncate_listing(HEADER, entries(2), max_bytes)
 
     assert body == HEADER + "... and 2 more\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        pytest.param("report.csv", '"report.csv"', id="plain"),
+        pytest.param("déjà vu/✓ 😀.txt", '"déjà vu/✓ 😀.txt"', id="printable-unicode-kept"),
+        pytest.param("invoice\u202efdp.exe", '"invoice\\u202efdp.exe"', id="format-rlo"),
+        pytest.param("a\u200bb\u200dc\ufeff", '"a\\u200bb\\u200dc\\ufeff"', id="format-zero-width"),
+        pytest.param("a\u2028b\u2029c", '"a\\u2028b\\u2029c"', id="line-and-paragraph-separators"),
+        pytest.param("nul\x00del\x7fnel\x85", '"nul\\u0000del\\u007fnel\\u0085"', id="control"),
+        pytest.param("tag\U000e0041", '"tag\\udb40\\udc41"', id="beyond-the-bmp-as-a-surrogate-pair"),
+        pytest.param("lone\ud800", '"lone\\ud800"', id="lone-surrogate"),
+        pytest.param("private\ue000", '"private\\ue000"', id="private-use"),
+        pytest.param('quote" back\\slash', '"quote\\" back\\\\slash"', id="json-escapes"),
+    ],
+)
+def test_display_text_escapes_every_invisible_character(alerts: ModuleType, text: str, shown: str) -> None:
+    displayed = alerts.display_text(text)
+
+    assert displayed == shown
+    assert json.loads(displayed) == text
+    assert all(unicodedata.category(char) not in alerts.ESCAPED_CATEGORIES for char in displayed)
+    displayed.encode("utf-8")  # publishable: no lone surrogate left
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        pytest.param("uploads-bucket", "uploads-bucket", id="plain-ascii-as-is"),
+        pytest.param("2026-01-15T10:20:30.123Z", "2026-01-15T10:20:30.123Z", id="timestamp-as-is"),
+        pytest.param("evil\u202ebucket", '"evil\\u202ebucket"', id="invisible-escaped"),
+        pytest.param("new\nline", '"new\\nline"', id="control-escaped"),
+        pytest.param("café", '"café"', id="non-ascii-quoted"),
+    ],
+)
+def test_display_name_keeps_plain_names_and_quotes_the_rest(
+    alerts: ModuleType, name: str, shown: str
+) -> None:
+    assert alerts.display_name(name) == shown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from types import ModuleType
 
 import pytest
@@ -21,6 +22,8 @@ ACCEPTED_KEYS = [
     pytest.param("a//b", id="empty-segment"),
     pytest.param("x" * 1024, id="1024-ascii-bytes"),
     pytest.param("é" * 512, id="1024-utf8-bytes"),
+    pytest.param("no\u00a0break space.csv", id="no-break-space"),
+    pytest.param("مرحبا/שלום.txt", id="right-to-left-scripts"),
 ]
 
 REJECTED_KEYS = [
@@ -45,6 +48,26 @@ REJECTED_KEYS = [
     pytest.param("x/.%2E", "becomes a dot segment", id="other-half-encoded"),
     pytest.param("x/%2E", "becomes a dot segment", id="encoded-dot"),
     pytest.param("bad\ud800surrogate", "unpaired surrogate at position 3", id="lone-surrogate"),
+    pytest.param(
+        "invoice\u202efdp.exe",
+        "key contains format character U+202E (RIGHT-TO-LEFT OVERRIDE) at position 7",
+        id="right-to-left-override",
+    ),
+    pytest.param(
+        "a\u200bb", "format character U+200B (ZERO WIDTH SPACE) at position 1", id="zero-width-space"
+    ),
+    pytest.param(
+        "a\u200db", "format character U+200D (ZERO WIDTH JOINER) at position 1", id="zero-width-joiner"
+    ),
+    pytest.param(
+        "\ufeffreport.csv", "format character U+FEFF (ZERO WIDTH NO-BREAK SPACE) at position 0", id="bom"
+    ),
+    pytest.param("x\u2066y", "format character U+2066 (LEFT-TO-RIGHT ISOLATE)", id="bidi-isolate"),
+    pytest.param("x\U000e0041", "format character U+E0041 (TAG LATIN CAPITAL LETTER A)", id="tag-character"),
+    pytest.param("a\u2028b", "key contains line separator U+2028 (LINE SEPARATOR) at position 1", id="zl"),
+    pytest.param(
+        "a\u2029b", "key contains paragraph separator U+2029 (PARAGRAPH SEPARATOR) at position 1", id="zp"
+    ),
 ]
 
 
@@ -108,3 +131,34 @@ def test_rejects_keys_that_are_not_utf8_once_decoded(key_validation: ModuleType,
 
     assert caught.value.reason.startswith("key is not valid UTF-8")
     assert caught.value.key == raw
+
+
+@pytest.mark.parametrize(
+    ("category", "examples"),
+    [
+        pytest.param("Cc", ["\x00", "\x1f", "\x7f", "\x9f"], id="control"),
+        pytest.param(
+            "Cf", ["\u00ad", "\u061c", "\u200b", "\u200e", "\u202a", "\u2060", "\ufeff"], id="format"
+        ),
+        pytest.param("Zl", ["\u2028"], id="line-separator"),
+        pytest.param("Zp", ["\u2029"], id="paragraph-separator"),
+    ],
+)
+def test_every_character_of_a_rejected_category_is_rejected(
+    key_validation: ModuleType, category: str, examples: list[str]
+) -> None:
+    kind = key_validation.REJECTED_CATEGORIES[category]
+    for char in examples:
+        assert unicodedata.category(char) == category
+        with pytest.raises(key_validation.InvalidKeyError) as caught:
+            key_validation.validate_key(f"dir/{char}name.csv")
+        assert caught.value.reason.startswith(f"key contains {kind} U+{ord(char):04X}")
+        assert caught.value.reason.endswith("at position 4")
+
+
+def test_the_error_message_shows_an_invisible_character_escaped(key_validation: ModuleType) -> None:
+    with pytest.raises(key_validation.InvalidKeyError) as caught:
+        key_validation.validate_key("invoice\u202efdp.exe")
+
+    assert "\u202e" not in str(caught.value)
+    assert str(caught.value).startswith("rejected S3 object key 'invoice\\u202efdp.exe': ")
