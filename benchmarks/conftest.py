@@ -7,9 +7,9 @@ collects this folder (pyproject's ``testpaths`` is ``tests``). Nothing here is a
 - ``aws``: fake credentials, then moto's in-process ``mock_aws``; yields a :class:`MockedAws`
   whose ``client(service)`` makes clients in the benchmark region.
 - ``load_function``: ``load(folder, **env)`` imports ``<folder>/index.py`` the way Lambda does
-  (module ``index`` with ``lambda_common`` on the path), with exactly the environment given;
-  ``index``/``key_validation``/``alerts`` and the Powertools logger are forgotten afterwards.
-- ``key_validation``: the shared validator, imported the way the handlers import it.
+  (module ``index``, importing only what its zip holds), with exactly the environment given;
+  ``index``, ``lambda_common`` and the Powertools logger are forgotten afterwards.
+- ``key_validation``: the shared validator, ``lambda_common.key_validation``, freshly imported.
 - ``lambda_context``: a small LambdaContext stand-in.
 - ``per_unit``: records a batch benchmark's cost per key / record / resource.
 """
@@ -81,7 +81,7 @@ def load_function(aws: MockedAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
 
 @pytest.fixture
 def key_validation(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """The shared validator, imported the way the handlers import it (from the zip root)."""
+    """The shared validator, ``lambda_common.key_validation``, freshly imported."""
     yield import_shared(monkeypatch, "key_validation")
     forget_isolated_modules()
 

@@ -6,8 +6,10 @@ environment and ``sys.path`` are changed through a ``monkeypatch`` (anything wit
 ``MonkeyPatch`` methods ``setenv``/``delenv``/``syspath_prepend``), which undoes those changes.
 
 - :class:`FunctionLoader`: ``load(folder, **env)`` imports ``<folder>/index.py`` as module
-  ``index`` with ``lambda_common`` on the path (the files the packager copies to the zip root),
-  with exactly the environment given; ``close()`` forgets what was loaded.
+  ``index``, with exactly the environment given, and lets the function's code import only what
+  its zip holds (:class:`ZipImportGuard`); ``close()`` forgets what was loaded.
+- :class:`ZipImportGuard`: while installed, an import made by a function's own code (its folder,
+  ``lambda_common``) of anything a zip would not contain raises ``ModuleNotFoundError``.
 - :func:`import_shared`: a ``lambda_common`` module, imported freshly the way the handlers do.
 - :func:`use_fake_credentials`: fake credentials and region, so nothing can reach a real account.
 - :class:`FakeLambdaContext`: a small LambdaContext stand-in.
@@ -15,10 +17,15 @@ environment and ``sys.path`` are changed through a ``monkeypatch`` (anything wit
 
 from __future__ import annotations
 
+import builtins
+import functools
 import importlib
+import importlib.metadata
 import logging
 import os
+import re
 import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -26,18 +33,35 @@ from typing import Any, Final, Protocol
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 COMMON_DIR: Final = REPO_ROOT / "lambda_common"
+COMMON_PACKAGE: Final = "lambda_common"
+LAMBDA_REQUIREMENTS: Final = REPO_ROOT / "requirements-lambda.txt"
 DEFAULT_REGION: Final = "us-east-1"
 DEFAULT_ACCOUNT_ID: Final = "123456789012"  # moto's default account
 
-ISOLATED_MODULES: Final = ("index", "key_validation", "alerts")
-"""Top-level modules of a function zip: forgotten before and after each load, so that no load
-depends on another's import (every folder's handler is module ``index``)."""
+LAMBDA_RUNTIME_DISTRIBUTIONS: Final = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "python-dateutil",
+    "urllib3",
+    "six",
+)
+"""What AWS's Python runtime provides beside the standard library: boto3 and its dependencies.
+Everything else a function imports must be in its zip (requirements-lambda.txt, bundled)."""
+
+ISOLATED_MODULES: Final = ("index", COMMON_PACKAGE)
+"""Top-level modules of a function zip (with their submodules): forgotten before and after each
+load, so that no load depends on another's import (every folder's handler is module ``index``)."""
 
 CONTRACT_ENV_VARS: Final = (
     "STATE_MACHINE_ARN",
     "ALERT_TOPIC_ARN",
+    "UPLOAD_BUCKET",
     "TABLE_NAME",
     "SCAN_REGIONS",
+    "SCAN_CONCURRENCY",
+    "EXEMPTION_TAG_KEY",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "LOG_LEVEL",
@@ -68,6 +92,8 @@ class MonkeyPatch(Protocol):
     def delenv(self, name: str, raising: bool = ...) -> None: ...
 
     def syspath_prepend(self, path: str | os.PathLike[str]) -> None: ...
+
+    def setattr(self, target: object, name: str, value: object) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -110,9 +136,111 @@ def use_fake_credentials(monkeypatch: MonkeyPatch, region: str) -> None:
 
 
 def forget_isolated_modules() -> None:
-    """Remove the zip-root modules (:data:`ISOLATED_MODULES`) from ``sys.modules``."""
-    for name in ISOLATED_MODULES:
-        sys.modules.pop(name, None)
+    """Remove the zip-root modules (:data:`ISOLATED_MODULES`, with submodules) from ``sys.modules``."""
+    for name in list(sys.modules):
+        if name.partition(".")[0] in ISOLATED_MODULES:
+            del sys.modules[name]
+
+
+def _distribution_key(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_names(requirements: Path) -> tuple[str, ...]:
+    """The distribution names pinned in a requirements file (comments and options skipped)."""
+    names = []
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.append(re.split(r"[\s\[<>=!~;@]", line, maxsplit=1)[0])
+    return tuple(names)
+
+
+def top_level_modules(distributions: Iterable[str]) -> frozenset[str]:
+    """The top-level import names that the installed ``distributions`` provide."""
+    wanted = {_distribution_key(name) for name in distributions}
+    return frozenset(
+        module
+        for module, providers in importlib.metadata.packages_distributions().items()
+        if any(_distribution_key(provider) in wanted for provider in providers)
+    )
+
+
+@functools.cache
+def zip_library_modules() -> frozenset[str]:
+    """What a function may import beside its own code: the standard library, the libraries that
+    requirements-lambda.txt bundles into every zip, and the Lambda runtime's boto3."""
+    bundled = requirement_names(LAMBDA_REQUIREMENTS)
+    return frozenset(sys.stdlib_module_names) | top_level_modules((*bundled, *LAMBDA_RUNTIME_DISTRIBUTIONS))
+
+
+def folder_modules(folder: Path) -> frozenset[str]:
+    """The top-level modules a function folder puts at its zip's root (files and packages)."""
+    return frozenset(
+        path.stem if path.is_file() else path.name
+        for path in folder.iterdir()
+        if (path.is_file() and path.suffix == ".py") or (path.is_dir() and path.name != "__pycache__")
+    )
+
+
+ImportFunction = Callable[..., ModuleType]
+
+
+class ZipImportGuard:
+    """Refuses, while installed, the imports a function's zip could not satisfy.
+
+    An ``import`` statement executed by a function's own code (a module under one of its folders
+    or under ``lambda_common/``) may only name a top-level module that the zip or the Lambda
+    runtime provides: :func:`zip_library_modules`, ``lambda_common`` and the function folder's own
+    modules. Anything else (``devkit``, ``moto``, another function's folder, a flat ``alerts``)
+    raises ``ModuleNotFoundError`` even when the test process could import it. Imports made by
+    libraries are not checked: the zip bundles each library whole.
+    """
+
+    def __init__(self, library_modules: frozenset[str] | None = None) -> None:
+        library = zip_library_modules() if library_modules is None else library_modules
+        self._allowed: set[str] = {*library, COMMON_PACKAGE}
+        self._code_dirs: list[str] = [str(COMMON_DIR) + os.sep]
+        self._original: ImportFunction | None = None
+
+    def add_function(self, folder: Path) -> None:
+        """Treat the modules under ``folder`` as function code, and its modules as importable."""
+        self._code_dirs.append(str(folder.resolve()) + os.sep)
+        self._allowed.update(folder_modules(folder))
+
+    def install(self, monkeypatch: MonkeyPatch) -> None:
+        """Wrap ``builtins.__import__`` (once); ``monkeypatch`` restores it on undo."""
+        if self._original is None:
+            self._original = builtins.__import__
+            monkeypatch.setattr(builtins, "__import__", self._import)
+
+    def is_function_code(self, filename: object) -> bool:
+        return isinstance(filename, str) and filename.startswith(tuple(self._code_dirs))
+
+    def check(self, name: str, importer_globals: Mapping[str, Any] | None, level: int) -> None:
+        """Raise ``ModuleNotFoundError`` when function code imports what its zip lacks."""
+        if level or importer_globals is None or not self.is_function_code(importer_globals.get("__file__")):
+            return
+        top = name.partition(".")[0]
+        if top not in self._allowed:
+            raise ModuleNotFoundError(
+                f"No module named {top!r} in a function zip (imported by "
+                f"{importer_globals.get('__name__')}): a zip holds its function folder, "
+                f"{COMMON_PACKAGE}/ and requirements-lambda.txt; the runtime adds boto3",
+                name=top,
+            )
+
+    def _import(
+        self,
+        name: str,
+        globals: Mapping[str, Any] | None = None,  # builtins.__import__'s parameter names
+        locals: Mapping[str, Any] | None = None,
+        fromlist: Sequence[str] = (),
+        level: int = 0,
+    ) -> ModuleType:
+        self.check(name, globals, level)
+        original = self._original or builtins.__import__
+        return original(name, globals, locals, fromlist, level)
 
 
 def forget_powertools_logger(service: str) -> None:
@@ -125,13 +253,13 @@ def forget_powertools_logger(service: str) -> None:
 
 
 def import_shared(monkeypatch: MonkeyPatch, name: str) -> ModuleType:
-    """Import ``lambda_common/<name>.py`` freshly, as the handlers import it (from the zip root).
+    """Import ``lambda_common.<name>`` freshly, as the handlers import it.
 
     Call :func:`forget_isolated_modules` when done with it.
     """
     forget_isolated_modules()
-    monkeypatch.syspath_prepend(str(COMMON_DIR))
-    return importlib.import_module(name)
+    monkeypatch.syspath_prepend(str(REPO_ROOT))
+    return importlib.import_module(f"{COMMON_PACKAGE}.{name}")
 
 
 class FunctionLoader:
@@ -140,15 +268,29 @@ class FunctionLoader:
     Each function's Powertools service is ``<service_prefix>-<folder>`` and its metrics go to
     ``metrics_namespace``; logging is at ``log_level`` (INFO, as deployed). Clients are created at
     module load, so load after creating the resources whose names the environment carries.
+
+    What the function can import is what its zip holds: its folder comes first on ``sys.path``,
+    ``lambda_common`` is found at the repository root as the package it is in the zip, and a
+    :class:`ZipImportGuard` refuses anything else that the test process happens to have.
+    ``functions_root`` is where the function folders are (the repository; a test may point it at
+    a folder of its own).
     """
 
     def __init__(
-        self, monkeypatch: MonkeyPatch, service_prefix: str, metrics_namespace: str, log_level: str = "INFO"
+        self,
+        monkeypatch: MonkeyPatch,
+        service_prefix: str,
+        metrics_namespace: str,
+        log_level: str = "INFO",
+        *,
+        functions_root: Path = REPO_ROOT,
     ) -> None:
         self._monkeypatch = monkeypatch
         self.service_prefix = service_prefix
         self.metrics_namespace = metrics_namespace
         self.log_level = log_level
+        self.functions_root = functions_root
+        self._guard = ZipImportGuard()
         self._loaded: list[ModuleType] = []
 
     def load(self, folder: str, **env: str) -> ModuleType:
@@ -164,8 +306,11 @@ class FunctionLoader:
             monkeypatch.setenv(name, value)
         forget_isolated_modules()
         forget_powertools_logger(service)
-        monkeypatch.syspath_prepend(str(COMMON_DIR))
-        monkeypatch.syspath_prepend(str(REPO_ROOT / folder))
+        function_dir = self.functions_root / folder
+        self._guard.add_function(function_dir)
+        self._guard.install(monkeypatch)
+        monkeypatch.syspath_prepend(str(REPO_ROOT))  # where lambda_common is, as at a zip's root
+        monkeypatch.syspath_prepend(str(function_dir))
         module = importlib.import_module("index")
         self._loaded.append(module)
         return module

@@ -1,10 +1,11 @@
 """Build reproducible Lambda zips: identical sources give identical bytes.
 
-Each ``dist/<function>.zip`` holds the function folder's Python files, the files of
-``lambda_common/`` that it uses (the key validator, the alert formatting; see ``FUNCTIONS``) and
-the pinned runtime libraries of ``requirements-lambda.txt`` (Powertools), with sorted entries, a
-fixed timestamp and fixed permissions, so that ``source_code_hash`` and therefore
-``terraform plan`` only change when the code does.
+Each ``dist/<function>.zip`` holds the function folder's files at its root (``index.py``), the
+whole ``lambda_common`` package as ``lambda_common/`` (so ``from lambda_common.<module> import``
+works in the zip as in the repository) and the pinned runtime libraries of
+``requirements-lambda.txt`` (Powertools), with sorted entries, a fixed timestamp and fixed
+permissions, so that ``source_code_hash`` and therefore ``terraform plan`` only change when the
+code does. boto3 comes from the Lambda runtime.
 
 Usage: python -m devkit.packaging [--dist DIR] [function ...]
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements-lambda.txt"
+COMMON_PACKAGE = "lambda_common"  # shipped whole in every zip
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 EXCLUDED_DIRS = {"__pycache__", "tests"}
 EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
@@ -29,14 +31,13 @@ EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
 
 @dataclass(frozen=True)
 class Function:
-    name: str
-    shared: tuple[str, ...]  # files of lambda_common/ copied to the zip root
+    name: str  # the function's folder, whose files go to the zip root
 
 
 FUNCTIONS = (
-    Function("lambda_trigger", ("alerts.py", "key_validation.py")),
-    Function("lambda_writer", ("key_validation.py",)),
-    Function("lambda_security_monitor", ("alerts.py",)),
+    Function("lambda_trigger"),
+    Function("lambda_writer"),
+    Function("lambda_security_monitor"),
 )
 
 
@@ -109,8 +110,10 @@ def _runtime_file(name: str) -> bool:
 def contents(function: Function, vendor: Path) -> dict[str, Path]:
     """Every entry of the function's zip: libraries first, then code (code wins on a clash)."""
     entries = {name: path for name, path in _files(vendor).items() if _runtime_file(name)}
-    for shared in function.shared:
-        entries[shared] = ROOT / "lambda_common" / shared
+    common = ROOT / COMMON_PACKAGE
+    if not (common / "__init__.py").is_file():
+        raise PackagingError(f"{common}/__init__.py is missing: {COMMON_PACKAGE} must be a package")
+    entries.update({f"{COMMON_PACKAGE}/{name}": path for name, path in _files(common).items()})
     source = ROOT / function.name
     if not (source / "index.py").is_file():
         raise PackagingError(f"{source}/index.py is missing")

@@ -1,7 +1,6 @@
 """Alert formatting shared by the trigger and the security monitor.
 
-The packager copies this file to the root of both function zips, so each handler does
-``from alerts import ...``. It has no dependencies beyond the standard library.
+Imported as ``from lambda_common.alerts import ...``; standard library only.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """The one S3 object key validator shared by the trigger and the writer.
 
-The packager copies this file to the root of both function zips, so each handler does
-``from key_validation import ...``. It has no dependencies beyond the standard library.
+Imported as ``from lambda_common.key_validation import ...``; standard library only.
 """
 
 from __future__ import annotations

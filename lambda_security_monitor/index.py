@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, TypedDict
 
 import boto3
-from alerts import MAX_ALERT_BYTES, MAX_SUBJECT_CHARS, truncate_listing
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
+
+from lambda_common.alerts import MAX_ALERT_BYTES, MAX_SUBJECT_CHARS, truncate_listing
 
 ResourceType = Literal["s3_bucket", "dynamodb_table"]
 Status = Literal["COMPLIANT", "NON_COMPLIANT", "ERROR"]

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict
 
 import boto3
-from alerts import MAX_ALERT_BYTES, MAX_SUBJECT_CHARS, truncate_listing
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
-from key_validation import InvalidKeyError, decode_s3_key, validate_key
+
+from lambda_common.alerts import MAX_ALERT_BYTES, MAX_SUBJECT_CHARS, truncate_listing
+from lambda_common.key_validation import InvalidKeyError, decode_s3_key, validate_key
 
 # Powertools has no built-in correlation path for S3 notifications; S3's request id ties the log
 # lines to the PutObject call in CloudTrail and S3 access logs.

@@ -21,7 +21,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
-from key_validation import InvalidKeyError, validate_key
+
+from lambda_common.key_validation import InvalidKeyError, validate_key
 
 logger = Logger()
 metrics = Metrics()

@@ -7,8 +7,8 @@ shared with the benchmarks; the fixtures here are thin wrappers over it.
 - ``aws_credentials``: fake credentials and region, no endpoint override (first, always).
 - ``aws``: moto's in-process ``mock_aws``, started before any client is created.
 - ``load_function``: loads one function folder's ``index.py`` in isolation (fresh import with its
-  own environment; ``index``/``key_validation``/``alerts`` and the Powertools logger are forgotten
-  afterwards).
+  own environment, importing only what its zip holds; ``index``, ``lambda_common`` and the
+  Powertools logger are forgotten afterwards).
 - ``key_validation``, ``alerts``: the shared ``lambda_common`` modules, imported the same way.
 - ``lambda_context``: a small LambdaContext stand-in.
 - ``alert_topic``: an SNS topic with an SQS queue subscribed, to read what was published.
@@ -61,8 +61,9 @@ def load_function(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callab
     """Return ``load(folder, **env)``: import ``<folder>/index.py`` with that environment.
 
     Clients are created at module load, so call it after creating the resources whose names the
-    environment carries. The module (and ``key_validation``/``alerts``) is removed from
-    ``sys.modules`` afterwards, so no test depends on another's import.
+    environment carries. The module (and ``lambda_common``) is removed from ``sys.modules``
+    afterwards, so no test depends on another's import. An import the function's zip would not
+    have raises ``ModuleNotFoundError``.
     """
     loader = FunctionLoader(monkeypatch, service_prefix="test", metrics_namespace=METRICS_NAMESPACE)
     yield loader.load
@@ -71,14 +72,14 @@ def load_function(aws: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callab
 
 @pytest.fixture
 def key_validation(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """The shared validator, imported the way the handlers import it (from the zip root)."""
+    """The shared validator, ``lambda_common.key_validation``, freshly imported."""
     yield import_shared(monkeypatch, "key_validation")
     forget_isolated_modules()
 
 
 @pytest.fixture
 def alerts(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """The shared alert formatting, imported the way the handlers import it (from the zip root)."""
+    """The shared alert formatting, ``lambda_common.alerts``, freshly imported."""
     yield import_shared(monkeypatch, "alerts")
     forget_isolated_modules()
 

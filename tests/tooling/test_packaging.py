@@ -1,16 +1,22 @@
-"""The Lambda zips are reproducible and self-contained."""
+"""The Lambda zips are reproducible and self-contained: each imports with nothing but itself and the
+Lambda runtime."""
 
 from __future__ import annotations
 
-import ast
 import hashlib
+import importlib.util
+import json
+import shutil
+import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from devkit import packaging
+from devkit.lambda_harness import LAMBDA_RUNTIME_DISTRIBUTIONS, top_level_modules
 
 
 @pytest.fixture(scope="module")
@@ -29,25 +35,58 @@ def test_identical_sources_give_identical_bytes(built: dict[str, Path], tmp_path
     assert {name: digest(p) for name, p in again.items()} == {name: digest(p) for name, p in built.items()}
 
 
-def test_a_source_change_changes_only_that_zip(built: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
-    source = tmp_path / "src"
-    for function in packaging.FUNCTIONS:
-        target = source / function.name
-        target.mkdir(parents=True)
-        for file in (packaging.ROOT / function.name).glob("*.py"):
-            (target / file.name).write_bytes(file.read_bytes())
-    (source / "lambda_common").mkdir()
-    for file in (packaging.ROOT / "lambda_common").glob("*.py"):
-        (source / "lambda_common" / file.name).write_bytes(file.read_bytes())
+def copy_sources(target: Path) -> Path:
+    """The function folders and lambda_common, copied as the packager reads them."""
+    for folder in [*(function.name for function in packaging.FUNCTIONS), packaging.COMMON_PACKAGE]:
+        shutil.copytree(
+            packaging.ROOT / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+    return target
+
+
+def build_from(source: Path, dist: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    build_dir = packaging.ROOT / "build"  # reuse the installed libraries: no download in tests
+    monkeypatch.setattr(packaging, "ROOT", source)
+    return {p.stem: p for p in packaging.build(None, dist, build_dir)}
+
+
+def test_a_source_change_changes_only_that_zip(
+    built: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = copy_sources(tmp_path / "src")
     (source / "lambda_writer" / "index.py").write_text(
         (source / "lambda_writer" / "index.py").read_text() + "\n# changed\n"
     )
-    build_dir = packaging.ROOT / "build"  # reuse the installed libraries: no download in tests
-    monkeypatch.setattr(packaging, "ROOT", source)
-    changed = {p.stem: digest(p) for p in packaging.build(None, tmp_path / "dist", build_dir)}
+
+    changed = {
+        name: digest(path) for name, path in build_from(source, tmp_path / "dist", monkeypatch).items()
+    }
+
     assert changed["lambda_writer"] != digest(built["lambda_writer"])
     assert changed["lambda_trigger"] == digest(built["lambda_trigger"])
     assert changed["lambda_security_monitor"] == digest(built["lambda_security_monitor"])
+
+
+def test_a_change_in_lambda_common_changes_every_zip(
+    built: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = copy_sources(tmp_path / "src")
+    (source / "lambda_common" / "new_module.py").write_text("VALUE = 1\n")
+
+    rebuilt = build_from(source, tmp_path / "dist", monkeypatch)
+
+    for name, path in rebuilt.items():
+        assert digest(path) != digest(built[name]), name
+        with zipfile.ZipFile(path) as archive:
+            assert archive.read("lambda_common/new_module.py") == b"VALUE = 1\n"
+
+
+def test_lambda_common_must_be_a_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = copy_sources(tmp_path / "src")
+    (source / "lambda_common" / "__init__.py").unlink()
+
+    with pytest.raises(packaging.PackagingError, match="lambda_common must be a package"):
+        build_from(source, tmp_path / "dist", monkeypatch)
 
 
 def test_no_entry_depends_on_where_the_repository_or_python_lives(built: dict[str, Path]) -> None:
@@ -72,15 +111,10 @@ def test_entries_are_sorted_with_a_fixed_time_and_mode(built: dict[str, Path]) -
 
 
 COMMON_DIR = packaging.ROOT / "lambda_common"
-# The files of lambda_common/ that each zip carries at its root, as the handlers import them.
-SHARED_FILES = {
-    "lambda_trigger": {"alerts.py", "key_validation.py"},
-    "lambda_writer": {"key_validation.py"},
-    "lambda_security_monitor": {"alerts.py"},
-}
+FUNCTION_NAMES = sorted(function.name for function in packaging.FUNCTIONS)
 
 
-@pytest.mark.parametrize("function", sorted(SHARED_FILES))
+@pytest.mark.parametrize("function", FUNCTION_NAMES)
 def test_each_zip_bundles_its_handler_and_powertools(built: dict[str, Path], function: str) -> None:
     with zipfile.ZipFile(built[function]) as archive:
         names = set(archive.namelist())
@@ -89,33 +123,132 @@ def test_each_zip_bundles_its_handler_and_powertools(built: dict[str, Path], fun
     assert "aws_lambda_powertools/__init__.py" in names
 
 
-@pytest.mark.parametrize("shared_file", sorted(path.name for path in COMMON_DIR.glob("*.py")))
-@pytest.mark.parametrize("function", sorted(SHARED_FILES))
-def test_each_zip_bundles_exactly_the_shared_files_it_uses(
-    built: dict[str, Path], function: str, shared_file: str
+@pytest.mark.parametrize("function", FUNCTION_NAMES)
+def test_each_zip_bundles_the_whole_lambda_common_package(built: dict[str, Path], function: str) -> None:
+    expected = {
+        f"lambda_common/{path.relative_to(COMMON_DIR).as_posix()}": path.read_bytes()
+        for path in COMMON_DIR.rglob("*.py")
+        if "__pycache__" not in path.parts
+    }
+    with zipfile.ZipFile(built[function]) as archive:
+        bundled = {
+            name: archive.read(name) for name in archive.namelist() if name.startswith("lambda_common/")
+        }
+        root_modules = {name for name in archive.namelist() if "/" not in name}
+    assert "lambda_common/__init__.py" in bundled
+    assert bundled == expected
+    # Nothing of lambda_common is copied flat to the zip root any more
+    assert root_modules & {path.name for path in COMMON_DIR.glob("*.py")} == set()
+
+
+# --- a zip imports with nothing but itself and the Lambda runtime -----------------------------------
+
+PROBE = """
+import importlib, json, sys
+task_root, runtime = sys.argv[1], sys.argv[2]
+sys.path[:0] = [task_root, runtime]
+index = importlib.import_module("index")
+files = {getattr(module, "__file__", None) for module in list(sys.modules.values())}
+print(json.dumps({"index": index.__file__, "files": sorted(f for f in files if f)}))
+"""
+
+FUNCTION_ENV = {
+    "STATE_MACHINE_ARN": "arn:aws:states:eu-central-1:123456789012:stateMachine:ingestion",
+    "ALERT_TOPIC_ARN": "arn:aws:sns:eu-central-1:123456789012:alerts",
+    "UPLOAD_BUCKET": "uploads-bucket",
+    "TABLE_NAME": "metadata",
+    "SCAN_REGIONS": "eu-central-1",
+    "POWERTOOLS_SERVICE_NAME": "zip-probe",
+}
+
+
+@pytest.fixture(scope="module")
+def lambda_runtime(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding only what AWS's Python runtime adds to the standard library (boto3 and its
+    dependencies), linked from this venv."""
+    runtime = tmp_path_factory.mktemp("lambda-runtime")
+    for module in sorted(top_level_modules(LAMBDA_RUNTIME_DISTRIBUTIONS)):
+        spec = importlib.util.find_spec(module)
+        assert spec is not None
+        assert spec.origin is not None
+        source = Path(spec.origin)
+        if spec.submodule_search_locations:
+            source = source.parent
+        (runtime / source.name).symlink_to(source)
+    return runtime
+
+
+def import_in_isolation(zip_path: Path, runtime: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """Unpack the zip and import its ``index`` in a fresh interpreter whose sys.path is only the
+    unpacked zip, the runtime's libraries and the standard library (-S: no site-packages;
+    -I: no PYTHONPATH, no user site, no current directory)."""
+    task_root = workdir / "task"
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(task_root)
+    env = {
+        **FUNCTION_ENV,
+        "AWS_REGION": "eu-central-1",
+        "AWS_DEFAULT_REGION": "eu-central-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_CONFIG_FILE": str(workdir / "no-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-credentials"),
+        "HOME": str(workdir),
+    }
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", PROBE, str(task_root), str(runtime)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("function", FUNCTION_NAMES)
+def test_each_zip_imports_its_handler_with_nothing_but_the_zip_and_the_runtime(
+    built: dict[str, Path], lambda_runtime: Path, tmp_path: Path, function: str
 ) -> None:
-    expected = shared_file in SHARED_FILES[function]
-    with zipfile.ZipFile(built[function]) as archive:
-        bundled = archive.read(shared_file) if shared_file in archive.namelist() else None
-    assert (bundled is not None) is expected
-    if bundled is not None:
-        assert bundled == (COMMON_DIR / shared_file).read_bytes()
+    result = import_in_isolation(built[function], lambda_runtime, tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    task_root = tmp_path / "task"
+    assert loaded["index"] == str(task_root / "index.py")
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    outside = [
+        file
+        for file in loaded["files"]
+        if not Path(file).is_relative_to(task_root)
+        and not Path(file).is_relative_to(lambda_runtime)
+        and not Path(file).resolve().is_relative_to(stdlib)
+    ]
+    assert outside == []
+    assert str(task_root / "lambda_common" / "__init__.py") in loaded["files"]
 
 
-@pytest.mark.parametrize("function", sorted(SHARED_FILES))
-def test_every_shared_module_a_handler_imports_is_in_its_zip(built: dict[str, Path], function: str) -> None:
-    common = {path.stem for path in COMMON_DIR.glob("*.py")}
-    tree = ast.parse((packaging.ROOT / function / "index.py").read_text())
-    imported: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module)
-        elif isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-    with zipfile.ZipFile(built[function]) as archive:
-        names = set(archive.namelist())
-    assert imported & common, f"{function} imports nothing from lambda_common"
-    assert {f"{module}.py" for module in imported & common} <= names
+@pytest.mark.parametrize(
+    ("statement", "missing"),
+    [
+        pytest.param("from key_validation import validate_key", "key_validation", id="old-flat-import"),
+        pytest.param("import devkit.packaging", "devkit", id="repository-tooling"),
+        pytest.param("import moto", "moto", id="test-only-library"),
+        pytest.param("from lambda_common.nowhere import thing", "lambda_common.nowhere", id="missing-module"),
+    ],
+)
+def test_an_import_the_zip_lacks_is_caught(
+    lambda_runtime: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, statement: str, missing: str
+) -> None:
+    source = copy_sources(tmp_path / "src")
+    index = source / "lambda_writer" / "index.py"
+    index.write_text(f"{index.read_text()}\n{statement}\n")
+    zip_path = build_from(source, tmp_path / "dist", monkeypatch)["lambda_writer"]
+
+    result = import_in_isolation(zip_path, lambda_runtime, tmp_path)
+
+    assert result.returncode != 0
+    assert f"ModuleNotFoundError: No module named '{missing}'" in result.stderr
 
 
 def test_unknown_function_is_a_clear_error(tmp_path: Path) -> None:

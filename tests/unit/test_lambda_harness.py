@@ -1,0 +1,130 @@
+"""The unit-test harness lets a handler import only what its zip holds (devkit/lambda_harness.py)."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devkit.lambda_harness import (
+    COMMON_DIR,
+    LAMBDA_REQUIREMENTS,
+    FunctionLoader,
+    ZipImportGuard,
+    requirement_names,
+    zip_library_modules,
+)
+
+
+@pytest.fixture
+def functions_root(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture
+def loader(monkeypatch: pytest.MonkeyPatch, functions_root: Path) -> Iterator[FunctionLoader]:
+    loader = FunctionLoader(monkeypatch, "test", "HarnessTests", functions_root=functions_root)
+    yield loader
+    loader.close()
+
+
+def write_function(root: Path, body: str, **extra_files: str) -> str:
+    folder = root / "lambda_probe"
+    folder.mkdir()
+    (folder / "index.py").write_text(
+        "from aws_lambda_powertools import Logger, Metrics\nlogger = Logger()\nmetrics = Metrics()\n" + body
+    )
+    for name, text in extra_files.items():
+        (folder / name).write_text(text)
+    return folder.name
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param("import devkit.packaging", id="repository-tooling"),
+        pytest.param("import moto", id="test-only-library-already-imported"),
+        pytest.param("import pytest", id="test-runner"),
+        pytest.param("from lambda_writer import index", id="another-function-folder"),
+        pytest.param("import tests.conftest", id="tests"),
+    ],
+)
+def test_an_import_the_zip_lacks_fails_even_when_the_test_process_has_it(
+    loader: FunctionLoader, functions_root: Path, statement: str
+) -> None:
+    folder = write_function(functions_root, f"{statement}\n")
+    top = statement.split()[1].split(".")[0]
+
+    with pytest.raises(ModuleNotFoundError, match=f"No module named '{top}' in a function zip") as caught:
+        loader.load(folder)
+
+    assert caught.value.name == top
+
+
+def test_the_flat_imports_of_the_old_layout_fail(loader: FunctionLoader, functions_root: Path) -> None:
+    # lambda_common used to be copied to the zip root; now only the package is there
+    folder = write_function(functions_root, "from key_validation import validate_key\n")
+
+    with pytest.raises(ModuleNotFoundError, match="key_validation"):
+        loader.load(folder)
+
+
+def test_an_import_inside_a_function_is_checked_when_it_runs(
+    loader: FunctionLoader, functions_root: Path
+) -> None:
+    folder = write_function(functions_root, "def lambda_handler(event, context):\n    import moto\n")
+    module = loader.load(folder)
+
+    with pytest.raises(ModuleNotFoundError, match="'moto' in a function zip"):
+        module.lambda_handler({}, None)
+
+
+def test_what_a_zip_holds_imports_fine(loader: FunctionLoader, functions_root: Path) -> None:
+    folder = write_function(
+        functions_root,
+        "import json, unicodedata\n"
+        "import boto3\n"
+        "from botocore.exceptions import ClientError\n"
+        "from lambda_common.alerts import display_text\n"
+        "from lambda_common import key_validation\n"
+        "import helpers\n",
+        **{"helpers.py": "VALUE = 1\n"},
+    )
+
+    module = loader.load(folder)
+
+    assert module.helpers.VALUE == 1
+    assert module.display_text("a") == '"a"'
+    assert module.key_validation.__file__.endswith("lambda_common/key_validation.py")
+
+
+def test_the_guard_is_gone_after_the_test(functions_root: Path) -> None:
+    original = builtins.__import__
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        loader = FunctionLoader(monkeypatch, "test", "HarnessTests", functions_root=functions_root)
+        loader.load(write_function(functions_root, ""))
+        assert builtins.__import__ is not original
+        loader.close()
+
+    assert builtins.__import__ is original
+
+
+def test_the_allowed_libraries_are_the_bundled_ones_and_the_runtime_boto3() -> None:
+    assert set(requirement_names(LAMBDA_REQUIREMENTS)) >= {"aws-lambda-powertools"}
+    allowed = zip_library_modules()
+
+    assert {"aws_lambda_powertools", "typing_extensions", "jmespath", "boto3", "botocore", "json"} <= allowed
+    assert not {"moto", "pytest", "devkit", "lambda_common", "emulator"} & allowed
+
+
+def test_only_function_code_is_checked() -> None:
+    guard = ZipImportGuard(library_modules=frozenset())
+    common_file = str(COMMON_DIR / "alerts.py")
+
+    guard.check("moto", {"__file__": "/elsewhere/conftest.py"}, 0)  # not function code
+    guard.check("alerts", {"__file__": common_file}, 1)  # a relative import inside the package
+    guard.check("lambda_common.key_validation", {"__file__": common_file}, 0)
+    with pytest.raises(ModuleNotFoundError, match="'moto'"):
+        guard.check("moto", {"__file__": common_file}, 0)
