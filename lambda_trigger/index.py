@@ -26,6 +26,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from lambda_common.alerts import MAX_ALERT_BYTES, MAX_SUBJECT_CHARS, truncate_listing
+from lambda_common.contract import ExecutionInput
 from lambda_common.key_validation import InvalidKeyError, decode_s3_key, validate_key
 
 # Powertools has no built-in correlation path for S3 notifications; S3's request id ties the log
@@ -68,19 +69,6 @@ class TriggerConfig:
         if missing:
             raise ConfigurationError(f"environment variable(s) not set: {', '.join(missing)}")
         return cls(state_machine_arn=environ["STATE_MACHINE_ARN"], alert_topic_arn=environ["ALERT_TOPIC_ARN"])
-
-
-class ExecutionInput(TypedDict):
-    """The state machine's input; every key is always present, null when S3 did not say."""
-
-    bucket: str
-    key: str
-    size: int | None
-    etag: str | None
-    version_id: str | None
-    sequencer: str | None
-    event_time: str
-    event_name: str
 
 
 class InvocationSummary(TypedDict):

@@ -9,7 +9,8 @@ shared with the benchmarks; the fixtures here are thin wrappers over it.
 - ``load_function``: loads one function folder's ``index.py`` in isolation (fresh import with its
   own environment, importing only what its zip holds; ``index``, ``lambda_common`` and the
   Powertools logger are forgotten afterwards).
-- ``key_validation``, ``alerts``: the shared ``lambda_common`` modules, imported the same way.
+- ``key_validation``, ``alerts``, ``contract``: the shared ``lambda_common`` modules, imported the
+  same way.
 - ``lambda_context``: a small LambdaContext stand-in.
 - ``alert_topic``: an SNS topic with an SQS queue subscribed, to read what was published.
 """
@@ -81,6 +82,13 @@ def key_validation(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
 def alerts(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """The shared alert formatting, ``lambda_common.alerts``, freshly imported."""
     yield import_shared(monkeypatch, "alerts")
+    forget_isolated_modules()
+
+
+@pytest.fixture
+def contract(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """The trigger -> writer contract, ``lambda_common.contract``, freshly imported."""
+    yield import_shared(monkeypatch, "contract")
     forget_isolated_modules()
 
 

@@ -107,7 +107,7 @@ def test_a_valid_input_writes_exactly_the_contract_item(
 
 def test_null_optional_fields_are_left_out_of_the_item(writer: ModuleType, dynamodb: Any) -> None:
     event = event_with(size=None, etag=None, version_id=None, sequencer=REMOVE)
-    request = writer.parse_request(event)
+    request = writer.parse_write_request(event)
 
     status = writer.put_record(dynamodb, TABLE, request, now=lambda: "2026-01-15T10:20:31.000Z")
 
@@ -254,6 +254,12 @@ INVALID_EVENTS = [
         event_with(event_time="yesterday"), "file.event_time 'yesterday' is not an ISO 8601", id="time-text"
     ),
     pytest.param(
+        event_with(event_name=REMOVE),
+        "file.event_name must be a non-empty string (got null)",
+        id="event-name-missing",
+    ),
+    pytest.param(event_with(key="a\u202eb"), "format character U+202E", id="key-format-character"),
+    pytest.param(
         event_with(size="2048"), "file.size must be an integer >= 0 or null (got str)", id="size-str"
     ),
     pytest.param(
@@ -311,7 +317,7 @@ def test_each_invalid_input_raises_invalid_input_error(
 
 def test_every_problem_of_an_input_is_listed_and_the_key_named(writer: ModuleType) -> None:
     with pytest.raises(writer.InvalidInputError) as caught:
-        writer.parse_request(event_with(key="a/./b", size=-5, etag=1))
+        writer.parse_write_request(event_with(key="a/./b", size=-5, etag=1))
 
     assert caught.value.key == "a/./b"
     assert caught.value.problems == [
@@ -323,7 +329,9 @@ def test_every_problem_of_an_input_is_listed_and_the_key_named(writer: ModuleTyp
 
 
 def test_missing_optional_fields_count_as_null(writer: ModuleType) -> None:
-    request = writer.parse_request(event_with(size=REMOVE, etag=REMOVE, version_id=REMOVE, sequencer=REMOVE))
+    request = writer.parse_write_request(
+        event_with(size=REMOVE, etag=REMOVE, version_id=REMOVE, sequencer=REMOVE)
+    )
 
     assert (request.size, request.etag, request.version_id, request.sequencer) == (None, None, None, None)
 
