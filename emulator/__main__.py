@@ -1,4 +1,4 @@
-"""Command line: ``python -m emulator {serve,start,stop,status,wait,fault}``.
+"""Command line: ``python -m emulator <command>``.
 
 * ``serve``  - run in the foreground until SIGTERM/SIGINT (then stop cleanly);
 * ``start``  - run ``serve`` as a detached background process, write ``<state-dir>/emulator.pid``,
@@ -7,7 +7,11 @@
 * ``status`` - print the state as JSON (exit 0 if running and healthy, 3 if not running, 1 if unhealthy);
 * ``wait``   - wait until pending asynchronous Lambda invocations are done;
 * ``trigger --rule NAME`` - deliver a Scheduled Event to an EventBridge rule's targets now;
-* ``fault add|list|clear`` - manage fault injection rules (see :mod:`emulator.faults`).
+* ``fault add|list|clear`` - fault rules (see :mod:`emulator.faults`), also probabilistic;
+* ``throttle set|list|clear`` - token-bucket throttling of a target (e.g. StartExecution);
+* ``s3-notifications --copies N`` - deliver every S3 -> Lambda notification N times;
+* ``lambda [--warm|--cold] [--idle-timeout S]`` - execution environments: settings and counters;
+* ``patches`` - the registry of every change the emulator makes to moto.
 
 The state directory (``--state-dir``, default ``.emulator`` under the current directory) holds the
 pidfile, ``emulator.json`` (host/port/endpoint of the running emulator), the log file
@@ -24,20 +28,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from emulator import faults
-from emulator.server import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    Emulator,
-    EmulatorError,
-    port_is_free,
-    wait_until_healthy,
-)
+from emulator.admin_client import AdminClient, AdminError, EmulatorUnreachableError
+from emulator.http_server import port_is_free
+from emulator.server import DEFAULT_HOST, DEFAULT_PORT, Emulator, EmulatorError
 
 PID_FILE = "emulator.pid"
 INFO_FILE = "emulator.json"
@@ -58,6 +55,10 @@ def _warn(message: str) -> None:
 
 def _state_dir(args: argparse.Namespace) -> Path:
     return Path(args.state_dir).resolve()
+
+
+def _log_file(args: argparse.Namespace) -> Path:
+    return Path(args.log_file).resolve() if args.log_file else _state_dir(args) / LOG_FILE
 
 
 def _read_pid(state_dir: Path) -> int | None:
@@ -94,125 +95,6 @@ def _remove_state(state_dir: Path) -> None:
         (state_dir / name).unlink(missing_ok=True)
 
 
-# ---------------------------------------------------------------------------- commands
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    state_dir = _state_dir(args)
-    log_file = Path(args.log_file).resolve() if args.log_file else state_dir / LOG_FILE
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    emulator = Emulator(host=args.host, port=args.port, log_path=log_file, state_dir=state_dir)
-    try:
-        emulator.start()
-    except EmulatorError as exc:
-        _warn(f"emulator: {exc}")
-        return 1
-    try:
-        info = {
-            "pid": os.getpid(),
-            "host": emulator.host,
-            "port": emulator.port,
-            "endpoint_url": emulator.endpoint_url,
-            "log_file": str(log_file),
-        }
-        if args.write_state:
-            state_dir.mkdir(parents=True, exist_ok=True)
-            (state_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        _say(f"emulator listening on {emulator.endpoint_url} (pid {os.getpid()}, log {log_file})")
-        while not stop.wait(0.5):
-            pass
-    finally:
-        emulator.stop()
-        if args.write_state and _read_pid(state_dir) in (None, os.getpid()):
-            _remove_state(state_dir)
-    _say("emulator stopped")
-    return 0
-
-
-def cmd_start(args: argparse.Namespace) -> int:
-    state_dir = _state_dir(args)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    pid = _read_pid(state_dir)
-    if pid is not None and _is_our_process(pid):
-        info = _read_info(state_dir)
-        _say(f"emulator already running (pid {pid}) on {info.get('endpoint_url', '?')}")
-        return 0
-    _remove_state(state_dir)
-    if not port_is_free(args.host, args.port):
-        _warn(
-            f"emulator: port {args.port} on {args.host} is already in use;"
-            " stop whatever holds it or use --port"
-        )
-        return 1
-    log_file = Path(args.log_file).resolve() if args.log_file else state_dir / LOG_FILE
-    command = [
-        sys.executable,
-        "-m",
-        "emulator",
-        "serve",
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-        "--state-dir",
-        str(state_dir),
-        "--log-file",
-        str(log_file),
-        "--write-state",
-    ]
-    package_root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-    with open(state_dir / OUT_FILE, "ab") as out:
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
-        )
-    (state_dir / PID_FILE).write_text(f"{proc.pid}\n", encoding="utf-8")
-    deadline = time.monotonic() + args.timeout
-    while True:
-        if proc.poll() is not None:
-            _remove_state(state_dir)
-            tail = (state_dir / OUT_FILE).read_text(encoding="utf-8", errors="replace")[-2000:]
-            _warn(f"emulator: the server exited with status {proc.returncode}:\n{tail}")
-            return 1
-        info = _read_info(state_dir)
-        endpoint = str(info.get("endpoint_url", "")) if info.get("pid") == proc.pid else ""
-        try:
-            if not endpoint:
-                raise EmulatorError("not listening yet")
-            health = wait_until_healthy(endpoint, timeout=0.5)
-        except EmulatorError:
-            if time.monotonic() > deadline:
-                _warn(
-                    f"emulator: not healthy after {args.timeout:.0f}s;"
-                    f" stopping it (see {state_dir / OUT_FILE})"
-                )
-                _terminate(proc.pid, 10)
-                _remove_state(state_dir)
-                return 1
-            time.sleep(0.1)
-            continue
-        if health.get("pid") != proc.pid:
-            _warn(f"emulator: {endpoint} is answered by another emulator (pid {health.get('pid')})")
-            _terminate(proc.pid, 10)
-            _remove_state(state_dir)
-            return 1
-        break
-    _say(f"emulator started (pid {proc.pid}) on {endpoint}; log {log_file}")
-    return 0
-
-
 def _terminate(pid: int, timeout: float) -> bool:
     """SIGTERM, wait, then SIGKILL; True if the process is gone."""
     try:
@@ -239,6 +121,125 @@ def _terminate(pid: int, timeout: float) -> bool:
     return False
 
 
+# ---------------------------------------------------------------------------- serve / start / stop
+
+
+def _write_info(state_dir: Path, emulator: Emulator, log_file: Path) -> None:
+    info = {
+        "pid": os.getpid(),
+        "host": emulator.host,
+        "port": emulator.port,
+        "endpoint_url": emulator.endpoint_url,
+        "log_file": str(log_file),
+    }
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    state_dir, log_file = _state_dir(args), _log_file(args)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGINT, lambda _signum, _frame: stop.set())
+    emulator = Emulator(
+        host=args.host,
+        port=args.port,
+        log_path=log_file,
+        state_dir=state_dir,
+        lambda_warm=not args.cold,
+        lambda_idle_timeout=args.idle_timeout,
+    )
+    try:
+        emulator.start()
+    except EmulatorError as exc:
+        _warn(f"emulator: {exc}")
+        return 1
+    try:
+        if args.write_state:
+            _write_info(state_dir, emulator, log_file)
+        _say(f"emulator listening on {emulator.endpoint_url} (pid {os.getpid()}, log {log_file})")
+        while not stop.wait(0.5):
+            pass
+    finally:
+        emulator.stop()
+        if args.write_state and _read_pid(state_dir) in (None, os.getpid()):
+            _remove_state(state_dir)
+    _say("emulator stopped")
+    return 0
+
+
+def _spawn_server(args: argparse.Namespace, state_dir: Path) -> subprocess.Popen[bytes]:
+    command = [
+        *(sys.executable, "-m", "emulator", "serve", "--host", args.host, "--port", str(args.port)),
+        *("--state-dir", str(state_dir), "--log-file", str(_log_file(args)), "--write-state"),
+        *("--idle-timeout", str(args.idle_timeout)),
+        *(("--cold",) if args.cold else ()),
+    ]
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    with open(state_dir / OUT_FILE, "ab") as out:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+    (state_dir / PID_FILE).write_text(f"{proc.pid}\n", encoding="utf-8")
+    return proc
+
+
+def _await_started(proc: subprocess.Popen[bytes], state_dir: Path, timeout: float) -> str:
+    """The endpoint once the spawned server is healthy; raises EmulatorError otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            tail = (state_dir / OUT_FILE).read_text(encoding="utf-8", errors="replace")[-2000:]
+            raise EmulatorError(f"the server exited with status {proc.returncode}:\n{tail}")
+        info = _read_info(state_dir)
+        endpoint = str(info.get("endpoint_url", "")) if info.get("pid") == proc.pid else ""
+        if endpoint:
+            try:
+                health = AdminClient(endpoint).health(timeout=0.5)
+            except EmulatorUnreachableError:
+                health = {}
+            if health and health.get("pid") != proc.pid:
+                raise EmulatorError(f"{endpoint} is answered by another emulator (pid {health.get('pid')})")
+            if health:
+                return endpoint
+        if time.monotonic() > deadline:
+            raise EmulatorError(f"not healthy after {timeout:.0f}s (see {state_dir / OUT_FILE})")
+        time.sleep(0.1)
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    state_dir = _state_dir(args)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    pid = _read_pid(state_dir)
+    if pid is not None and _is_our_process(pid):
+        _say(f"emulator already running (pid {pid}) on {_read_info(state_dir).get('endpoint_url', '?')}")
+        return 0
+    _remove_state(state_dir)
+    if not port_is_free(args.host, args.port):
+        _warn(
+            f"emulator: port {args.port} on {args.host} is already in use; stop whatever holds it or use --port"
+        )
+        return 1
+    proc = _spawn_server(args, state_dir)
+    try:
+        endpoint = _await_started(proc, state_dir, args.timeout)
+    except EmulatorError as exc:
+        _warn(f"emulator: {exc}")
+        if proc.poll() is None:
+            _terminate(proc.pid, 10)
+        _remove_state(state_dir)
+        return 1
+    _say(f"emulator started (pid {proc.pid}) on {endpoint}; log {_log_file(args)}")
+    return 0
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args)
     pid = _read_pid(state_dir)
@@ -260,119 +261,153 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args)
     pid = _read_pid(state_dir)
-    info = _read_info(state_dir)
     if pid is None or not _is_our_process(pid):
         _say(json.dumps({"running": False, "state_dir": str(state_dir)}))
         return EXIT_NOT_RUNNING
-    endpoint = info.get("endpoint_url") or f"http://{args.host}:{args.port}"
+    endpoint = _read_info(state_dir).get("endpoint_url") or f"http://{args.host}:{args.port}"
     try:
-        health = wait_until_healthy(endpoint, timeout=2)
-    except EmulatorError as exc:
+        health = AdminClient(str(endpoint)).wait_until_healthy(timeout=2)
+    except EmulatorUnreachableError as exc:
         _say(json.dumps({"running": True, "healthy": False, "pid": pid, "error": str(exc)}))
         return 1
     _say(json.dumps({"running": True, "healthy": True, **health}))
     return 0
 
 
-def _endpoint(args: argparse.Namespace) -> str:
-    if args.endpoint_url:
-        return str(args.endpoint_url)
-    info = _read_info(_state_dir(args))
-    return str(info.get("endpoint_url") or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
+# ---------------------------------------------------------------------------- admin commands
+
+
+def _client(args: argparse.Namespace) -> AdminClient:
+    endpoint = args.endpoint_url or _read_info(_state_dir(args)).get("endpoint_url")
+    return AdminClient(str(endpoint or f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"))
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    url = f"{_endpoint(args).rstrip('/')}/_emulator/lambda/wait?timeout={args.timeout}"
-    request = urllib.request.Request(url, method="POST", data=b"")  # noqa: S310 - loopback emulator URL
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=args.timeout + 10) as response:
-            result = json.loads(response.read())
-    except (urllib.error.URLError, OSError) as exc:
-        _warn(f"emulator: {exc}")
-        return 1
+    result = _client(args).call(
+        "POST", f"/_emulator/lambda/wait?timeout={args.timeout}", timeout=args.timeout + 10
+    )
     _say(json.dumps({k: v for k, v in result.items() if k != "async_completed"}))
     return 0 if result.get("idle") else 1
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
-    body = json.dumps({"rule": args.rule, "region": args.region, "event_bus": args.event_bus}).encode()
-    url = f"{_endpoint(args).rstrip('/')}/_emulator/events/trigger"
-    request = urllib.request.Request(url, method="POST", data=body)  # noqa: S310 - loopback emulator URL
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=30) as response:
-            _say(response.read().decode("utf-8"))
-    except urllib.error.HTTPError as exc:
-        _warn(f"emulator: {exc.read().decode('utf-8', errors='replace')}")
-        return 1
-    except (urllib.error.URLError, OSError) as exc:
-        _warn(f"emulator: {exc}")
-        return 1
+    body = {"rule": args.rule, "region": args.region, "event_bus": args.event_bus}
+    _say(json.dumps(_client(args).call("POST", "/_emulator/events/trigger", body)))
     return 0
 
 
 def cmd_fault(args: argparse.Namespace) -> int:
-    endpoint = _endpoint(args)
-    try:
-        if args.fault_command == "add":
-            rule_id = faults.add_fault(
-                endpoint,
-                target=args.target,
-                match=args.match,
-                status=args.status,
-                error_code=args.error_code,
-                message=args.message,
-                times=args.times,
-            )
-            _say(rule_id)
-        elif args.fault_command == "list":
-            _say(json.dumps(faults.list_faults(endpoint), indent=2))
-        else:
-            _say(f"cleared {faults.clear_faults(endpoint)} rule(s)")
-    except (faults.FaultRuleError, urllib.error.URLError, OSError) as exc:
-        _warn(f"emulator: {exc}")
-        return 1
+    client = _client(args)
+    if args.fault_command == "add":
+        rule = {
+            "target": args.target,
+            "match": args.match,
+            "status": args.status,
+            "error_code": args.error_code,
+            "message": args.message,
+            "times": args.times,
+            "probability": args.probability,
+            "seed": args.seed,
+        }
+        _say(str(client.call("POST", "/_emulator/faults", rule)["id"]))
+    elif args.fault_command == "list":
+        _say(json.dumps(client.call("GET", "/_emulator/faults")["faults"], indent=2))
+    else:
+        _say(f"cleared {client.call('DELETE', '/_emulator/faults')['cleared']} rule(s)")
+    return 0
+
+
+def cmd_throttle(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.throttle_command == "set":
+        body = {"target": args.target, "capacity": args.capacity, "refill_per_second": args.refill}
+        _say(json.dumps(client.call("POST", "/_emulator/throttles", body)))
+    elif args.throttle_command == "list":
+        _say(json.dumps(client.call("GET", "/_emulator/throttles")["throttles"], indent=2))
+    else:
+        _say(f"cleared {client.call('DELETE', '/_emulator/throttles')['cleared']} throttle(s)")
+    return 0
+
+
+def cmd_s3_notifications(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.copies is None:
+        _say(json.dumps(client.call("GET", "/_emulator/s3/notifications")))
+    else:
+        _say(json.dumps(client.call("POST", "/_emulator/s3/notifications", {"copies": args.copies})))
+    return 0
+
+
+def cmd_lambda(args: argparse.Namespace) -> int:
+    settings: dict[str, Any] = {}
+    if args.warm is not None:
+        settings["warm"] = args.warm
+    if args.idle_timeout is not None:
+        settings["idle_timeout"] = args.idle_timeout
+    client = _client(args)
+    result = (
+        client.call("POST", "/_emulator/lambda", settings)
+        if settings
+        else client.call("GET", "/_emulator/lambda")
+    )
+    _say(json.dumps({k: v for k, v in result.items() if k != "async_completed"}, indent=2))
+    return 0
+
+
+def cmd_patches(args: argparse.Namespace) -> int:
+    if args.offline:
+        from emulator import registry
+
+        patches = registry.describe()
+    else:
+        patches = _client(args).call("GET", "/_emulator/patches")["patches"]
+    for patch in patches:
+        _say(f"{patch['target']}  [{patch['kind']}, {patch['module']}]\n    {patch['why']}")
     return 0
 
 
 # ---------------------------------------------------------------------------- parser
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m emulator", description="Embedded AWS emulator (moto).")
+def _common_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--state-dir", default=".emulator", help="state directory (default: .emulator)")
     common.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default: {DEFAULT_HOST})")
     common.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 = any)"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    common.add_argument(
+        "--endpoint-url", help="emulator URL for admin commands (default: from the state dir)"
+    )
+    return common
 
-    serve = sub.add_parser("serve", parents=[common], help="run in the foreground")
-    serve.add_argument("--log-file", help="log file (default: <state-dir>/emulator.log)")
+
+def _add_server_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    runtime = argparse.ArgumentParser(add_help=False)
+    runtime.add_argument("--log-file", help="log file (default: <state-dir>/emulator.log)")
+    runtime.add_argument(
+        "--cold", action="store_true", help="a process per Lambda invocation (no warm starts)"
+    )
+    runtime.add_argument(
+        "--idle-timeout", type=float, default=120.0, help="seconds an idle environment lives"
+    )
+    serve = sub.add_parser("serve", parents=[common, runtime], help="run in the foreground")
     serve.add_argument("--write-state", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
-
-    start = sub.add_parser("start", parents=[common], help="start in the background")
-    start.add_argument("--log-file", help="log file (default: <state-dir>/emulator.log)")
+    start = sub.add_parser("start", parents=[common, runtime], help="start in the background")
     start.add_argument("--timeout", type=float, default=60.0, help="seconds to wait until healthy")
     start.set_defaults(func=cmd_start)
-
     stop = sub.add_parser("stop", parents=[common], help="stop the background emulator")
     stop.add_argument("--timeout", type=float, default=20.0, help="seconds to wait before SIGKILL")
     stop.set_defaults(func=cmd_stop)
+    sub.add_parser("status", parents=[common], help="show whether it runs").set_defaults(func=cmd_status)
 
-    status = sub.add_parser("status", parents=[common], help="show whether it runs")
-    status.set_defaults(func=cmd_status)
 
+def _add_admin_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     wait = sub.add_parser("wait", parents=[common], help="wait for pending async Lambda invocations")
-    wait.add_argument("--endpoint-url", help="emulator URL (default: from the state dir)")
     wait.add_argument("--timeout", type=float, default=60.0)
     wait.set_defaults(func=cmd_wait)
-
     trigger = sub.add_parser("trigger", parents=[common], help="fire an EventBridge (scheduled) rule now")
-    trigger.add_argument("--endpoint-url", help="emulator URL (default: from the state dir)")
     trigger.add_argument("--rule", required=True, help="rule name")
     trigger.add_argument(
         "--region",
@@ -381,9 +416,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trigger.add_argument("--event-bus", default="default")
     trigger.set_defaults(func=cmd_trigger)
+    notifications = sub.add_parser(
+        "s3-notifications", parents=[common], help="deliver S3 notifications N times"
+    )
+    notifications.add_argument("--copies", type=int, help="1 = once (default); 2 = every event twice")
+    notifications.set_defaults(func=cmd_s3_notifications)
+    lam = sub.add_parser("lambda", parents=[common], help="execution environments: settings and counters")
+    lam.add_argument("--warm", dest="warm", action="store_const", const=True, help="reuse environments")
+    lam.add_argument(
+        "--cold", dest="warm", action="store_const", const=False, help="a process per invocation"
+    )
+    lam.add_argument("--idle-timeout", type=float, help="seconds an idle environment lives")
+    lam.set_defaults(func=cmd_lambda)
+    patches = sub.add_parser("patches", parents=[common], help="list every change made to moto")
+    patches.add_argument("--offline", action="store_true", help="from this code, not the running emulator")
+    patches.set_defaults(func=cmd_patches)
 
+
+def _add_fault_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     fault = sub.add_parser("fault", parents=[common], help="fault injection rules")
-    fault.add_argument("--endpoint-url", help="emulator URL (default: from the state dir)")
     fault_sub = fault.add_subparsers(dest="fault_command", required=True)
     add = fault_sub.add_parser("add", help="add a rule; prints its id")
     add.add_argument(
@@ -394,15 +445,39 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--error-code", default=faults.DEFAULT_ERROR_CODE)
     add.add_argument("--message", default=faults.DEFAULT_MESSAGE)
     add.add_argument("--times", type=int, help="fire at most N times (default: always)")
+    add.add_argument("--probability", type=float, help="fail this fraction of matching requests (0 < p <= 1)")
+    add.add_argument("--seed", type=int, help="seed of the probability draw (repeatable runs)")
     fault_sub.add_parser("list", help="list the rules")
     fault_sub.add_parser("clear", help="remove every rule")
     fault.set_defaults(func=cmd_fault)
+    throttle = sub.add_parser("throttle", parents=[common], help="token-bucket throttling of a target")
+    throttle_sub = throttle.add_subparsers(dest="throttle_command", required=True)
+    setter = throttle_sub.add_parser("set", help="throttle a target, e.g. AWSStepFunctions.StartExecution")
+    setter.add_argument("--target", required=True)
+    setter.add_argument("--capacity", type=float, required=True, help="bucket size (requests at once)")
+    setter.add_argument("--refill", type=float, required=True, help="tokens added per second")
+    throttle_sub.add_parser("list", help="list the throttles")
+    throttle_sub.add_parser("clear", help="remove every throttle")
+    throttle.set_defaults(func=cmd_throttle)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m emulator", description="Embedded AWS emulator (moto).")
+    common = _common_parser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_server_commands(sub, common)
+    _add_admin_commands(sub, common)
+    _add_fault_commands(sub, common)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except AdminError as exc:
+        _warn(f"emulator: {exc}")
+        return 1
 
 
 if __name__ == "__main__":

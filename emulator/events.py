@@ -19,10 +19,10 @@ import logging
 import uuid
 from typing import Any
 
-from emulator import patches
+from emulator.context import active
+from emulator.patch import Patch
 
 LOG = logging.getLogger("emulator.events")
-_ORIGINAL_SEND: Any = None
 
 
 def _target_event(target: dict[str, Any], event: dict[str, Any]) -> Any:
@@ -53,28 +53,32 @@ def _invoke_lambda_target(rule: Any, target: dict[str, Any], event: dict[str, An
     account = arn.split(":")[4] or rule.account_id
     fn = get_backend(account, region).get_function(arn)
     payload = json.dumps(_target_event(target, event))
-    request_id = patches.active().async_invoker.submit(fn, payload, source=f"events:{rule.name}")
+    request_id = active().async_invoker.submit(fn, payload, source=f"events:{rule.name}")
     LOG.info("rule %s -> lambda %s (async request %s)", rule.name, fn.function_name, request_id)
 
 
-def _send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
-    if not patches.is_active():
-        _ORIGINAL_SEND(self, original_event, transform_input)
-        return
-    if self.scheduled_expression and not self.event_pattern.dump() and not getattr(self, "_triggered", False):
-        return  # a schedule-only rule matches no event (moto would deliver every event to it)
-    lambda_targets = [t for t in self.targets if t["Arn"].split(":")[2:3] == ["lambda"]]
-    if not lambda_targets:
-        _ORIGINAL_SEND(self, original_event, transform_input)
-        return
-    if not self.event_pattern.matches_event(original_event):
-        return
-    others = copy.copy(self)
-    others.targets = [t for t in self.targets if t not in lambda_targets]
-    if others.targets:
-        _ORIGINAL_SEND(others, original_event, transform_input)
-    for target in lambda_targets:
-        _invoke_lambda_target(self, target, original_event)
+def _send_to_targets(original: Any) -> Any:
+    def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+        if (
+            self.scheduled_expression
+            and not self.event_pattern.dump()
+            and not getattr(self, "_triggered", False)
+        ):
+            return  # a schedule-only rule matches no event (moto would deliver every event to it)
+        lambda_targets = [t for t in self.targets if t["Arn"].split(":")[2:3] == ["lambda"]]
+        if not lambda_targets:
+            original(self, original_event, transform_input)
+            return
+        if not self.event_pattern.matches_event(original_event):
+            return
+        others = copy.copy(self)
+        others.targets = [t for t in self.targets if t not in lambda_targets]
+        if others.targets:
+            original(others, original_event, transform_input)
+        for target in lambda_targets:
+            _invoke_lambda_target(self, target, original_event)
+
+    return send_to_targets
 
 
 def scheduled_event(rule: Any) -> dict[str, Any]:
@@ -107,14 +111,16 @@ def trigger_rule(
     pattern_free = copy.copy(rule)
     pattern_free.event_pattern = type(rule.event_pattern).load(None)
     pattern_free._triggered = True
-    _send_to_targets(pattern_free, message)
+    pattern_free.send_to_targets(message)
     return {"rule": rule.arn, "targets": [t["Arn"] for t in rule.targets], "event": message}
 
 
-def install() -> None:
-    global _ORIGINAL_SEND
-    from moto.events.models import Rule
-
-    if _ORIGINAL_SEND is None:
-        _ORIGINAL_SEND = Rule.send_to_targets
-        Rule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
+PATCHES = [
+    Patch(
+        "moto.events.models.Rule.send_to_targets",
+        "moto raises NotImplementedError for Lambda targets and delivers every PutEvents event to"
+        " schedule-only rules; EventBridge invokes Lambda targets asynchronously and schedule rules"
+        " match no event",
+        _send_to_targets,
+    ),
+]

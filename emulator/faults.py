@@ -1,27 +1,33 @@
 """Fault injection: make chosen AWS requests fail without touching handler code.
 
-A rule matches a request by its ``X-Amz-Target`` header (``target``, e.g.
+**Fault rules** match a request by its ``X-Amz-Target`` header (``target``, e.g.
 ``DynamoDB_20120810.PutItem``; ``"*"`` matches any request) and, optionally, a substring of the raw
 request body (``match``). A matching request gets an AWS-JSON-protocol error
-(``{"__type": <error_code>, "message": <message>}`` with ``status``) instead of reaching moto. ``times``
-limits how often a rule fires (``None``: always).
+(``{"__type": <error_code>, "message": <message>}`` with ``status``) instead of reaching moto.
+``times`` limits how often a rule fires (``None``: always); ``probability`` (0 < p <= 1) makes it
+fire on that fraction of the matching requests (``seed`` makes the draw repeatable).
 
 The default error is HTTP 400 ``InjectedFault``: botocore retries only throttling codes, transient
-codes (``RequestTimeout``, ``PriorRequestNotComplete``...) and HTTP 500/502/503/504, so this error
-reaches the handler on the first attempt and any retry is visible only at the Step Functions level.
+codes and HTTP 500/502/503/504, so this error reaches the handler on the first attempt and any retry
+is visible only at the Step Functions level. A retryable fault for a burst is e.g.
+``{"target": "DynamoDB_20120810.PutItem", "probability": 0.1, "error_code":
+"ProvisionedThroughputExceededException"}``.
 
-Over HTTP (emulator started by the CLI): ``POST /_emulator/faults`` with the rule as JSON (returns
-``{"id": ...}``), ``GET /_emulator/faults`` lists, ``DELETE /_emulator/faults`` clears,
-``DELETE /_emulator/faults/<id>`` removes one. :func:`add_fault`, :func:`list_faults`,
-:func:`clear_faults` and :func:`remove_fault` do the same from Python given an endpoint URL.
+**Throttles** are token buckets per target: ``capacity`` requests at once, refilled at
+``refill_per_second``; a request that finds the bucket empty gets HTTP 400 ``ThrottlingException``
+"Rate exceeded" (what Step Functions answers an over-eager ``StartExecution``). Default: none.
+
+Over HTTP: ``POST|GET|DELETE /_emulator/faults``, ``DELETE /_emulator/faults/<id>``,
+``POST|GET|DELETE /_emulator/throttles`` (see :mod:`emulator.admin`); from Python,
+:mod:`emulator.admin_client`.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import threading
-import urllib.error
-import urllib.request
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,10 +35,46 @@ from typing import Any
 DEFAULT_STATUS = 400
 DEFAULT_ERROR_CODE = "InjectedFault"
 DEFAULT_MESSAGE = "Fault injected by the emulator"
+THROTTLING_ERROR_CODE = "ThrottlingException"
 
 
 class FaultRuleError(ValueError):
-    """A fault rule is malformed."""
+    """A fault rule or throttle is malformed."""
+
+
+def error_response(status: int, error_code: str, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    """An AWS-JSON-protocol error (what botocore parses for JSON services)."""
+    body = json.dumps({"__type": error_code, "message": message}).encode("utf-8")
+    headers = [
+        ("Content-Type", "application/x-amz-json-1.0"),
+        ("x-amzn-ErrorType", error_code),
+        ("x-amzn-RequestId", str(uuid.uuid4())),
+        ("Content-Length", str(len(body))),
+    ]
+    return status, headers, body
+
+
+def _check_fields(data: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise FaultRuleError("a rule must be a JSON object")
+    unknown = set(data) - allowed
+    if unknown:
+        raise FaultRuleError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    target = data.get("target")
+    if not isinstance(target, str) or not target:
+        raise FaultRuleError("'target' (an X-Amz-Target value such as DynamoDB_20120810.PutItem) is required")
+    return data
+
+
+def _optional_probability(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+        raise FaultRuleError("'probability' must be null or a number in (0, 1]")
+    return float(value)
+
+
+_FAULT_FIELDS = {"target", "match", "status", "error_code", "message", "times", "probability", "seed"}
 
 
 @dataclass
@@ -45,21 +87,19 @@ class FaultRule:
     error_code: str = DEFAULT_ERROR_CODE
     message: str = DEFAULT_MESSAGE
     times: int | None = None
+    probability: float | None = None
+    seed: int | None = None
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     hits: int = 0
+    seen: int = 0
+    _random: random.Random = field(default_factory=random.Random, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)  # noqa: S311 - fault sampling, not cryptography
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FaultRule:
-        if not isinstance(data, dict):
-            raise FaultRuleError("a fault rule must be a JSON object")
-        target = data.get("target")
-        if not isinstance(target, str) or not target:
-            raise FaultRuleError(
-                "'target' (an X-Amz-Target value such as DynamoDB_20120810.PutItem) is required"
-            )
-        unknown = set(data) - {"target", "match", "status", "error_code", "message", "times"}
-        if unknown:
-            raise FaultRuleError(f"unknown field(s): {', '.join(sorted(unknown))}")
+    def from_dict(cls, data: Any) -> FaultRule:
+        data = _check_fields(data, _FAULT_FIELDS)
         status = data.get("status", DEFAULT_STATUS)
         if not isinstance(status, int) or not 400 <= status <= 599:
             raise FaultRuleError("'status' must be an HTTP error status (400-599)")
@@ -69,13 +109,18 @@ class FaultRule:
         match = data.get("match")
         if match is not None and not isinstance(match, str):
             raise FaultRuleError("'match' must be a string")
+        seed = data.get("seed")
+        if seed is not None and not isinstance(seed, int):
+            raise FaultRuleError("'seed' must be null or an integer")
         return cls(
-            target=target,
+            target=data["target"],
             match=match,
             status=status,
             error_code=str(data.get("error_code") or DEFAULT_ERROR_CODE),
             message=str(data.get("message") or DEFAULT_MESSAGE),
             times=times,
+            probability=_optional_probability(data.get("probability")),
+            seed=seed,
         )
 
     def matches(self, target: str | None, body: bytes) -> bool:
@@ -87,30 +132,86 @@ class FaultRule:
     def exhausted(self) -> bool:
         return self.times is not None and self.hits >= self.times
 
+    def fires(self) -> bool:
+        """Whether this matching request fails (counted; call with the registry's lock held)."""
+        self.seen += 1
+        if self.probability is not None and self._random.random() >= self.probability:
+            return False
+        self.hits += 1
+        return True
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("_random", None)
+        return data
 
     def response(self) -> tuple[int, list[tuple[str, str]], bytes]:
-        body = json.dumps({"__type": self.error_code, "message": self.message}).encode("utf-8")
-        headers = [
-            ("Content-Type", "application/x-amz-json-1.0"),
-            ("x-amzn-ErrorType", self.error_code),
-            ("x-amzn-RequestId", str(uuid.uuid4())),
-            ("Content-Length", str(len(body))),
-        ]
-        return self.status, headers, body
+        return error_response(self.status, self.error_code, self.message)
+
+
+@dataclass
+class Throttle:
+    """A token bucket for one target (see the module docstring)."""
+
+    target: str
+    capacity: float
+    refill_per_second: float
+    message: str = "Rate exceeded"
+    tokens: float = -1.0
+    throttled: int = 0
+    allowed: int = 0
+    _updated: float = field(default_factory=time.monotonic, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.tokens < 0:
+            self.tokens = self.capacity
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Throttle:
+        data = _check_fields(data, {"target", "capacity", "refill_per_second", "message"})
+        capacity, refill = data.get("capacity"), data.get("refill_per_second")
+        for name, value in (("capacity", capacity), ("refill_per_second", refill)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise FaultRuleError(f"'{name}' must be a number >= 0")
+        if capacity < 1:  # type: ignore[operator]
+            raise FaultRuleError("'capacity' must be at least 1")
+        return cls(
+            data["target"], float(capacity), float(refill), str(data.get("message") or "Rate exceeded")
+        )  # type: ignore[arg-type]
+
+    def take(self) -> bool:
+        """Take a token if there is one (call with the registry's lock held)."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self._updated) * self.refill_per_second)
+        self._updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            self.allowed += 1
+            return True
+        self.throttled += 1
+        return False
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("_updated", None)
+        return data
+
+    def response(self) -> tuple[int, list[tuple[str, str]], bytes]:
+        return error_response(400, THROTTLING_ERROR_CODE, self.message)
 
 
 class FaultRegistry:
-    """Thread-safe set of fault rules consulted for every request."""
+    """Thread-safe fault rules and throttles consulted for every request."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
+        self._throttles: dict[str, Throttle] = {}
 
     def __bool__(self) -> bool:
-        return bool(self._rules)
+        return bool(self._rules or self._throttles)
 
+    # --- fault rules
     def add(self, rule: FaultRule) -> FaultRule:
         with self._lock:
             self._rules.append(rule)
@@ -132,63 +233,30 @@ class FaultRegistry:
         with self._lock:
             return [rule.to_dict() for rule in self._rules]
 
-    def check(self, target: str | None, body: bytes) -> FaultRule | None:
-        """The first live rule matching the request (its hit is counted), or ``None``."""
+    # --- throttles
+    def set_throttle(self, throttle: Throttle) -> Throttle:
+        with self._lock:
+            self._throttles[throttle.target] = throttle
+        return throttle
+
+    def clear_throttles(self) -> int:
+        with self._lock:
+            count = len(self._throttles)
+            self._throttles.clear()
+        return count
+
+    def list_throttles(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [throttle.to_dict() for throttle in self._throttles.values()]
+
+    # --- the check
+    def check(self, target: str | None, body: bytes) -> FaultRule | Throttle | None:
+        """The first live rule that fails this request (its hit counted), else an empty bucket, else None."""
         with self._lock:
             for rule in self._rules:
-                if not rule.exhausted and rule.matches(target, body):
-                    rule.hits += 1
+                if not rule.exhausted and rule.matches(target, body) and rule.fires():
                     return rule
+            throttle = self._throttles.get(target or "")
+            if throttle is not None and not throttle.take():
+                return throttle
         return None
-
-
-# ---------------------------------------------------------------------------- HTTP helpers
-
-
-def _request(endpoint_url: str, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(payload).encode("utf-8") if payload is not None else None
-    request = urllib.request.Request(  # noqa: S310 - the URL is the caller's emulator endpoint
-        endpoint_url.rstrip("/") + path,
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        detail = exc.read().decode("utf-8", errors="replace")
-        raise FaultRuleError(f"{method} {path} failed with HTTP {exc.code}: {detail}") from exc
-
-
-def add_fault(
-    endpoint_url: str,
-    target: str,
-    match: str | None = None,
-    status: int = DEFAULT_STATUS,
-    error_code: str = DEFAULT_ERROR_CODE,
-    message: str = DEFAULT_MESSAGE,
-    times: int | None = None,
-) -> str:
-    """Add a rule to the emulator at ``endpoint_url``; returns the rule id."""
-    rule = {
-        "target": target,
-        "match": match,
-        "status": status,
-        "error_code": error_code,
-        "message": message,
-        "times": times,
-    }
-    return str(_request(endpoint_url, "POST", "/_emulator/faults", rule)["id"])
-
-
-def list_faults(endpoint_url: str) -> list[dict[str, Any]]:
-    return list(_request(endpoint_url, "GET", "/_emulator/faults")["faults"])
-
-
-def clear_faults(endpoint_url: str) -> int:
-    return int(_request(endpoint_url, "DELETE", "/_emulator/faults")["cleared"])
-
-
-def remove_fault(endpoint_url: str, rule_id: str) -> bool:
-    return bool(_request(endpoint_url, "DELETE", f"/_emulator/faults/{rule_id}")["removed"])

@@ -23,10 +23,11 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
-from moto.awslambda import urls as lambda_urls
 from moto.awslambda.models import LambdaFunction
 from moto.awslambda.responses import LambdaResponse
 from moto.core.responses import TYPE_RESPONSE
+
+from emulator.patch import Patch
 
 _FN = r"(?P<function_name>[\w_:%-]+)"
 _EXTRA_PATHS = {
@@ -140,15 +141,16 @@ def get_account_settings(self: LambdaResponse) -> TYPE_RESPONSE:
 
 # ---------------------------------------------------------------------------- model fixes
 
-_ORIGINAL_INIT = LambdaFunction.__init__
-_ORIGINAL_GET_CONFIGURATION = LambdaFunction.get_configuration
-_ORIGINAL_UPDATE_CONFIGURATION = LambdaFunction.update_configuration
 
+def _init(original: Any) -> Any:
+    def init(
+        self: LambdaFunction, account_id: str, spec: dict[str, Any], region: str, version: Any = 1
+    ) -> None:
+        original(self, account_id, spec, region, version)
+        self._emulator_dead_letter = spec.get("DeadLetterConfig") or None  # type: ignore[attr-defined]
+        self._emulator_logging = spec.get("LoggingConfig") or None  # type: ignore[attr-defined]
 
-def _init(self: LambdaFunction, account_id: str, spec: dict[str, Any], region: str, version: Any = 1) -> None:
-    _ORIGINAL_INIT(self, account_id, spec, region, version)
-    self._emulator_dead_letter = spec.get("DeadLetterConfig") or None  # type: ignore[attr-defined]
-    self._emulator_logging = spec.get("LoggingConfig") or None  # type: ignore[attr-defined]
+    return init
 
 
 def logging_config(fn: LambdaFunction) -> dict[str, Any]:
@@ -163,45 +165,80 @@ def dead_letter_target(fn: LambdaFunction) -> str | None:
     return config.get("TargetArn") or None
 
 
-def _get_configuration(self: LambdaFunction, on_create: bool = False) -> dict[str, Any]:
-    config = _ORIGINAL_GET_CONFIGURATION(self, on_create)
-    target = dead_letter_target(self)
-    if target:
-        config["DeadLetterConfig"] = {"TargetArn": target}
-    config["LoggingConfig"] = logging_config(self)
-    return config
+def _get_configuration(original: Any) -> Any:
+    def get_configuration(self: LambdaFunction, on_create: bool = False) -> dict[str, Any]:
+        config = original(self, on_create)
+        target = dead_letter_target(self)
+        if target:
+            config["DeadLetterConfig"] = {"TargetArn": target}
+        config["LoggingConfig"] = logging_config(self)
+        return config
+
+    return get_configuration
 
 
-def _update_configuration(self: LambdaFunction, config_updates: dict[str, Any]) -> dict[str, Any]:
-    for key, value in config_updates.items():
-        if key == "DeadLetterConfig":
-            self._emulator_dead_letter = value or None  # type: ignore[attr-defined]
-        elif key == "LoggingConfig":
-            self._emulator_logging = value or None  # type: ignore[attr-defined]
-        elif key == "KMSKeyArn":
-            self.kms_key_arn = value or None
-        elif key == "TracingConfig":
-            self.tracing_config = value or {"Mode": "PassThrough"}
-        elif key == "EphemeralStorage" and value:
-            self.ephemeral_storage = value["Size"]
-    return _ORIGINAL_UPDATE_CONFIGURATION(self, config_updates)
+def _update_configuration(original: Any) -> Any:
+    def update_configuration(self: LambdaFunction, config_updates: dict[str, Any]) -> dict[str, Any]:
+        for key, value in config_updates.items():
+            if key == "DeadLetterConfig":
+                self._emulator_dead_letter = value or None  # type: ignore[attr-defined]
+            elif key == "LoggingConfig":
+                self._emulator_logging = value or None  # type: ignore[attr-defined]
+            elif key == "KMSKeyArn":
+                self.kms_key_arn = value or None
+            elif key == "TracingConfig":
+                self.tracing_config = value or {"Mode": "PassThrough"}
+            elif key == "EphemeralStorage" and value:
+                self.ephemeral_storage = value["Size"]
+        return original(self, config_updates)
+
+    return update_configuration
 
 
-def install() -> None:
-    """Register the URL patterns and methods (idempotent)."""
-    lambda_urls.url_paths.update(_EXTRA_PATHS)
-    for func in (
-        get_runtime_management_config,
-        put_runtime_management_config,
-        get_function_recursion_config,
-        put_function_recursion_config,
-        put_function_code_signing_config,
-        delete_function_code_signing_config,
-        get_provisioned_concurrency_config,
-        list_provisioned_concurrency_configs,
-        get_account_settings,
-    ):
-        setattr(LambdaResponse, func.__name__, func)
-    LambdaFunction.__init__ = _init  # type: ignore[method-assign]
-    LambdaFunction.get_configuration = _get_configuration  # type: ignore[method-assign]
-    LambdaFunction.update_configuration = _update_configuration  # type: ignore[method-assign]
+def _added(func: Any) -> Any:
+    return lambda _none: func
+
+
+_MISSING_ACTION = "moto 5.2.5 has no handler for this Lambda API action, which hashicorp/aws calls"
+
+PATCHES = [
+    Patch(
+        "moto.awslambda.urls.url_paths",
+        "moto routes no URL for runtime-management-config, recursion-config, provisioned-concurrency"
+        " and account-settings, which the provider reads",
+        lambda _paths: dict(_EXTRA_PATHS),
+        kind="entries",
+    ),
+    *(
+        Patch(
+            f"moto.awslambda.responses.LambdaResponse.{func.__name__}", _MISSING_ACTION, _added(func), "add"
+        )
+        for func in (
+            get_runtime_management_config,
+            put_runtime_management_config,
+            get_function_recursion_config,
+            put_function_recursion_config,
+            put_function_code_signing_config,
+            delete_function_code_signing_config,
+            get_provisioned_concurrency_config,
+            list_provisioned_concurrency_configs,
+            get_account_settings,
+        )
+    ),
+    Patch(
+        "moto.awslambda.models.LambdaFunction.__init__",
+        "moto drops DeadLetterConfig and LoggingConfig on create (a perpetual Terraform diff)",
+        _init,
+    ),
+    Patch(
+        "moto.awslambda.models.LambdaFunction.get_configuration",
+        "moto does not return DeadLetterConfig and LoggingConfig in GetFunction(Configuration)",
+        _get_configuration,
+    ),
+    Patch(
+        "moto.awslambda.models.LambdaFunction.update_configuration",
+        "moto ignores updates of DeadLetterConfig, LoggingConfig, KMSKeyArn, TracingConfig and"
+        " EphemeralStorage",
+        _update_configuration,
+    ),
+]

@@ -1,18 +1,23 @@
-"""Child-process bootstrap for one local Lambda invocation.
+"""Child-process bootstrap: one local Lambda execution environment.
 
-Run as ``python -P -s -u <this file> <control-fd>`` by :mod:`emulator.lambda_runtime`, with the unzipped
-function code as the working directory. It imports the handler named by ``_HANDLER``, builds a
-Lambda-like context object, reads the event (JSON) from stdin, calls the handler and reports to the
-parent over the control file descriptor, one JSON object per line:
+Run as ``python -P -s -u <this file> <request-fd> <control-fd>`` by :mod:`emulator.lambda_runtime`,
+with the unzipped function code as the working directory and the function's environment. Like the
+Lambda Python runtime it imports the handler once (the init phase), then serves invocations one at
+a time until the request pipe closes, so module-level state survives between invocations of one
+environment (Powertools reports ``cold_start: false`` on reuse).
 
-* ``{"phase": "init_done"}`` once the handler module is imported (Lambda's init phase is not counted
-  against the function timeout);
-* ``{"phase": "result", "ok": true, "payload": "<json text>"}`` or
-  ``{"phase": "result", "ok": false, "error": {"errorMessage", "errorType", "stackTrace"}}``.
+Protocol, one JSON object per line:
 
-Everything the handler prints (stdout and stderr) is left to the parent, which copies it to
-CloudWatch Logs. This file deliberately imports nothing from the emulator package or moto: it runs
-in the function's own interpreter with the function's code first on ``sys.path``.
+* parent -> child (request fd): ``{"request_id", "event" (JSON text), "deadline_ms",
+  "invoked_function_arn"}``;
+* child -> parent (control fd): ``{"phase": "init_done"}`` or ``{"phase": "init_error", "error"}``
+  once; then per request ``{"phase": "result", "request_id", "ok": true, "payload"}`` or
+  ``{"phase": "result", "request_id", "ok": false, "error": {errorMessage, errorType, stackTrace}}``.
+
+Everything the handler prints (stdout and stderr share one pipe) goes to the parent, which copies it
+to CloudWatch Logs; after each invocation this process writes :data:`END_MARKER` and the request id
+on its own line, so the parent knows where that invocation's output ends. This file imports nothing
+from the emulator package or moto: it runs with the function's code first on ``sys.path``.
 """
 
 from __future__ import annotations
@@ -28,17 +33,21 @@ import traceback
 from collections.abc import Callable
 from typing import Any, TextIO
 
+END_MARKER = "\x00emulator-invocation-end "
 _LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s"
+_CURRENT_REQUEST = {"id": ""}
+
+Handler = Callable[[Any, "LambdaContext"], Any]
 
 
 class LambdaContext:
     """The subset of the AWS Lambda Python runtime's context object that handlers use."""
 
-    def __init__(self, request_id: str, deadline_ms: int) -> None:
+    def __init__(self, request_id: str, deadline_ms: int, invoked_function_arn: str) -> None:
         self.aws_request_id = request_id
         self.function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
         self.function_version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        self.invoked_function_arn = os.environ.get("_EMULATOR_INVOKED_FUNCTION_ARN", "")
+        self.invoked_function_arn = invoked_function_arn
         # The real runtime exposes the environment variable's value (a string).
         self.memory_limit_in_mb = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         self.log_group_name = os.environ.get("AWS_LAMBDA_LOG_GROUP_NAME", "")
@@ -62,22 +71,18 @@ class LambdaContext:
 
 
 class _RequestIdFilter(logging.Filter):
-    def __init__(self, request_id: str) -> None:
-        super().__init__()
-        self.request_id = request_id
-
     def filter(self, record: logging.LogRecord) -> bool:
-        record.aws_request_id = self.request_id
+        record.aws_request_id = _CURRENT_REQUEST["id"]
         return True
 
 
-def _configure_logging(request_id: str) -> None:
+def _configure_logging() -> None:
     """Mirror the Lambda Python runtime: a root handler with its tab-separated text format."""
     handler = logging.StreamHandler(sys.stdout)
     formatter = logging.Formatter(_LOG_FORMAT, "%Y-%m-%dT%H:%M:%S")
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
-    handler.addFilter(_RequestIdFilter(request_id))
+    handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
     root.addHandler(handler)
     level = os.environ.get("AWS_LAMBDA_LOG_LEVEL")
@@ -109,7 +114,13 @@ def _log_error(error: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _load_handler(handler_spec: str) -> Callable[[Any, LambdaContext], Any]:
+def _send(ctrl: TextIO, message: dict[str, Any]) -> None:
+    ctrl.write(json.dumps(message) + "\n")
+    ctrl.flush()
+
+
+def load_handler(handler_spec: str) -> Handler:
+    """Import ``module.function`` the way the runtime does; errors carry Lambda's error types."""
     module_name, _, func_name = handler_spec.rpartition(".")
     if not module_name or not func_name:
         raise ValueError(f"Bad handler '{handler_spec}': not enough values to unpack (expected 2, got 1)")
@@ -117,64 +128,51 @@ def _load_handler(handler_spec: str) -> Callable[[Any, LambdaContext], Any]:
     handler = getattr(module, func_name, None)
     if handler is None:
         raise AttributeError(f"Handler '{func_name}' missing on module '{module_name}'")
-    return handler
+    return handler  # type: ignore[no-any-return]
 
 
-def _send(ctrl: TextIO, message: dict[str, Any]) -> None:
-    ctrl.write(json.dumps(message) + "\n")
-    ctrl.flush()
-
-
-def main() -> int:
-    ctrl = os.fdopen(int(sys.argv[1]), "w", encoding="utf-8")
+def init() -> tuple[Handler | None, dict[str, Any] | None]:
+    """The init phase: paths, logging, the handler import; ``(handler, None)`` or ``(None, error)``."""
     extra_paths = [p for p in os.environ.pop("_EMULATOR_EXTRA_PATHS", "").split(os.pathsep) if p]
-    request_id = os.environ.pop("_EMULATOR_REQUEST_ID", "")
-    timeout_s = float(os.environ.pop("_EMULATOR_TIMEOUT", "3"))
-    task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
-    sys.path[:0] = [task_root, *extra_paths]
-    _configure_logging(request_id)
-    event_text = sys.stdin.read()
-
+    sys.path[:0] = [os.environ.get("LAMBDA_TASK_ROOT", os.getcwd()), *extra_paths]
+    _configure_logging()
+    spec = os.environ.get("_HANDLER", "")
     try:
-        handler = _load_handler(os.environ.get("_HANDLER", ""))
+        return load_handler(spec), None
     except ImportError as exc:
         error = _error(exc, "Runtime.ImportModuleError")
-        error["errorMessage"] = f"Unable to import module '{os.environ.get('_HANDLER', '')}': {exc}"
-        _log_error(error)
-        _send(ctrl, {"phase": "result", "ok": False, "error": error})
-        return 0
+        error["errorMessage"] = f"Unable to import module '{spec}': {exc}"
     except (AttributeError, ValueError) as exc:
         error = _error(exc, "Runtime.HandlerNotFound")
-        _log_error(error)
-        _send(ctrl, {"phase": "result", "ok": False, "error": error})
-        return 0
     except Exception as exc:  # noqa: BLE001 - any init error is reported to the caller like Lambda does
         error = _error(exc)
-        _log_error(error)
-        _send(ctrl, {"phase": "result", "ok": False, "error": error})
-        return 0
+    _log_error(error)
+    return None, error
 
-    _send(ctrl, {"phase": "init_done"})
-    deadline_ms = int((time.time() + timeout_s) * 1000)
-    context = LambdaContext(request_id, deadline_ms)
+
+def invoke(handler: Handler, request: dict[str, Any]) -> dict[str, Any]:
+    """Run one invocation; the result message for the parent."""
+    request_id = str(request.get("request_id", ""))
+    _CURRENT_REQUEST["id"] = request_id
+    context = LambdaContext(
+        request_id, int(request.get("deadline_ms", 0)), str(request.get("invoked_function_arn", ""))
+    )
+    message: dict[str, Any] = {"phase": "result", "request_id": request_id, "ok": False}
     try:
-        event = json.loads(event_text) if event_text else {}
+        event = json.loads(request.get("event") or "{}")
     except json.JSONDecodeError as exc:
-        error = _error(exc, "Runtime.UnmarshalError")
-        _send(ctrl, {"phase": "result", "ok": False, "error": error})
-        return 0
-
+        message["error"] = _error(exc, "Runtime.UnmarshalError")
+        return message
     try:
         result = handler(event, context)
     except Exception as exc:  # noqa: BLE001 - the handler's error is the invocation's result
         error = _error(exc, skip_frames=1)
         error["requestId"] = request_id
         _log_error(error)
-        _send(ctrl, {"phase": "result", "ok": False, "error": error})
-        return 0
-
+        message["error"] = error
+        return message
     try:
-        payload = json.dumps(result, default=_decimal_serializer)
+        message.update(ok=True, payload=json.dumps(result, default=_decimal_serializer))
     except (TypeError, ValueError) as exc:
         error = {
             "errorMessage": f"Unable to marshal response: {exc}",
@@ -183,11 +181,26 @@ def main() -> int:
             "stackTrace": [],
         }
         _log_error(error)
-        _send(ctrl, {"phase": "result", "ok": False, "error": error})
+        message["error"] = error
+    return message
+
+
+def main() -> int:
+    requests = os.fdopen(int(sys.argv[1]), "r", encoding="utf-8")
+    ctrl = os.fdopen(int(sys.argv[2]), "w", encoding="utf-8")
+    handler, error = init()
+    if handler is None:
+        _send(ctrl, {"phase": "init_error", "error": error})
         return 0
-    sys.stdout.flush()
-    sys.stderr.flush()
-    _send(ctrl, {"phase": "result", "ok": True, "payload": payload})
+    _send(ctrl, {"phase": "init_done"})
+    for line in requests:
+        request = json.loads(line)
+        message = invoke(handler, request)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout.write(f"{END_MARKER}{message['request_id']}\n")
+        sys.stdout.flush()
+        _send(ctrl, message)
     return 0
 
 

@@ -1,67 +1,122 @@
-"""Condition-aware S3 bucket policy evaluation for object requests.
+"""Bucket policies evaluated on every object request, with their conditions, as S3 does.
 
 moto 5.2.5 checks a bucket's policy on object requests (``FakeBucket.get_permission``) but cannot
-evaluate ``Condition`` blocks: a statement with any condition counts as ``Deny``. A typical secure
-bucket policy (deny non-TLS, deny uploads without SSE-KMS) therefore denies *every* object request
-(PutObject -> 403). This module replaces that check with an evaluation that honours conditions
-against the request being served:
+evaluate ``Condition`` blocks (a statement with any condition counts as ``Deny``), and it names the
+action after the HTTP method (``s3:PostObject`` for a POST). Here:
 
-* request context: the request's ``x-amz-*`` headers as ``s3:x-amz-*`` keys (e.g.
-  ``s3:x-amz-server-side-encryption``, ``s3:x-amz-server-side-encryption-aws-kms-key-id``),
-  ``aws:SourceIp``, and ``aws:SecureTransport`` = ``true`` (the emulator serves loopback HTTP and
-  counts it as TLS; otherwise every ``DenyInsecureTransport`` statement would deny everything);
-* operators: ``String(Not)Equals(IgnoreCase)``, ``String(Not)Like``, ``Arn(Not)Equals``,
-  ``Arn(Not)Like``, ``Bool``, ``Null``, ``Numeric*``, the ``...IfExists`` forms and the
-  ``ForAnyValue:``/``ForAllValues:`` prefixes; a key missing from the request makes positive operators
-  false and negated ones true, as in IAM;
-* principals: only ``"*"`` / ``{"AWS": "*"}`` statements apply (the emulator does not know callers);
-* a statement with an operator it cannot evaluate is skipped (logged), i.e. fail open;
-* ``UploadPart``/``CompleteMultipartUpload`` (``uploadId`` in the query) are not policy-checked: S3
-  evaluates the encryption headers when the upload is created.
+* **Action**: every request that writes an object is authorized as ``s3:PutObject``, as S3 does:
+  PutObject, CopyObject, CreateMultipartUpload (``POST ?uploads``), UploadPart and UploadPartCopy
+  (``PUT ?partNumber&uploadId``) and CompleteMultipartUpload (``POST ?uploadId``). HeadObject is
+  authorized as ``s3:GetObject``, AbortMultipartUpload as ``s3:AbortMultipartUpload``, ListParts as
+  ``s3:ListMultipartUploadParts``.
+* **Request context**: only the headers present on *that* request: its ``x-amz-*`` headers become
+  ``s3:x-amz-*`` keys (an UploadPart carries no ``x-amz-server-side-encryption``, so a policy that
+  demands the header refuses the parts, exactly as AWS does), plus ``aws:SourceIp`` and
+  ``aws:SecureTransport`` (``true``: the emulator serves loopback HTTP and counts it as TLS;
+  otherwise every ``DenyInsecureTransport`` statement would deny everything).
+* **Operators**: ``StringEquals``/``StringNotEquals`` (and ``IgnoreCase``), ``StringLike``/
+  ``StringNotLike``, ``ArnEquals``/``ArnLike`` and their negations, ``Bool``, ``Null``,
+  ``Numeric*``, ``IpAddress``/``NotIpAddress``; the ``...IfExists`` forms; the set prefixes
+  ``ForAnyValue:``/``ForAllValues:``. A key missing from the request makes a plain positive operator
+  false and a negated one true, ``...IfExists`` true, ``ForAllValues`` true and ``ForAnyValue``
+  false, as IAM defines them.
+* **Unknown operators** are never skipped silently: the statement is logged at ERROR level, counted
+  in :func:`unevaluable_statements`, and treated as matching for a Deny (fail closed) and as not
+  matching for an Allow.
+* **Principals**: only ``"*"`` / ``{"AWS": "*"}`` statements apply (the emulator does not enforce
+  IAM and does not know callers).
 
-The request context comes from a thread-local that :class:`emulator.server.EmulatorApp` sets for
-each request (the werkzeug server serves each connection in its own thread).
+The request comes from a thread-local that the WSGI layer sets for each request
+(:func:`request_context`; werkzeug serves each connection in its own thread).
 """
 
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
+
+from emulator.patch import Patch
 
 LOG = logging.getLogger("emulator.s3")
+
+PUT_OBJECT = "s3:PutObject"
+
+
+@dataclass
+class RequestInfo:
+    """What the policy evaluation needs to know about the request being served."""
+
+    context: dict[str, str] = field(default_factory=dict)
+    method: str = "GET"
+    query: dict[str, list[str]] = field(default_factory=dict)
+
+
 _CURRENT = threading.local()
-_ORIGINAL_GET_PERMISSION: Any = None
+_UNEVALUABLE_LOCK = threading.Lock()
+_UNEVALUABLE: list[dict[str, str]] = []
 
 
-@contextmanager
-def request_context(environ: dict[str, Any]) -> Iterator[None]:
-    """Make the request in ``environ`` the one policy conditions are evaluated against."""
-    headers = {
-        key[5:].replace("_", "-").lower(): str(value)
-        for key, value in environ.items()
-        if key.startswith("HTTP_")
-    }
+def unevaluable_statements() -> list[dict[str, str]]:
+    """Statements met so far whose operators the emulator could not evaluate."""
+    with _UNEVALUABLE_LOCK:
+        return list(_UNEVALUABLE)
+
+
+def request_info(environ: dict[str, Any]) -> RequestInfo:
+    """The policy-relevant view of a WSGI request."""
     context: dict[str, str] = {
         "aws:securetransport": "true",
         "aws:sourceip": str(environ.get("REMOTE_ADDR", "127.0.0.1")),
     }
-    for name, value in headers.items():
-        if name.startswith("x-amz-"):
-            context[f"s3:{name}"] = value
-    _CURRENT.context = context
-    _CURRENT.multipart_part = "uploadId=" in str(environ.get("QUERY_STRING", ""))
-    _CURRENT.single_object = environ.get("REQUEST_METHOD") != "POST"  # POST ?delete: per-key errors
+    for key, value in environ.items():
+        if key.startswith("HTTP_X_AMZ_"):
+            context["s3:" + key[5:].replace("_", "-").lower()] = str(value)
+    return RequestInfo(
+        context=context,
+        method=str(environ.get("REQUEST_METHOD", "GET")).upper(),
+        query=parse_qs(str(environ.get("QUERY_STRING", "")), keep_blank_values=True),
+    )
+
+
+@contextmanager
+def request_context(environ: dict[str, Any]) -> Iterator[None]:
+    """Make the request in ``environ`` the one policies are evaluated against."""
+    _CURRENT.info = request_info(environ)
     try:
         yield
     finally:
-        _CURRENT.context = None
-        _CURRENT.multipart_part = False
-        _CURRENT.single_object = False
+        _CURRENT.info = None
+
+
+def current_request() -> RequestInfo | None:
+    return getattr(_CURRENT, "info", None)
+
+
+def s3_action(moto_action: str, request: RequestInfo | None) -> str:
+    """The IAM action S3 authorizes a request as, from moto's method-named action."""
+    if request is None:
+        return moto_action
+    query = request.query
+    if moto_action == "s3:HeadObject":
+        return "s3:GetObject"
+    if request.method == "POST" and ("uploads" in query or "uploadId" in query):
+        return PUT_OBJECT  # CreateMultipartUpload, CompleteMultipartUpload
+    if request.method == "DELETE" and "uploadId" in query:
+        return "s3:AbortMultipartUpload"
+    if request.method == "GET" and "uploadId" in query:
+        return "s3:ListMultipartUploadParts"
+    return moto_action
+
+
+# ---------------------------------------------------------------------------- evaluation
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -85,27 +140,36 @@ class UnsupportedConditionError(ValueError):
     """A condition operator the emulator cannot evaluate."""
 
 
-def _compare(base: str, expected: str, actual: str) -> bool:
-    if base in ("StringEquals", "ArnEquals"):
-        return actual == expected
-    if base == "StringEqualsIgnoreCase":
-        return actual.lower() == expected.lower()
-    if base in ("StringLike", "ArnLike"):
-        return fnmatch.fnmatchcase(actual, expected)
-    if base == "Bool":
-        return actual.lower() == expected.lower()
-    if base.startswith("Numeric"):
-        left, right = float(actual), float(expected)
-        return {
-            "NumericEquals": left == right,
-            "NumericLessThan": left < right,
-            "NumericLessThanEquals": left <= right,
-            "NumericGreaterThan": left > right,
-            "NumericGreaterThanEquals": left >= right,
-        }[base]
-    raise UnsupportedConditionError(base)
+def _in_network(actual: str, network: str) -> bool:
+    try:
+        return ipaddress.ip_address(actual) in ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return False
 
 
+_NUMERIC = {
+    "NumericEquals": lambda left, right: left == right,
+    "NumericLessThan": lambda left, right: left < right,
+    "NumericLessThanEquals": lambda left, right: left <= right,
+    "NumericGreaterThan": lambda left, right: left > right,
+    "NumericGreaterThanEquals": lambda left, right: left >= right,
+}
+_POSITIVE = {
+    "StringEquals": lambda actual, expected: actual == expected,
+    "StringEqualsIgnoreCase": lambda actual, expected: actual.lower() == expected.lower(),
+    "StringLike": fnmatch.fnmatchcase,
+    "ArnEquals": lambda actual, expected: actual == expected,
+    "ArnLike": fnmatch.fnmatchcase,
+    "Bool": lambda actual, expected: actual.lower() == expected.lower(),
+    "IpAddress": _in_network,
+}
+
+
+def _numeric(compare: Callable[[float, float], bool]) -> Callable[[str, str], bool]:
+    return lambda actual, expected: compare(float(actual), float(expected))
+
+
+_POSITIVE.update({name: _numeric(compare) for name, compare in _NUMERIC.items()})
 _NEGATED = {
     "StringNotEquals": "StringEquals",
     "StringNotEqualsIgnoreCase": "StringEqualsIgnoreCase",
@@ -113,40 +177,92 @@ _NEGATED = {
     "ArnNotEquals": "ArnEquals",
     "ArnNotLike": "ArnLike",
     "NumericNotEquals": "NumericEquals",
+    "NotIpAddress": "IpAddress",
 }
 
 
-def _condition_holds(operator: str, key: str, expected: Any, context: dict[str, str]) -> bool:
-    op = operator.split(":", 1)[-1]  # ForAnyValue:/ForAllValues: are single-valued here
-    if_exists = op.endswith("IfExists")
-    op = op.removesuffix("IfExists")
-    actual = context.get(key.lower())
-    expected_values = [str(v) for v in _as_list(expected)]
-    if op == "Null":
-        want_missing = expected_values[0].lower() == "true"
-        return (actual is None) == want_missing
-    negated = op in _NEGATED
-    base = _NEGATED.get(op, op)
-    if base not in (
-        "StringEquals",
-        "StringEqualsIgnoreCase",
-        "StringLike",
-        "ArnEquals",
-        "ArnLike",
-        "Bool",
-    ) and not (base.startswith("Numeric")):
-        raise UnsupportedConditionError(operator)
-    if actual is None:
-        return True if if_exists else negated
-    hit = any(_compare(base, value, actual) for value in expected_values)
-    return not hit if negated else hit
+@dataclass(frozen=True)
+class Operator:
+    """A parsed condition operator such as ``ForAnyValue:StringNotEqualsIfExists``."""
+
+    base: str
+    negated: bool
+    if_exists: bool
+    set_prefix: str  # "", "ForAnyValue" or "ForAllValues"
+
+    @classmethod
+    def parse(cls, operator: str) -> Operator:
+        prefix, _, name = operator.rpartition(":")
+        if prefix not in ("", "ForAnyValue", "ForAllValues"):
+            raise UnsupportedConditionError(operator)
+        if_exists = name.endswith("IfExists") and name != "IfExists"
+        name = name.removesuffix("IfExists") if if_exists else name
+        if name == "Null":
+            return cls("Null", False, False, prefix)
+        negated = name in _NEGATED
+        base = _NEGATED.get(name, name)
+        if base not in _POSITIVE:
+            raise UnsupportedConditionError(operator)
+        return cls(base, negated, if_exists, prefix)
+
+    def holds(self, actual_values: list[str], expected: list[str]) -> bool:
+        if self.base == "Null":
+            return (not actual_values) == (expected[0].lower() == "true")
+        if not actual_values:
+            if self.if_exists or self.set_prefix == "ForAllValues":
+                return True
+            return self.negated and self.set_prefix != "ForAnyValue"
+        compare = _POSITIVE[self.base]
+
+        def value_holds(actual: str) -> bool:
+            hit = any(compare(actual, value) for value in expected)
+            return not hit if self.negated else hit
+
+        if self.set_prefix == "ForAllValues":
+            return all(value_holds(actual) for actual in actual_values)
+        return any(value_holds(actual) for actual in actual_values)
 
 
 def _conditions_hold(conditions: dict[str, Any], context: dict[str, str]) -> bool:
-    return all(
-        _condition_holds(operator, key, expected, context)
-        for operator, block in conditions.items()
-        for key, expected in block.items()
+    for operator_name, block in conditions.items():
+        operator = Operator.parse(operator_name)
+        for key, expected in block.items():
+            actual = context.get(key.lower())
+            actual_values = [] if actual is None else [actual]
+            if not operator.holds(actual_values, [str(v) for v in _as_list(expected)]):
+                return False
+    return True
+
+
+def _statement_applies(statement: dict[str, Any], action: str, resource: str) -> bool:
+    if "NotAction" in statement:
+        if _matches(statement["NotAction"], action):
+            return False
+    elif not _matches(statement.get("Action", []), action):
+        return False
+    if "NotResource" in statement:
+        if _matches(statement["NotResource"], resource):
+            return False
+    elif not _matches(statement.get("Resource", "*"), resource):
+        return False
+    return _principal_applies(statement)
+
+
+def _report_unevaluable(statement: dict[str, Any], error: Exception) -> None:
+    entry = {
+        "sid": str(statement.get("Sid", "")),
+        "effect": str(statement.get("Effect")),
+        "error": str(error),
+    }
+    with _UNEVALUABLE_LOCK:
+        if entry not in _UNEVALUABLE:
+            _UNEVALUABLE.append(entry)
+    LOG.error(
+        "bucket policy statement %r uses a condition the emulator cannot evaluate (%s): treated as"
+        " %s (fail closed)",
+        entry["sid"],
+        error,
+        "matching" if entry["effect"] == "Deny" else "not granting",
     )
 
 
@@ -154,23 +270,14 @@ def evaluate(policy: dict[str, Any], action: str, resource: str, context: dict[s
     """``"DENIED"``, ``"PERMITTED"`` or ``"NEUTRAL"`` for ``action`` on ``resource``."""
     permitted = False
     for statement in _as_list(policy.get("Statement", [])):
-        if "NotAction" in statement:
-            if _matches(statement["NotAction"], action):
-                continue
-        elif not _matches(statement.get("Action", []), action):
-            continue
-        if "NotResource" in statement:
-            if _matches(statement["NotResource"], resource):
-                continue
-        elif not _matches(statement.get("Resource", "*"), resource):
-            continue
-        if not _principal_applies(statement):
+        if not _statement_applies(statement, action, resource):
             continue
         try:
-            if not _conditions_hold(statement.get("Condition") or {}, context):
-                continue
-        except (UnsupportedConditionError, ValueError, KeyError, IndexError) as exc:
-            LOG.warning("bucket policy statement %s skipped: cannot evaluate %s", statement.get("Sid"), exc)
+            holds = _conditions_hold(statement.get("Condition") or {}, context)
+        except (UnsupportedConditionError, ValueError, AttributeError, IndexError) as exc:
+            _report_unevaluable(statement, exc)
+            holds = statement.get("Effect") == "Deny"
+        if not holds:
             continue
         if statement.get("Effect") == "Deny":
             LOG.info("bucket policy statement %s denies %s on %s", statement.get("Sid"), action, resource)
@@ -179,31 +286,33 @@ def evaluate(policy: dict[str, Any], action: str, resource: str, context: dict[s
     return "PERMITTED" if permitted else "NEUTRAL"
 
 
-def _get_permission(self: Any, action: str, resource: str) -> Any:
-    from moto.iam.access_control import PermissionResult
+def _get_permission(_original: Any) -> Any:
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        from moto.iam.access_control import PermissionResult
 
-    from emulator import patches
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        request = current_request()
+        action = s3_action(action, request)
+        policy = json.loads(self.policy.decode() if isinstance(self.policy, bytes) else self.policy)
+        context = request.context if request else {"aws:securetransport": "true"}
+        result = evaluate(policy, action, resource, context)
+        batch_delete = request is not None and request.method == "POST" and "delete" in request.query
+        if result == "DENIED" and not batch_delete:  # DeleteObjects reports per-key errors itself
+            from moto.s3.exceptions import S3AccessDeniedError
 
-    if not patches.is_active():
-        return _ORIGINAL_GET_PERMISSION(self, action, resource)
-    if self.policy is None or getattr(_CURRENT, "multipart_part", False):
-        return PermissionResult.NEUTRAL
-    if action == "s3:HeadObject":
-        action = "s3:GetObject"  # S3 authorizes HEAD as GetObject
-    policy = json.loads(self.policy.decode() if isinstance(self.policy, bytes) else self.policy)
-    context = getattr(_CURRENT, "context", None) or {"aws:securetransport": "true"}
-    result = evaluate(policy, action, resource, context)
-    if result == "DENIED" and getattr(_CURRENT, "single_object", False):
-        from moto.s3.exceptions import S3AccessDeniedError
+            raise S3AccessDeniedError  # a proper AccessDenied error body (moto answers 403 with none)
+        return PermissionResult[result]
 
-        raise S3AccessDeniedError  # a proper AccessDenied error body (moto answers 403 with no body)
-    return PermissionResult[result]
+    return get_permission
 
 
-def install() -> None:
-    global _ORIGINAL_GET_PERMISSION
-    from moto.s3.models import FakeBucket
-
-    if _ORIGINAL_GET_PERMISSION is None:
-        _ORIGINAL_GET_PERMISSION = FakeBucket.get_permission
-        FakeBucket.get_permission = _get_permission  # type: ignore[method-assign]
+PATCHES = [
+    Patch(
+        "moto.s3.models.FakeBucket.get_permission",
+        "moto counts every policy statement with a Condition as Deny (a 'deny non-TLS' policy denies"
+        " everything) and names actions after the HTTP method (s3:PostObject); S3 evaluates the"
+        " conditions and authorizes every object write, multipart parts included, as s3:PutObject",
+        _get_permission,
+    ),
+]

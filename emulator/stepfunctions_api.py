@@ -9,15 +9,25 @@ provider retries for minutes. Added here:
   parser and static analysers, ``{"result": "OK"|"FAIL", "diagnostics": [...], "truncated": false}``.
 * ``ListStateMachineVersions`` (called after create/read): the versions moto keeps for ``publish``.
 * ``DescribeStateMachine`` additionally returns ``revisionId`` (AWS always does; moto omits it).
+
+Execution fixes: service integrations (``lambda:invoke``, ``sns:publish``) call back into the
+emulator's own endpoint (moto builds ``http://localhost:$MOTO_PORT``), and ``StartExecution``
+without a ``name`` gets a UUID (moto names such an execution ``None``, so a second one fails with
+``ExecutionAlreadyExists``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
+from types import SimpleNamespace
 from typing import Any
 
 from moto.core.responses import ActionResult
 from moto.stepfunctions.responses import StepFunctionResponse
+
+from emulator.context import active
+from emulator.patch import Patch
 
 
 def validate_definition(definition: str, machine_type: str = "STANDARD") -> dict[str, Any]:
@@ -72,16 +82,8 @@ def _revision_id(state_machine: Any) -> str:
     return f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
 
 
-def install() -> None:
-    """Attach the added actions to moto's ``StepFunctionResponse`` (idempotent)."""
-    StepFunctionResponse.validate_state_machine_definition = _validate_state_machine_definition  # type: ignore[attr-defined]
-    StepFunctionResponse.list_state_machine_versions = _list_state_machine_versions  # type: ignore[attr-defined]
-
-    original = StepFunctionResponse._describe_state_machine
-    if getattr(original, "_emulator_patched", False):
-        return
-
-    def _describe_state_machine(self: StepFunctionResponse, state_machine_arn: str) -> ActionResult:
+def _describe_state_machine(original: Any) -> Any:
+    def describe(self: StepFunctionResponse, state_machine_arn: str) -> ActionResult:
         result = original(self, state_machine_arn)
         body = getattr(result, "result", None)
         if isinstance(body, dict):
@@ -89,5 +91,59 @@ def install() -> None:
             body.setdefault("revisionId", _revision_id(state_machine))
         return result
 
-    _describe_state_machine._emulator_patched = True  # type: ignore[attr-defined]
-    StepFunctionResponse._describe_state_machine = _describe_state_machine  # type: ignore[method-assign]
+    return describe
+
+
+def _boto3_for_integrations(real_boto3: Any) -> Any:
+    def client(*args: Any, **kwargs: Any) -> Any:
+        kwargs["endpoint_url"] = active().endpoint_url
+        return real_boto3.client(*args, **kwargs)
+
+    return SimpleNamespace(client=client)
+
+
+def _start_execution(original: Any) -> Any:
+    def start_execution(
+        self: Any,
+        state_machine_arn: str,
+        name: Any = None,
+        execution_input: Any = None,
+        trace_header: Any = None,
+    ) -> Any:
+        return original(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
+
+    return start_execution
+
+
+_MISSING = "moto 5.2.5 lacks this action (HTTP 500), and hashicorp/aws 5.67+ retries it for minutes"
+
+PATCHES = [
+    Patch(
+        "moto.stepfunctions.responses.StepFunctionResponse.validate_state_machine_definition",
+        _MISSING,
+        lambda _none: _validate_state_machine_definition,
+        "add",
+    ),
+    Patch(
+        "moto.stepfunctions.responses.StepFunctionResponse.list_state_machine_versions",
+        _MISSING,
+        lambda _none: _list_state_machine_versions,
+        "add",
+    ),
+    Patch(
+        "moto.stepfunctions.responses.StepFunctionResponse._describe_state_machine",
+        "moto omits revisionId, which AWS always returns",
+        _describe_state_machine,
+    ),
+    Patch(
+        "moto.stepfunctions.parser.asl.utils.boto_client.boto3",
+        "moto's service integrations call http://localhost:$MOTO_PORT; the emulator binds 127.0.0.1"
+        " on its own port",
+        _boto3_for_integrations,
+    ),
+    Patch(
+        "moto.stepfunctions.parser.models.StepFunctionsParserBackend.start_execution",
+        "moto names an execution started without a name 'None', so the next one already exists",
+        _start_execution,
+    ),
+]

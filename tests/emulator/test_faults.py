@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from emulator import Emulator, add_fault, clear_faults, list_faults, remove_fault
+from emulator import AdminClient, AdminError, Emulator, add_fault, clear_faults, list_faults, remove_fault
 
 pytestmark = pytest.mark.emulator
 
@@ -87,3 +88,101 @@ def test_http_helpers_and_validation(
     with pytest.raises(urllib.error.HTTPError) as bad:
         opener.open(request, timeout=5)
     assert bad.value.code == 400
+
+
+def test_a_probabilistic_fault_fails_about_that_share_of_requests(
+    emulator: Emulator, aws_client: Callable[[str], Any], table: str
+) -> None:
+    emulator.add_fault(
+        "DynamoDB_20120810.PutItem",
+        match="sampled-",
+        probability=0.25,
+        seed=7,
+        error_code="ValidationException",  # not retried by botocore, so every draw is visible
+    )
+    codes: list[str] = []
+    try:
+        for i in range(200):
+            try:
+                put(aws_client, table, f"sampled-{i}")
+            except ClientError as error:
+                codes.append(error.response["Error"]["Code"])
+        [rule] = emulator.list_faults()
+    finally:
+        emulator.clear_faults()
+    failed = len(codes)
+    assert set(codes) == {"ValidationException"}
+    assert 30 <= failed <= 70  # 25 % of 200, seeded: the same count on every run
+    assert (rule["seen"], rule["hits"]) == (200, failed)
+
+
+def test_a_token_bucket_throttles_a_target_and_refills(
+    emulator: Emulator, aws_client: Callable[[str], Any], table: str
+) -> None:
+    from botocore.config import Config
+
+    no_retries = boto3_client(emulator, "dynamodb", Config(retries={"total_max_attempts": 1}))
+    emulator.set_throttle("DynamoDB_20120810.PutItem", capacity=3, refill_per_second=0.001)
+    try:
+        for i in range(3):
+            no_retries.put_item(TableName=table, Item={"Filename": {"S": f"bucket-{i}"}})
+        with pytest.raises(ClientError) as throttled:
+            no_retries.put_item(TableName=table, Item={"Filename": {"S": "bucket-3"}})
+        no_retries.get_item(TableName=table, Key={"Filename": {"S": "bucket-0"}})  # other targets pass
+        [state] = emulator.faults.list_throttles()
+    finally:
+        assert emulator.clear_throttles() == 1
+    assert throttled.value.response["Error"]["Code"] == "ThrottlingException"
+    assert throttled.value.response["Error"]["Message"] == "Rate exceeded"
+    assert (state["allowed"], state["throttled"]) == (3, 1)
+    emulator.set_throttle("DynamoDB_20120810.PutItem", capacity=1, refill_per_second=50)
+    try:
+        no_retries.put_item(TableName=table, Item={"Filename": {"S": "refill-1"}})
+        time.sleep(0.1)  # 50 tokens a second: the bucket holds one again
+        no_retries.put_item(TableName=table, Item={"Filename": {"S": "refill-2"}})
+    finally:
+        emulator.clear_throttles()
+
+
+def boto3_client(emulator: Emulator, service: str, config: Any) -> Any:
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=emulator.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=config,
+    )
+
+
+def test_the_admin_api_validates_and_reports_every_fault_mode(emulator: Emulator) -> None:
+    client = AdminClient(emulator.endpoint_url)
+    with pytest.raises(AdminError, match="probability"):
+        client.call("POST", "/_emulator/faults", {"target": "X", "probability": 1.5})
+    with pytest.raises(AdminError, match="capacity"):
+        client.call("POST", "/_emulator/throttles", {"target": "X", "capacity": 0, "refill_per_second": 1})
+    with pytest.raises(AdminError, match="copies"):
+        client.call("POST", "/_emulator/s3/notifications", {"copies": 0})
+    throttle = client.call(
+        "POST",
+        "/_emulator/throttles",
+        {"target": "AWSStepFunctions.StartExecution", "capacity": 5, "refill_per_second": 2},
+    )
+    assert (throttle["capacity"], throttle["refill_per_second"]) == (5.0, 2.0)
+    assert client.call("POST", "/_emulator/s3/notifications", {"copies": 2}) == {"copies": 2}
+    assert client.call("GET", "/_emulator/health")["s3_notification_copies"] == 2
+    assert client.call("DELETE", "/_emulator/throttles") == {"cleared": 1}
+    assert client.call("POST", "/_emulator/s3/notifications", {"copies": 1}) == {"copies": 1}
+    patches = client.call("GET", "/_emulator/patches")["patches"]
+    assert any(p["target"] == "moto.s3.notifications._invoke_awslambda" for p in patches)
+
+
+def test_admin_calls_never_go_through_a_proxy(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert list_faults(emulator.endpoint_url) == []
+    assert AdminClient(emulator.endpoint_url).health()["status"] == "ok"

@@ -16,6 +16,7 @@ import pytest
 from emulator_helpers import assert_nothing_left, child_pids, free_port, port_accepts
 
 from emulator import Emulator, EmulatorError, wait_until_healthy
+from emulator.http_server import port_is_free
 
 pytestmark = pytest.mark.emulator
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -147,3 +148,52 @@ def test_cli_start_fails_clearly_when_the_port_is_taken(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
     assert not (tmp_path / "s" / "emulator.pid").exists()
+
+
+def _bind_without_reuse(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_a_port_left_in_time_wait_is_free_for_the_next_run(tmp_path: Path) -> None:
+    """`make demo` then `make up`: hundreds of TIME-WAIT connections must not make the port "in use"."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.config import Config
+
+    port = free_port()
+    with Emulator(port=port) as emu:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=emu.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            config=Config(max_pool_connections=30),
+        )
+        with ThreadPoolExecutor(30) as pool:  # keep-alive connections, closed by the server when it stops
+            list(pool.map(lambda _i: s3.list_buckets(), range(200)))
+    assert not _bind_without_reuse(port), "precondition: connections in TIME-WAIT hold the port"
+    assert port_is_free("127.0.0.1", port)
+
+    state = str(tmp_path / "s")
+    started = _cli("start", "--state-dir", state, "--port", str(port), cwd=tmp_path)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert f"http://127.0.0.1:{port}" in started.stdout
+    finally:
+        assert _cli("stop", "--state-dir", state, cwd=tmp_path).returncode == 0
+
+
+def test_the_probe_says_in_use_only_when_something_listens() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        assert port_is_free("127.0.0.1", port)  # bound, not listening
+        listener.listen(1)
+        assert not port_is_free("127.0.0.1", port)

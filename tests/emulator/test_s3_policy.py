@@ -1,22 +1,84 @@
-"""Bucket policies with conditions are evaluated against the request (moto treats any condition as Deny)."""
+"""Bucket policies are evaluated on every object request, with their conditions, as S3 does.
+
+moto counts any statement with a Condition as Deny and names actions after the HTTP method; the
+emulator evaluates the conditions against the headers of *that* request and authorizes every object
+write (multipart parts included) as s3:PutObject.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from emulator.s3_policy import evaluate
+from emulator import s3_policy
+from emulator.s3_policy import Operator, RequestInfo, evaluate, s3_action
 
 pytestmark = pytest.mark.emulator
 
-BUCKET = "policy-bucket"
 KEY_ARN = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
-OBJECTS = f"arn:aws:s3:::{BUCKET}/*"
-POLICY = {
+OBJECTS = "arn:aws:s3:::b/*"
+SSE = "s3:x-amz-server-side-encryption"
+SSE_KEY = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+MIB = 1024 * 1024
+
+
+def deny(condition: dict[str, Any], action: str = "s3:PutObject", sid: str = "Deny") -> dict[str, Any]:
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": OBJECTS,
+        "Condition": condition,
+    }
+
+
+def decide(statement: dict[str, Any], context: dict[str, str], action: str = "s3:PutObject") -> str:
+    return evaluate({"Statement": [statement]}, action, "arn:aws:s3:::b/k", context)
+
+
+# ---------------------------------------------------------------------------- the evaluator
+
+
+@pytest.mark.parametrize(
+    ("operator", "request_values", "expected", "holds"),
+    [
+        ("StringEquals", ["aws:kms"], ["aws:kms"], True),
+        ("StringEquals", [], ["aws:kms"], False),  # a missing key never equals
+        ("StringNotEquals", ["AES256"], ["aws:kms"], True),
+        ("StringNotEquals", [], ["aws:kms"], True),  # ...and always "not equals"
+        ("StringEqualsIfExists", [], ["aws:kms"], True),
+        ("StringNotEqualsIfExists", [], ["aws:kms"], True),
+        ("StringNotEqualsIfExists", ["aws:kms"], ["aws:kms"], False),
+        ("StringEqualsIgnoreCase", ["AWS:KMS"], ["aws:kms"], True),
+        ("StringLike", ["alias/pipeline-s3"], ["alias/*"], True),
+        ("StringNotLike", ["alias/pipeline-s3"], ["alias/*"], False),
+        ("Bool", ["false"], ["false"], True),
+        ("Bool", ["true"], ["false"], False),
+        ("Null", [], ["true"], True),
+        ("Null", ["aws:kms"], ["true"], False),
+        ("Null", ["aws:kms"], ["false"], True),
+        ("ForAnyValue:StringEquals", ["a"], ["a", "b"], True),
+        ("ForAnyValue:StringEquals", [], ["a"], False),
+        ("ForAllValues:StringEquals", [], ["a"], True),  # vacuously true, as IAM defines it
+        ("ForAllValues:StringNotEquals", ["c"], ["a", "b"], True),
+        ("IpAddress", ["127.0.0.1"], ["127.0.0.0/8"], True),
+        ("NotIpAddress", ["127.0.0.1"], ["10.0.0.0/8"], True),
+        ("NumericLessThan", ["5"], ["10"], True),
+        ("ArnLike", [KEY_ARN], ["arn:aws:kms:*:123456789012:key/*"], True),
+    ],
+)
+def test_operators_follow_iam_semantics(
+    operator: str, request_values: list[str], expected: list[str], holds: bool
+) -> None:
+    assert Operator.parse(operator).holds(request_values, expected) is holds
+
+
+HARDENED = {
     "Version": "2012-10-17",
     "Statement": [
         {
@@ -24,122 +86,249 @@ POLICY = {
             "Effect": "Deny",
             "Principal": "*",
             "Action": "s3:*",
-            "Resource": [f"arn:aws:s3:::{BUCKET}", OBJECTS],
+            "Resource": ["arn:aws:s3:::b", OBJECTS],
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
         },
-        {
-            "Sid": "DenyUploadsWithoutKms",
-            "Effect": "Deny",
-            "Principal": {"AWS": "*"},
-            "Action": "s3:PutObject",
-            "Resource": OBJECTS,
-            "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"}},
-        },
-        {
-            "Sid": "DenyUploadsWithAnotherKmsKey",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:PutObject",
-            "Resource": OBJECTS,
-            "Condition": {
-                "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
-                "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": KEY_ARN},
-            },
-        },
+        deny({"Null": {SSE: "false"}, "StringNotEquals": {SSE: "aws:kms"}}, sid="DenyOtherAlgorithms"),
+        deny({"StringEquals": {SSE: "aws:kms"}, "Null": {SSE_KEY: "true"}}, sid="DenyKmsWithoutKey"),
+        deny({"Null": {SSE_KEY: "false"}, "StringNotEquals": {SSE_KEY: [KEY_ARN]}}, sid="DenyOtherKeys"),
     ],
 }
 
 
 @pytest.mark.parametrize(
-    ("action", "context", "expected"),
+    ("context", "expected"),
     [
-        ("s3:GetObject", {"aws:securetransport": "true"}, "NEUTRAL"),
-        ("s3:GetObject", {"aws:securetransport": "false"}, "DENIED"),
-        ("s3:PutObject", {"aws:securetransport": "true"}, "DENIED"),
-        (
-            "s3:PutObject",
-            {"aws:securetransport": "true", "s3:x-amz-server-side-encryption": "AES256"},
-            "DENIED",
-        ),
-        (
-            "s3:PutObject",
-            {"aws:securetransport": "true", "s3:x-amz-server-side-encryption": "aws:kms"},
-            "NEUTRAL",
-        ),
-        (
-            "s3:PutObject",
-            {
-                "aws:securetransport": "true",
-                "s3:x-amz-server-side-encryption": "aws:kms",
-                "s3:x-amz-server-side-encryption-aws-kms-key-id": KEY_ARN,
-            },
-            "NEUTRAL",
-        ),
-        (
-            "s3:PutObject",
-            {
-                "aws:securetransport": "true",
-                "s3:x-amz-server-side-encryption": "aws:kms",
-                "s3:x-amz-server-side-encryption-aws-kms-key-id": "arn:aws:kms:us-east-1:123456789012:key/other",
-            },
-            "DENIED",
-        ),
+        ({}, "NEUTRAL"),  # no header: default encryption applies; a multipart part looks like this too
+        ({SSE: "aws:kms", SSE_KEY: KEY_ARN}, "NEUTRAL"),
+        ({SSE: "aws:kms"}, "DENIED"),  # would use aws/s3
+        ({SSE: "AES256"}, "DENIED"),
+        ({SSE: "aws:kms", SSE_KEY: "arn:aws:kms:us-east-1:123456789012:key/other"}, "DENIED"),
+        ({"aws:securetransport": "false"}, "DENIED"),
     ],
 )
-def test_evaluate_conditions(action: str, context: dict[str, str], expected: str) -> None:
-    assert evaluate(POLICY, action, f"arn:aws:s3:::{BUCKET}/a.csv", context) == expected
+def test_a_policy_that_relies_on_default_encryption(context: dict[str, str], expected: str) -> None:
+    full = {"aws:securetransport": "true", **context}
+    assert evaluate(HARDENED, "s3:PutObject", "arn:aws:s3:::b/k", full) == expected
 
 
-def test_evaluate_allow_if_exists_principals_and_unsupported_operators() -> None:
-    allow = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": OBJECTS}
-    assert evaluate({"Statement": allow}, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/x", {}) == "PERMITTED"
-    if_exists = {
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": "*",
-        "Condition": {"StringEqualsIfExists": {"s3:x-amz-acl": "public-read"}},
-    }
-    assert evaluate({"Statement": [if_exists]}, "s3:PutObject", "arn:aws:s3:::b/k", {}) == "DENIED"
-    assert evaluate(
-        {"Statement": [if_exists]}, "s3:PutObject", "arn:aws:s3:::b/k", {"s3:x-amz-acl": "private"}
-    ) == ("NEUTRAL")
+def test_principals_other_than_everyone_do_not_apply() -> None:
     someone = {
         "Effect": "Deny",
         "Principal": {"AWS": "arn:aws:iam::1:root"},
         "Action": "s3:*",
         "Resource": "*",
     }
-    assert evaluate({"Statement": [someone]}, "s3:GetObject", "arn:aws:s3:::b/k", {}) == "NEUTRAL"
-    unknown = {**if_exists, "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}
-    assert evaluate({"Statement": [unknown]}, "s3:GetObject", "arn:aws:s3:::b/k", {}) == "NEUTRAL"
+    assert decide(someone, {}) == "NEUTRAL"
+    allow = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": OBJECTS}
+    assert decide(allow, {}, action="s3:GetObject") == "PERMITTED"
 
 
-def test_bucket_policy_enforced_on_object_requests(aws_client: Callable[[str], Any]) -> None:
-    s3 = aws_client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(POLICY))
+def test_an_unknown_operator_is_reported_and_fails_closed(caplog: pytest.LogCaptureFixture) -> None:
+    statement = deny({"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}}, sid="ByDate")
+    with caplog.at_level("ERROR", logger="emulator.s3"):
+        assert decide(statement, {}) == "DENIED"
+    assert "'ByDate' uses a condition the emulator cannot evaluate" in caplog.text
+    assert {
+        "sid": "ByDate",
+        "effect": "Deny",
+        "error": "DateGreaterThan",
+    } in s3_policy.unevaluable_statements()
+    allow = {**statement, "Sid": "AllowByDate", "Effect": "Allow"}
+    assert decide(allow, {}) == "NEUTRAL"  # an Allow it cannot evaluate grants nothing
 
-    with pytest.raises(ClientError) as plain:
-        s3.put_object(Bucket=BUCKET, Key="plain.csv", Body=b"x")
-    assert plain.value.response["Error"]["Code"] == "AccessDenied"
-    with pytest.raises(ClientError) as other_key:
-        s3.put_object(
-            Bucket=BUCKET,
-            Key="other-key.csv",
-            Body=b"x",
-            ServerSideEncryption="aws:kms",
-            SSEKMSKeyId="arn:aws:kms:us-east-1:123456789012:key/other",
-        )
-    assert other_key.value.response["Error"]["Code"] == "AccessDenied"
 
-    s3.put_object(Bucket=BUCKET, Key="kms.csv", Body=b"x", ServerSideEncryption="aws:kms")
-    s3.put_object(
-        Bucket=BUCKET, Key="kms-key.csv", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=KEY_ARN
+@pytest.mark.parametrize(
+    ("method", "query", "moto_action", "expected"),
+    [
+        ("PUT", {}, "s3:PutObject", "s3:PutObject"),
+        ("POST", {"uploads": [""]}, "s3:PostObject", "s3:PutObject"),
+        ("PUT", {"partNumber": ["1"], "uploadId": ["u"]}, "s3:PutObject", "s3:PutObject"),
+        ("POST", {"uploadId": ["u"]}, "s3:PostObject", "s3:PutObject"),
+        ("DELETE", {"uploadId": ["u"]}, "s3:DeleteObject", "s3:AbortMultipartUpload"),
+        ("GET", {"uploadId": ["u"]}, "s3:GetObject", "s3:ListMultipartUploadParts"),
+        ("HEAD", {}, "s3:HeadObject", "s3:GetObject"),
+    ],
+)
+def test_requests_are_authorized_as_the_actions_s3_uses(
+    method: str, query: dict[str, list[str]], moto_action: str, expected: str
+) -> None:
+    assert s3_action(moto_action, RequestInfo(method=method, query=query)) == expected
+
+
+def test_the_request_context_holds_only_this_requests_headers() -> None:
+    info = s3_policy.request_info(
+        {
+            "REQUEST_METHOD": "PUT",
+            "QUERY_STRING": "partNumber=1&uploadId=abc",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_X_AMZ_CONTENT_SHA256": "UNSIGNED-PAYLOAD",
+            "HTTP_CONTENT_TYPE": "binary/octet-stream",
+        }
     )
-    assert s3.get_object(Bucket=BUCKET, Key="kms.csv")["Body"].read() == b"x"
-    assert s3.head_object(Bucket=BUCKET, Key="kms-key.csv")["ContentLength"] == 1
-    s3.delete_object(Bucket=BUCKET, Key="kms.csv")
+    assert info.context == {
+        "aws:securetransport": "true",
+        "aws:sourceip": "127.0.0.1",
+        "s3:x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+    }
+    assert info.query == {"partNumber": ["1"], "uploadId": ["abc"]}
+
+
+# ---------------------------------------------------------------------------- on the wire
+
+
+@pytest.fixture(scope="module")
+def kms_key(aws_client: Callable[[str], Any]) -> str:
+    return str(aws_client("kms").create_key(Description="policy test key")["KeyMetadata"]["Arn"])
+
+
+@pytest.fixture
+def bucket(aws_client: Callable[[str], Any], request: pytest.FixtureRequest) -> Iterator[str]:
+    name = f"policy-{request.node.name.split('[')[0][5:40].replace('_', '-')}".rstrip("-").lower()
+    s3 = aws_client("s3")
+    s3.create_bucket(Bucket=name)
+    yield name
+    s3.delete_bucket_policy(Bucket=name)
+
+
+def put_policy(aws_client: Callable[[str], Any], bucket: str, statements: list[dict[str, Any]]) -> None:
+    for statement in statements:
+        statement["Resource"] = f"arn:aws:s3:::{bucket}/*"
+    aws_client("s3").put_bucket_policy(
+        Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": statements})
+    )
+
+
+def error_code(call: Callable[[], Any]) -> str:
+    with pytest.raises(ClientError) as raised:
+        call()
+    return str(raised.value.response["Error"]["Code"])
+
+
+def test_a_policy_demanding_the_header_refuses_multipart_parts(
+    aws_client: Callable[[str], Any], bucket: str
+) -> None:
+    """The README's old policy: CreateMultipartUpload carries the header and passes, UploadPart does not."""
+    put_policy(aws_client, bucket, [deny({"StringNotEquals": {SSE: "aws:kms"}})])
+    s3 = aws_client("s3")
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="big.bin", ServerSideEncryption="aws:kms")
+    code = error_code(
+        lambda: s3.upload_part(
+            Bucket=bucket, Key="big.bin", UploadId=upload["UploadId"], PartNumber=1, Body=b"x" * MIB
+        )
+    )
+    assert code == "AccessDenied"
+    assert error_code(lambda: s3.create_multipart_upload(Bucket=bucket, Key="plain.bin")) == "AccessDenied"
+
+
+def test_every_write_request_kind_is_checked_as_put_object(
+    aws_client: Callable[[str], Any], bucket: str
+) -> None:
+    """Deny writes naming AES256: PutObject, CopyObject and CreateMultipartUpload with it are refused."""
+    put_policy(aws_client, bucket, [deny({"StringEquals": {SSE: "AES256"}})])
+    s3 = aws_client("s3")
+    s3.put_object(Bucket=bucket, Key="source.txt", Body=b"x")
+    assert (
+        error_code(lambda: s3.put_object(Bucket=bucket, Key="a", Body=b"x", ServerSideEncryption="AES256"))
+        == "AccessDenied"
+    )
+    copy = {"Bucket": bucket, "Key": "copy.txt", "CopySource": {"Bucket": bucket, "Key": "source.txt"}}
+    assert error_code(lambda: s3.copy_object(**copy, ServerSideEncryption="AES256")) == "AccessDenied"
+    s3.copy_object(**copy)
+    assert (
+        error_code(lambda: s3.create_multipart_upload(Bucket=bucket, Key="m", ServerSideEncryption="AES256"))
+        == "AccessDenied"
+    )
+
+
+def test_complete_multipart_upload_and_upload_part_copy_are_checked(
+    aws_client: Callable[[str], Any], bucket: str
+) -> None:
+    """A policy keyed on a header only those requests send shows they are evaluated at all."""
+    s3 = aws_client("s3")
+    s3.put_object(Bucket=bucket, Key="source.bin", Body=b"y" * (5 * MIB))
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="joined.bin")["UploadId"]
+    put_policy(aws_client, bucket, [deny({"Null": {"s3:x-amz-copy-source": "false"}}, sid="NoCopies")])
+    code = error_code(
+        lambda: s3.upload_part_copy(
+            Bucket=bucket,
+            Key="joined.bin",
+            UploadId=upload_id,
+            PartNumber=1,
+            CopySource={"Bucket": bucket, "Key": "source.bin"},
+        )
+    )
+    assert code == "AccessDenied"
+    part = s3.upload_part(
+        Bucket=bucket, Key="joined.bin", UploadId=upload_id, PartNumber=1, Body=b"z" * (5 * MIB)
+    )
+    put_policy(aws_client, bucket, [deny({"Null": {"s3:x-amz-request-payer": "false"}}, sid="NoRequester")])
+    completion = {"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]}
+    code = error_code(
+        lambda: s3.complete_multipart_upload(
+            Bucket=bucket,
+            Key="joined.bin",
+            UploadId=upload_id,
+            MultipartUpload=completion,
+            RequestPayer="requester",
+        )
+    )
+    assert code == "AccessDenied"
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="joined.bin", UploadId=upload_id, MultipartUpload=completion
+    )
+    assert s3.head_object(Bucket=bucket, Key="joined.bin")["ContentLength"] == 5 * MIB
+
+
+def test_the_hardened_policy_accepts_plain_and_multipart_uploads(
+    aws_client: Callable[[str], Any], bucket: str, kms_key: str
+) -> None:
+    put_policy(aws_client, bucket, [dict(s) for s in HARDENED["Statement"][1:]])
+    policy = json.loads(aws_client("s3").get_bucket_policy(Bucket=bucket)["Policy"])
+    policy["Statement"][2]["Condition"]["StringNotEquals"][SSE_KEY] = [kms_key]
+    aws_client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    s3 = aws_client("s3")
+    s3.put_object(Bucket=bucket, Key="plain.txt", Body=b"x")
+    s3.put_object(
+        Bucket=bucket, Key="named.txt", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key
+    )
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="big.bin")["UploadId"]
+    part = s3.upload_part(Bucket=bucket, Key="big.bin", UploadId=upload_id, PartNumber=1, Body=b"x" * MIB)
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="big.bin",
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+    )
+    assert (
+        error_code(lambda: s3.put_object(Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="aws:kms"))
+        == "AccessDenied"
+    )
+    assert (
+        error_code(lambda: s3.put_object(Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="AES256"))
+        == "AccessDenied"
+    )
+    assert s3.get_object(Bucket=bucket, Key="plain.txt")["Body"].read() == b"x"
+
+
+def test_batch_delete_reports_denied_keys_per_key(aws_client: Callable[[str], Any], bucket: str) -> None:
+    s3 = aws_client("s3")
+    s3.put_object(Bucket=bucket, Key="keep/a", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="drop/b", Body=b"x")
+    statement = {
+        "Sid": "Keep",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:DeleteObject",
+        "Resource": "",
+    }
+    aws_client("s3").put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps({"Statement": [{**statement, "Resource": f"arn:aws:s3:::{bucket}/keep/*"}]}),
+    )
+    result = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "keep/a"}, {"Key": "drop/b"}]})
+    assert [d["Key"] for d in result["Deleted"]] == ["drop/b"]
+    assert [(e["Key"], e["Code"]) for e in result["Errors"]] == [("keep/a", "AccessDenied")]
 
 
 def test_notification_to_a_missing_function_does_not_fail_put_object(
@@ -158,5 +347,7 @@ def test_notification_to_a_missing_function_does_not_fail_put_object(
             ]
         },
     )
-    response = s3.put_object(Bucket="orphan-notifications", Key="k", Body=b"x")
-    assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert (
+        s3.put_object(Bucket="orphan-notifications", Key="k", Body=b"x")["ResponseMetadata"]["HTTPStatusCode"]
+        == 200
+    )

@@ -1,0 +1,39 @@
+"""The declaration of one change to moto (see :mod:`emulator.registry`, which collects them all).
+
+Kept apart from the registry so that the modules declaring patches import only this, and the
+registry imports them: no import cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+class PatchTargetError(RuntimeError):
+    """A patch's target is not where the registry expects it (moto changed): review the registry."""
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One change to moto.
+
+    ``kind``: ``"replace"`` (the target must exist; ``build`` receives the original),
+    ``"add"`` (the target must not exist; ``build`` receives ``None``) or ``"entries"`` (the target
+    is a dict; ``build`` returns entries merged into it and removed again on uninstall).
+    """
+
+    target: str
+    why: str
+    build: Callable[[Any], Any]
+    kind: Literal["replace", "add", "entries"] = "replace"
+    module: str = field(default="", compare=False)  # the emulator module declaring it
+
+    @property
+    def owner_path(self) -> str:
+        return self.target.rsplit(".", 1)[0]
+
+    @property
+    def attribute(self) -> str:
+        return self.target.rsplit(".", 1)[1]
