@@ -92,6 +92,7 @@ def trigger_functions(load_function: Callable[..., ModuleType]) -> ModuleType:
         "lambda_trigger",
         STATE_MACHINE_ARN="arn:aws:states:eu-central-1:123456789012:stateMachine:unused",
         ALERT_TOPIC_ARN="arn:aws:sns:eu-central-1:123456789012:unused",
+        UPLOAD_BUCKET=BUCKET,
     )
 
 
@@ -114,7 +115,9 @@ def state_machine_arn(sfn: Any, aws: Any) -> str:
 @pytest.fixture
 def trigger(load_function: Callable[..., ModuleType], state_machine_arn: str, aws: Any) -> ModuleType:
     topic_arn = aws.client("sns").create_topic(Name="pipeline-alerts")["TopicArn"]
-    return load_function("lambda_trigger", STATE_MACHINE_ARN=state_machine_arn, ALERT_TOPIC_ARN=topic_arn)
+    return load_function(
+        "lambda_trigger", STATE_MACHINE_ARN=state_machine_arn, ALERT_TOPIC_ARN=topic_arn, UPLOAD_BUCKET=BUCKET
+    )
 
 
 def list_executions(sfn: Any, state_machine_arn: str) -> list[dict[str, Any]]:
@@ -178,7 +181,7 @@ def test_process_event_without_aws(
     event = s3_event(HANDLER_RECORDS)
     client = RecordingStepFunctions()
 
-    outcome = benchmark(trigger_functions.process_event, event, client, "arn:unused")
+    outcome = benchmark(trigger_functions.process_event, event, client, trigger_functions.CONFIG)
 
     expected_names = [
         trigger_functions.execution_name(BUCKET, key, VERSION_ID, sequencer(0, index))

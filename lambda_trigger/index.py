@@ -1,10 +1,13 @@
 """Trigger Lambda: S3 ObjectCreated notifications -> one Step Functions execution per object.
 
 parse -> validate -> act -> report:
-every record is parsed and its key decoded and validated; an accepted key starts the state machine
-under a deterministic execution name (so S3's at-least-once redeliveries are idempotent); rejected
-keys start nothing and are reported together in one SNS alert; failed starts make the invocation
-fail after everything else is done, so Lambda retries it.
+an event that is not a JSON object raises ``InvalidEventError``; every record is parsed, its bucket
+checked against the configured upload bucket and its key decoded and validated; an accepted key
+starts the state machine under a deterministic execution name (so S3's at-least-once redeliveries
+are idempotent) with the contract's input (``lambda_common/contract.py``); folder markers (a key
+ending in ``/``, size 0) are ignored and counted; rejected records start nothing and are reported
+together in one SNS alert; failed starts make the invocation fail after everything else is done,
+so Lambda retries it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import hashlib
 import json
 import os
 import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict
@@ -25,7 +27,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from lambda_common.alerts import MAX_ALERT_BYTES, MAX_SUBJECT_CHARS, truncate_listing
+from lambda_common.alerts import (
+    MAX_ALERT_BYTES,
+    MAX_SUBJECT_CHARS,
+    display_name,
+    display_text,
+    truncate_listing,
+)
 from lambda_common.contract import ExecutionInput
 from lambda_common.key_validation import InvalidKeyError, decode_s3_key, validate_key
 
@@ -37,6 +45,16 @@ MAX_EXECUTION_NAME_LENGTH: Final = 80
 DIGEST_HEX_CHARS: Final = 40
 READABLE_NAME_CHARS: Final = MAX_EXECUTION_NAME_LENGTH - DIGEST_HEX_CHARS - 1
 _UNSAFE_NAME_CHARS: Final = re.compile(r"[^A-Za-z0-9_-]+")
+_SHOWN_EVENT_CHARS: Final = 100
+_JSON_TYPE_NAMES: Final = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 logger = Logger()
 metrics = Metrics()
@@ -44,6 +62,20 @@ metrics = Metrics()
 
 class ConfigurationError(RuntimeError):
     """The function's environment is missing a setting it cannot run without."""
+
+
+class InvalidEventError(ValueError):
+    """The invocation's event is not an S3 notification (a JSON object); nothing was started.
+
+    ``received`` names the JSON type that came instead (``array``, ``string``, ``null``...).
+    """
+
+    def __init__(self, problem: str, value: object) -> None:
+        self.received = _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+        shown = json.dumps(value, ensure_ascii=True, default=repr)
+        if len(shown) > _SHOWN_EVENT_CHARS:
+            shown = f"{shown[:_SHOWN_EVENT_CHARS]}..."
+        super().__init__(f"{problem}; received a JSON {self.received}: {shown}")
 
 
 class StartExecutionError(RuntimeError):
@@ -62,13 +94,20 @@ class StartExecutionError(RuntimeError):
 class TriggerConfig:
     state_machine_arn: str
     alert_topic_arn: str
+    upload_bucket: str
+    """The one bucket whose notifications start executions; a record for any other is rejected."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> TriggerConfig:
-        missing = [name for name in ("STATE_MACHINE_ARN", "ALERT_TOPIC_ARN") if not environ.get(name)]
+        required = ("STATE_MACHINE_ARN", "ALERT_TOPIC_ARN", "UPLOAD_BUCKET")
+        missing = [name for name in required if not environ.get(name)]
         if missing:
             raise ConfigurationError(f"environment variable(s) not set: {', '.join(missing)}")
-        return cls(state_machine_arn=environ["STATE_MACHINE_ARN"], alert_topic_arn=environ["ALERT_TOPIC_ARN"])
+        return cls(
+            state_machine_arn=environ["STATE_MACHINE_ARN"],
+            alert_topic_arn=environ["ALERT_TOPIC_ARN"],
+            upload_bucket=environ["UPLOAD_BUCKET"],
+        )
 
 
 class InvocationSummary(TypedDict):
@@ -76,6 +115,7 @@ class InvocationSummary(TypedDict):
     duplicates: int
     rejected: int
     ignored: int
+    folder_markers: int
     executions: list[str]
 
 
@@ -116,6 +156,7 @@ class Outcome:
     failed: list[FailedStart] = field(default_factory=list)
     executions: list[str] = field(default_factory=list)
     ignored: int = 0
+    folder_markers: int = 0
 
 
 class MalformedRecordError(ValueError):
@@ -229,24 +270,50 @@ def _reject(outcome: Outcome, rejection: Rejection) -> None:
     outcome.rejected.append(rejection)
 
 
+def _decoded_for_display(raw_key: str) -> str:
+    try:
+        return decode_s3_key(raw_key)
+    except InvalidKeyError:
+        return raw_key
+
+
+def is_folder_marker(key: str, size: int | None) -> bool:
+    """A zero-byte object whose key ends in ``/``: what consoles create for a "folder".
+
+    A key ending in ``/`` that carries data (size > 0, or a size S3 did not state) is an ordinary
+    upload and is ingested.
+    """
+    return key.endswith("/") and size == 0
+
+
 def process_record(
-    record: Mapping[str, Any], sfn: BaseClient, state_machine_arn: str, outcome: Outcome
+    record: Mapping[str, Any], sfn: BaseClient, config: TriggerConfig, outcome: Outcome
 ) -> None:
     try:
         event = parse_record(record)
     except MalformedRecordError as err:
         _reject(outcome, Rejection(err.bucket, err.key, err.reason, err.event_time))
         return
+    if event.bucket != config.upload_bucket:
+        reason = f"bucket {event.bucket!r} is not the pipeline's upload bucket {config.upload_bucket!r}"
+        _reject(
+            outcome, Rejection(event.bucket, _decoded_for_display(event.raw_key), reason, event.event_time)
+        )
+        return
     try:
         key = validate_key(decode_s3_key(event.raw_key))
     except InvalidKeyError as err:
         _reject(outcome, Rejection(event.bucket, err.key, err.reason, event.event_time))
         return
+    if is_folder_marker(key, event.size):
+        logger.info("Ignoring folder marker", extra={"bucket": event.bucket, "key": key})
+        outcome.folder_markers += 1
+        return
 
     name = execution_name(event.bucket, key, event.version_id, event.sequencer)
     log_fields = {"bucket": event.bucket, "key": key, "execution_name": name}
     try:
-        started = start_execution(sfn, state_machine_arn, name, build_execution_input(event, key))
+        started = start_execution(sfn, config.state_machine_arn, name, build_execution_input(event, key))
     except ClientError as err:
         code = err.response["Error"]["Code"]
         logger.error("StartExecution failed", extra={**log_fields, "error_code": code, "error": str(err)})
@@ -261,13 +328,19 @@ def process_record(
         outcome.duplicates.append(name)
 
 
-def process_event(event: Mapping[str, Any], sfn: BaseClient, state_machine_arn: str) -> Outcome:
+def process_event(event: object, sfn: BaseClient, config: TriggerConfig) -> Outcome:
+    """Handle every record; raise :class:`InvalidEventError` for an event that is not a JSON object,
+    or whose ``Records`` is not an array (before anything is started)."""
+    if not isinstance(event, Mapping):
+        raise InvalidEventError("the trigger expects an S3 event notification, a JSON object", event)
     outcome = Outcome()
-    records = event.get("Records")
-    if not isinstance(records, list):
+    if "Records" not in event:  # S3's s3:TestEvent, sent when notifications are configured
         logger.info("Ignoring event without Records", extra={"event_type": event.get("Event")})
         outcome.ignored += 1
         return outcome
+    records = event["Records"]
+    if not isinstance(records, list):
+        raise InvalidEventError("the event's 'Records' must be an array of S3 notification records", records)
     for record in records:
         if not is_object_created(record):
             event_name = record.get("eventName") if isinstance(record, Mapping) else None
@@ -276,17 +349,11 @@ def process_event(event: Mapping[str, Any], sfn: BaseClient, state_machine_arn: 
             )
             outcome.ignored += 1
             continue
-        process_record(record, sfn, state_machine_arn, outcome)
+        process_record(record, sfn, config, outcome)
     return outcome
 
 
 # --- report ------------------------------------------------------------------------------------
-
-
-def display_key(key: str) -> str:
-    """Quote a key for humans, with control characters escaped so they are visible."""
-    quoted = json.dumps(key, ensure_ascii=False)
-    return "".join(f"\\u{ord(char):04x}" if unicodedata.category(char) == "Cc" else char for char in quoted)
 
 
 def safe_subject(text: str) -> str:
@@ -307,8 +374,8 @@ def build_rejection_alert(rejections: list[Rejection], max_bytes: int = MAX_ALER
         "Rename each object to a valid key (or delete it) and upload it again.\n"
     )
     entries = [
-        f"\n- bucket: {rejection.bucket}\n  key: {display_key(rejection.key)}\n"
-        f"  reason: {rejection.reason}\n  event time: {rejection.event_time}\n"
+        f"\n- bucket: {display_name(rejection.bucket)}\n  key: {display_text(rejection.key)}\n"
+        f"  reason: {rejection.reason}\n  event time: {display_name(rejection.event_time)}\n"
         for rejection in rejections
     ]
     return subject, truncate_listing(header, entries, max_bytes, footer_prefix="\n")
@@ -329,6 +396,7 @@ def record_metrics(outcome: Outcome) -> None:
         ("DuplicateExecutions", len(outcome.duplicates)),
         ("RejectedKeys", len(outcome.rejected)),
         ("IgnoredRecords", outcome.ignored),
+        ("IgnoredFolderMarkers", outcome.folder_markers),
         ("FailedStarts", len(outcome.failed)),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
@@ -340,6 +408,7 @@ def summarize(outcome: Outcome) -> InvocationSummary:
         duplicates=len(outcome.duplicates),
         rejected=len(outcome.rejected),
         ignored=outcome.ignored,
+        folder_markers=outcome.folder_markers,
         executions=outcome.executions,
     )
 
@@ -351,8 +420,13 @@ SNS: Final = boto3.client("sns")
 
 @logger.inject_lambda_context(correlation_id_path=S3_REQUEST_ID_PATH)
 @metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> InvocationSummary:
-    outcome = process_event(event, SFN, CONFIG.state_machine_arn)
+def lambda_handler(event: object, context: LambdaContext) -> InvocationSummary:
+    try:
+        outcome = process_event(event, SFN, CONFIG)
+    except InvalidEventError as err:
+        logger.error("Invalid event", extra={"received": err.received, "reason": str(err)})
+        metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
+        raise
     record_metrics(outcome)
     if outcome.rejected:
         publish_rejections(SNS, CONFIG.alert_topic_arn, outcome.rejected)

@@ -84,7 +84,10 @@ def trigger(
     load_function: Callable[..., ModuleType], state_machine_arn: str, alert_topic: SubscribedTopic
 ) -> ModuleType:
     return load_function(
-        "lambda_trigger", STATE_MACHINE_ARN=state_machine_arn, ALERT_TOPIC_ARN=alert_topic.arn
+        "lambda_trigger",
+        STATE_MACHINE_ARN=state_machine_arn,
+        ALERT_TOPIC_ARN=alert_topic.arn,
+        UPLOAD_BUCKET=BUCKET,
     )
 
 
@@ -95,6 +98,7 @@ def trigger_functions(load_function: Callable[..., ModuleType]) -> ModuleType:
         "lambda_trigger",
         STATE_MACHINE_ARN=f"arn:aws:states:{REGION}:123456789012:stateMachine:unused",
         ALERT_TOPIC_ARN=f"arn:aws:sns:{REGION}:123456789012:unused",
+        UPLOAD_BUCKET=BUCKET,
     )
 
 
@@ -163,6 +167,7 @@ def test_a_valid_upload_starts_one_execution_with_the_contract_input(
         "duplicates": 0,
         "rejected": 0,
         "ignored": 0,
+        "folder_markers": 0,
         "executions": [name],
     }
     assert alert_topic.received() == []
@@ -171,6 +176,7 @@ def test_a_valid_upload_starts_one_execution_with_the_contract_input(
         "DuplicateExecutions": 0,
         "RejectedKeys": 0,
         "IgnoredRecords": 0,
+        "IgnoredFolderMarkers": 0,
         "FailedStarts": 0,
     }
     assert trigger.logger.get_correlation_id() == "C3D13FE58DE4C810"
@@ -308,6 +314,229 @@ def test_a_record_without_a_key_is_rejected_as_malformed(
     )
 
 
+def test_a_record_for_another_bucket_is_rejected_like_a_bad_key(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    alert_topic: SubscribedTopic,
+    lambda_context: FakeLambdaContext,
+    caplog: pytest.LogCaptureFixture,
+    read_metrics: Callable[[], dict[str, float]],
+) -> None:
+    # Given an event (forged, or from a bucket wired by mistake) with a record for another bucket
+    event = s3_event(
+        s3_record("good.csv", sequencer="01"),
+        s3_record("forged+row.csv", bucket="someone-elses-bucket", sequencer="02"),
+        s3_record("..", bucket="someone-elses-bucket", sequencer="03"),
+    )
+
+    summary = trigger.lambda_handler(event, lambda_context)
+
+    # Then nothing starts for the other bucket, the good record still starts
+    assert [execution["key"] for execution in executions(sfn, state_machine_arn).values()] == ["good.csv"]
+    assert (summary["started"], summary["rejected"]) == (1, 2)
+    # And each foreign record is logged once with the reason, and listed in the one alert
+    reason = "bucket 'someone-elses-bucket' is not the pipeline's upload bucket 'uploads-bucket'"
+    logs = rejection_logs(caplog)
+    assert [(log.bucket, log.key, log.reason) for log in logs] == [
+        ("someone-elses-bucket", "forged row.csv", reason),
+        ("someone-elses-bucket", "..", reason),
+    ]
+    [alert] = alert_topic.received()
+    assert alert["Subject"] == "Ingestion rejected 2 S3 object key(s) in someone-elses-bucket"
+    assert alert["Message"].count(f"reason: {reason}\n") == 2
+    assert '  key: "forged row.csv"\n' in alert["Message"]
+    assert read_metrics()["RejectedKeys"] == 2
+
+
+def test_a_foreign_record_with_an_undecodable_key_shows_the_key_as_sent(
+    trigger: ModuleType, alert_topic: SubscribedTopic, lambda_context: FakeLambdaContext
+) -> None:
+    summary = trigger.lambda_handler(s3_event(s3_record("%FF.csv", bucket="other-bucket")), lambda_context)
+
+    assert summary["rejected"] == 1
+    [alert] = alert_topic.received()
+    assert "  key: \"%FF.csv\"\n  reason: bucket 'other-bucket' is not" in alert["Message"]
+
+
+def test_a_bucket_name_that_is_not_plain_ascii_is_shown_escaped(trigger_functions: ModuleType) -> None:
+    rejection = trigger_functions.Rejection(
+        bucket="evil\u202ebucket", key="a.csv", reason="bad", event_time="2026\u2028-01-01"
+    )
+
+    _, message = trigger_functions.build_rejection_alert([rejection])
+
+    assert '- bucket: "evil\\u202ebucket"\n' in message
+    assert 'event time: "2026\\u2028-01-01"\n' in message
+    assert "\u202e" not in message
+    assert "\u2028" not in message
+
+
+@pytest.mark.parametrize(
+    ("raw_key", "shown", "reason"),
+    [
+        pytest.param(
+            "invoice%E2%80%AEfdp.exe",
+            '"invoice\\u202efdp.exe"',
+            "key contains format character U+202E (RIGHT-TO-LEFT OVERRIDE) at position 7",
+            id="right-to-left-override",
+        ),
+        pytest.param(
+            "zero%E2%80%8Bwidth.csv",
+            '"zero\\u200bwidth.csv"',
+            "key contains format character U+200B (ZERO WIDTH SPACE) at position 4",
+            id="zero-width-space",
+        ),
+        pytest.param(
+            "line%E2%80%A8sep.csv",
+            '"line\\u2028sep.csv"',
+            "key contains line separator U+2028 (LINE SEPARATOR) at position 4",
+            id="line-separator",
+        ),
+        pytest.param(
+            "para%E2%80%A9sep.csv",
+            '"para\\u2029sep.csv"',
+            "key contains paragraph separator U+2029 (PARAGRAPH SEPARATOR) at position 4",
+            id="paragraph-separator",
+        ),
+    ],
+)
+def test_a_key_with_an_invisible_character_is_rejected_and_shown_escaped(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    alert_topic: SubscribedTopic,
+    lambda_context: FakeLambdaContext,
+    caplog: pytest.LogCaptureFixture,
+    raw_key: str,
+    shown: str,
+    reason: str,
+) -> None:
+    summary = trigger.lambda_handler(s3_event(s3_record(raw_key)), lambda_context)
+
+    assert summary["rejected"] == 1
+    assert executions(sfn, state_machine_arn) == {}
+    [log] = rejection_logs(caplog)
+    assert log.reason == reason
+    [alert] = alert_topic.received()
+    assert f"  key: {shown}\n  reason: {reason}\n" in alert["Message"]
+    assert not any(char in alert["Message"] for char in "\u202e\u200b\u2028\u2029")
+
+
+# --- events that are not notifications ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "received", "shown"),
+    [
+        pytest.param([], "array", "[]", id="array"),
+        pytest.param("text", "string", '"text"', id="string"),
+        pytest.param(None, "null", "null", id="null"),
+        pytest.param(42, "number", "42", id="number"),
+        pytest.param(1.5, "number", "1.5", id="float"),
+        pytest.param(True, "boolean", "true", id="boolean"),
+    ],
+)
+def test_an_event_that_is_not_a_json_object_is_a_typed_error(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    alert_topic: SubscribedTopic,
+    lambda_context: FakeLambdaContext,
+    caplog: pytest.LogCaptureFixture,
+    read_metrics: Callable[[], dict[str, float]],
+    event: Any,
+    received: str,
+    shown: str,
+) -> None:
+    with pytest.raises(trigger.InvalidEventError) as caught:
+        trigger.lambda_handler(event, lambda_context)
+
+    assert str(caught.value) == (
+        f"the trigger expects an S3 event notification, a JSON object; received a JSON {received}: {shown}"
+    )
+    assert caught.value.received == received
+    assert isinstance(caught.value, ValueError)
+    assert executions(sfn, state_machine_arn) == {}
+    assert alert_topic.received() == []
+    [log] = [record for record in caplog.records if record.getMessage() == "Invalid event"]
+    assert (log.levelname, log.received, log.reason) == ("ERROR", received, str(caught.value))
+    assert read_metrics() == {"InvalidEvents": 1}
+
+
+def test_records_that_are_not_an_array_are_a_typed_error(
+    trigger: ModuleType, sfn: Any, state_machine_arn: str, lambda_context: FakeLambdaContext
+) -> None:
+    with pytest.raises(
+        trigger.InvalidEventError, match=r"'Records' must be an array.*received a JSON object"
+    ):
+        trigger.lambda_handler({"Records": {"s3": {}}}, lambda_context)
+
+    assert executions(sfn, state_machine_arn) == {}
+
+
+def test_a_huge_invalid_event_is_shown_shortened(trigger_functions: ModuleType) -> None:
+    error = trigger_functions.InvalidEventError("not an object", "x" * 10_000)
+
+    assert str(error) == 'not an object; received a JSON string: "' + "x" * 99 + "..."
+
+
+# --- folder markers ----------------------------------------------------------------------------
+
+
+def test_folder_markers_are_ignored_and_counted(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    alert_topic: SubscribedTopic,
+    lambda_context: FakeLambdaContext,
+    caplog: pytest.LogCaptureFixture,
+    read_metrics: Callable[[], dict[str, float]],
+) -> None:
+    # Given a console's "create folder" (a zero-byte key ending in '/') beside a real upload
+    event = s3_event(
+        s3_record("incoming%2F2026%2F", size=0, sequencer="01"),
+        s3_record("incoming/2026/report.csv", sequencer="02"),
+    )
+
+    summary = trigger.lambda_handler(event, lambda_context)
+
+    # Then only the upload starts; the marker is logged once and counted, never alerted
+    assert [execution["key"] for execution in executions(sfn, state_machine_arn).values()] == [
+        "incoming/2026/report.csv"
+    ]
+    assert (summary["started"], summary["folder_markers"], summary["ignored"], summary["rejected"]) == (
+        1,
+        1,
+        0,
+        0,
+    )
+    [log] = [record for record in caplog.records if record.getMessage() == "Ignoring folder marker"]
+    assert (log.bucket, log.key) == (BUCKET, "incoming/2026/")
+    assert alert_topic.received() == []
+    assert read_metrics()["IgnoredFolderMarkers"] == 1
+
+
+@pytest.mark.parametrize("size", [1, None], ids=["with-data", "size-unknown"])
+def test_a_key_ending_in_a_slash_that_may_carry_data_is_ingested(
+    trigger: ModuleType, sfn: Any, state_machine_arn: str, lambda_context: FakeLambdaContext, size: int | None
+) -> None:
+    summary = trigger.lambda_handler(s3_event(s3_record("odd/", size=size)), lambda_context)
+
+    assert (summary["started"], summary["folder_markers"]) == (1, 0)
+    [execution_input] = executions(sfn, state_machine_arn).values()
+    assert (execution_input["key"], execution_input["size"]) == ("odd/", size)
+
+
+def test_an_invalid_folder_marker_is_rejected_not_ignored(
+    trigger: ModuleType, alert_topic: SubscribedTopic, lambda_context: FakeLambdaContext
+) -> None:
+    summary = trigger.lambda_handler(s3_event(s3_record("..%2F", size=0)), lambda_context)
+
+    assert (summary["rejected"], summary["folder_markers"]) == (1, 0)
+    assert len(alert_topic.received()) == 1
+
+
 # --- ignored events ----------------------------------------------------------------------------
 
 
@@ -335,6 +564,7 @@ def test_the_s3_test_event_is_ignored(
         "duplicates": 0,
         "rejected": 0,
         "ignored": 1,
+        "folder_markers": 0,
         "executions": [],
     }
     assert executions(sfn, state_machine_arn) == {}
@@ -459,7 +689,9 @@ def test_a_missing_state_machine_fails_every_start_and_the_invocation(
     load_function: Callable[..., ModuleType], alert_topic: SubscribedTopic, lambda_context: FakeLambdaContext
 ) -> None:
     missing = f"arn:aws:states:{REGION}:123456789012:stateMachine:does-not-exist"
-    trigger = load_function("lambda_trigger", STATE_MACHINE_ARN=missing, ALERT_TOPIC_ARN=alert_topic.arn)
+    trigger = load_function(
+        "lambda_trigger", STATE_MACHINE_ARN=missing, ALERT_TOPIC_ARN=alert_topic.arn, UPLOAD_BUCKET=BUCKET
+    )
 
     with pytest.raises(trigger.StartExecutionError, match="StateMachineDoesNotExist"):
         trigger.lambda_handler(s3_event(s3_record("a.csv")), lambda_context)
@@ -561,10 +793,28 @@ def test_a_huge_rejection_list_is_truncated_below_the_sns_limit(
     assert alert["Message"] == message
 
 
-def test_a_missing_setting_is_a_configuration_error(load_function: Callable[..., ModuleType]) -> None:
-    with pytest.raises(
-        RuntimeError, match="environment variable\\(s\\) not set: STATE_MACHINE_ARN"
-    ) as caught:
-        load_function("lambda_trigger", ALERT_TOPIC_ARN="arn:aws:sns:us-east-1:123456789012:alerts")
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        pytest.param(
+            {"ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts", "UPLOAD_BUCKET": BUCKET},
+            "STATE_MACHINE_ARN",
+            id="state-machine",
+        ),
+        pytest.param(
+            {
+                "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:x",
+                "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alerts",
+            },
+            "UPLOAD_BUCKET",
+            id="upload-bucket",
+        ),
+    ],
+)
+def test_a_missing_setting_is_a_configuration_error(
+    load_function: Callable[..., ModuleType], env: dict[str, str], missing: str
+) -> None:
+    with pytest.raises(RuntimeError, match=f"environment variable\\(s\\) not set: {missing}$") as caught:
+        load_function("lambda_trigger", **env)
 
     assert type(caught.value).__name__ == "ConfigurationError"
