@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
 
 if TYPE_CHECKING:
@@ -18,7 +20,20 @@ if TYPE_CHECKING:
 
 REGION = "us-east-1"
 OTHER_REGION = "eu-west-1"
+ACCOUNT_ID = "123456789012"
 CUSTOMER_KEY_ID = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
+EXEMPTION_TAG = "SecurityScanExemption"
+REPORT_KEYS = {"counts", "non_compliant", "exempted", "errors", "alert_sent"}
+FINDING_KEYS = {
+    "resource_type",
+    "name",
+    "region",
+    "status",
+    "reason",
+    "kms_key",
+    "bucket_key_enabled",
+    "exemption",
+}
 
 
 def kms_rule(algorithm: str, key_id: str | None = None, bucket_key: bool | None = None) -> dict[str, Any]:
@@ -31,15 +46,23 @@ def kms_rule(algorithm: str, key_id: str | None = None, bucket_key: bool | None 
     return {"Rules": [rule]}
 
 
-def create_bucket(name: str, encryption: dict[str, Any] | None) -> None:
+def create_bucket(name: str, encryption: dict[str, Any] | None, tags: dict[str, str] | None = None) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=name)
     if encryption is not None:
         s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration=encryption)
+    if tags is not None:
+        s3.put_bucket_tagging(
+            Bucket=name, Tagging={"TagSet": [{"Key": key, "Value": value} for key, value in tags.items()]}
+        )
 
 
-def create_table(name: str, sse: dict[str, Any] | None = None, region: str = REGION) -> None:
-    extra = {"SSESpecification": sse} if sse is not None else {}
+def create_table(
+    name: str, sse: dict[str, Any] | None = None, region: str = REGION, tags: dict[str, str] | None = None
+) -> None:
+    extra: dict[str, Any] = {"SSESpecification": sse} if sse is not None else {}
+    if tags is not None:
+        extra["Tags"] = [{"Key": key, "Value": value} for key, value in tags.items()]
     boto3.client("dynamodb", region_name=region).create_table(
         TableName=name,
         AttributeDefinitions=[{"AttributeName": "Filename", "AttributeType": "S"}],
@@ -54,25 +77,56 @@ def client_error(code: str, operation: str, message: str = "Access Denied") -> C
 
 
 def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    findings = report["compliant"] + report["non_compliant"] + report["errors"]
+    """The findings the report lists (it never lists compliant resources)."""
+    findings = report["non_compliant"] + report["exempted"] + report["errors"]
     return {finding["name"]: finding for finding in findings}
+
+
+def logged_findings(caplog: pytest.LogCaptureFixture) -> dict[str, dict[str, Any]]:
+    """Every finding logged (one line per resource, compliant ones included), by name."""
+    logged: dict[str, dict[str, Any]] = {}
+    for record in caplog.records:
+        if hasattr(record, "finding"):
+            assert record.finding["name"] not in logged, "each resource is logged once"
+            logged[record.finding["name"]] = record.finding
+    return logged
+
+
+def calls_to(client: Any, operation: str) -> list[dict[str, Any]]:
+    """Record the parameters of every ``operation`` call the client makes from now on."""
+    calls: list[dict[str, Any]] = []
+    service = client.meta.service_model.service_name
+    client.meta.events.register(
+        f"before-parameter-build.{service}.{operation}", lambda params, **_: calls.append(dict(params))
+    )
+    return calls
 
 
 @pytest.fixture
 def load_monitor(
     load_function: Callable[..., ModuleType], alert_topic: SubscribedTopic
 ) -> Callable[..., ModuleType]:
-    def load(scan_regions: str = REGION) -> ModuleType:
+    def load(scan_regions: str = REGION, **env: str) -> ModuleType:
         return load_function(
-            "lambda_security_monitor", ALERT_TOPIC_ARN=alert_topic.arn, SCAN_REGIONS=scan_regions
+            "lambda_security_monitor", ALERT_TOPIC_ARN=alert_topic.arn, SCAN_REGIONS=scan_regions, **env
         )
 
     return load
 
 
 @pytest.fixture
-def monitor(load_monitor: Callable[..., ModuleType]) -> ModuleType:
-    return load_monitor()
+def retry_sleeps() -> list[float]:
+    """The waits between retries, recorded instead of slept (jitter fixed at its maximum)."""
+    return []
+
+
+@pytest.fixture
+def monitor(
+    load_monitor: Callable[..., ModuleType], monkeypatch: pytest.MonkeyPatch, retry_sleeps: list[float]
+) -> ModuleType:
+    module = load_monitor()
+    monkeypatch.setattr(module, "RETRY", module.RetryPolicy(sleep=retry_sleeps.append, jitter=lambda: 1.0))
+    return module
 
 
 @pytest.fixture
@@ -80,16 +134,23 @@ def monitor_functions(load_function: Callable[..., ModuleType]) -> ModuleType:
     """The monitor module for tests of its pure functions: no AWS resources behind its settings."""
     return load_function(
         "lambda_security_monitor",
-        ALERT_TOPIC_ARN=f"arn:aws:sns:{REGION}:123456789012:unused",
+        ALERT_TOPIC_ARN=f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:unused",
         SCAN_REGIONS=REGION,
     )
+
+
+def no_wait(monitor: ModuleType, attempts: int = 4) -> Any:
+    return monitor.RetryPolicy(attempts=attempts, sleep=lambda _: None)
 
 
 # --- buckets -----------------------------------------------------------------------------------
 
 
 def test_each_kind_of_bucket_is_classified(
-    monitor: ModuleType, lambda_context: FakeLambdaContext, alert_topic: SubscribedTopic
+    monitor: ModuleType,
+    lambda_context: FakeLambdaContext,
+    alert_topic: SubscribedTopic,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Given one bucket of every kind, one of which the function may not read
     create_bucket("kms-bucket", kms_rule("aws:kms", CUSTOMER_KEY_ID, bucket_key=True))
@@ -103,15 +164,23 @@ def test_each_kind_of_bucket_is_classified(
         if params["Bucket"] == "locked-bucket":
             raise client_error("AccessDenied", "GetBucketEncryption")
 
-    monitor.S3.meta.events.register("before-parameter-build.s3.GetBucketEncryption", deny_locked)
+    monitor.CLIENTS.s3.meta.events.register("before-parameter-build.s3.GetBucketEncryption", deny_locked)
 
     # When the monitor runs
     report = monitor.lambda_handler({}, lambda_context)
 
     # Then every bucket is classified, and the denied one is an error, not a stop
-    assert report["scanned_buckets"] == 6
-    findings = by_name(report)
-    assert findings["kms-bucket"] == {
+    assert report["counts"] == {
+        "scanned": 6,
+        "scanned_buckets": 6,
+        "scanned_tables": 0,
+        "compliant": 3,
+        "non_compliant": 2,
+        "exempted": 0,
+        "errors": 1,
+    }
+    logged = logged_findings(caplog)
+    assert logged["kms-bucket"] == {
         "resource_type": "s3_bucket",
         "name": "kms-bucket",
         "region": None,
@@ -119,16 +188,20 @@ def test_each_kind_of_bucket_is_classified(
         "reason": f"aws:kms with key {CUSTOMER_KEY_ID}, S3 Bucket Key enabled",
         "kms_key": CUSTOMER_KEY_ID,
         "bucket_key_enabled": True,
+        "exemption": None,
     }
-    assert findings["kms-default-key-bucket"]["status"] == "COMPLIANT"
+    assert logged["kms-default-key-bucket"]["status"] == "COMPLIANT"
     assert (
-        findings["kms-default-key-bucket"]["reason"]
+        logged["kms-default-key-bucket"]["reason"]
         == "aws:kms with the AWS-managed key aws/s3, S3 Bucket Key disabled"
     )
-    assert findings["kms-default-key-bucket"]["kms_key"] is None
-    assert findings["dsse-bucket"]["status"] == "COMPLIANT"
-    assert findings["dsse-bucket"]["reason"].startswith("aws:kms:dsse with key")
-    assert findings["dsse-bucket"]["bucket_key_enabled"] is False
+    assert logged["kms-default-key-bucket"]["kms_key"] is None
+    assert logged["dsse-bucket"]["status"] == "COMPLIANT"
+    assert logged["dsse-bucket"]["reason"].startswith("aws:kms:dsse with key")
+    assert logged["dsse-bucket"]["bucket_key_enabled"] is False
+    # The report lists only what needs attention
+    findings = by_name(report)
+    assert set(findings) == {"sse-s3-bucket", "plain-bucket", "locked-bucket"}
     assert (findings["sse-s3-bucket"]["status"], findings["sse-s3-bucket"]["reason"]) == (
         "NON_COMPLIANT",
         "SSE-S3, not KMS",
@@ -146,7 +219,6 @@ def test_each_kind_of_bucket_is_classified(
 
 
 def test_buckets_are_listed_page_by_page(monitor_functions: ModuleType) -> None:
-    # moto 5.2.5 honours MaxBuckets but never returns a ContinuationToken, so paging is stubbed.
     s3 = boto3.client("s3", region_name=REGION)
     with Stubber(s3) as stub:
         stub.add_response(
@@ -155,29 +227,15 @@ def test_buckets_are_listed_page_by_page(monitor_functions: ModuleType) -> None:
             {"MaxBuckets": 1000},
         )
         stub.add_response(
-            "get_bucket_encryption",
-            {"ServerSideEncryptionConfiguration": kms_rule("AES256")},
-            {"Bucket": "bucket-a"},
-        )
-        stub.add_response(
             "list_buckets",
             {"Buckets": [{"Name": "bucket-b", "BucketRegion": OTHER_REGION}]},
             {"MaxBuckets": 1000, "ContinuationToken": "page-2"},
         )
-        stub.add_client_error(
-            "get_bucket_encryption",
-            service_error_code="ServerSideEncryptionConfigurationNotFoundError",
-            expected_params={"Bucket": "bucket-b"},
-        )
 
-        scanned, findings = monitor_functions.scan_buckets(s3)
+        buckets = list(monitor_functions.list_buckets(s3, no_wait(monitor_functions)))
 
         stub.assert_no_pending_responses()
-    assert scanned == 2
-    assert [(f["name"], f["region"], f["reason"]) for f in findings] == [
-        ("bucket-a", REGION, "SSE-S3, not KMS"),
-        ("bucket-b", OTHER_REGION, "no default encryption"),
-    ]
+    assert buckets == [("bucket-a", REGION), ("bucket-b", OTHER_REGION)]
 
 
 def test_a_denied_bucket_listing_is_an_error_and_tables_are_still_scanned(
@@ -188,7 +246,7 @@ def test_a_denied_bucket_listing_is_an_error_and_tables_are_still_scanned(
     def deny(**_: Any) -> None:
         raise client_error("AccessDenied", "ListBuckets")
 
-    monitor.S3.meta.events.register("before-parameter-build.s3.ListBuckets", deny)
+    monitor.CLIENTS.s3.meta.events.register("before-parameter-build.s3.ListBuckets", deny)
 
     report = monitor.lambda_handler({}, lambda_context)
 
@@ -201,9 +259,10 @@ def test_a_denied_bucket_listing_is_an_error_and_tables_are_still_scanned(
             "reason": "ListBuckets failed: AccessDenied: Access Denied",
             "kms_key": None,
             "bucket_key_enabled": None,
+            "exemption": None,
         }
     ]
-    assert report["scanned_tables"] == 1
+    assert report["counts"]["scanned_tables"] == 1
     assert by_name(report)["orders"]["status"] == "NON_COMPLIANT"
 
 
@@ -228,7 +287,9 @@ def test_unusual_bucket_configurations_are_not_compliant(
 # --- tables ------------------------------------------------------------------------------------
 
 
-def test_each_kind_of_table_is_classified(monitor: ModuleType, lambda_context: FakeLambdaContext) -> None:
+def test_each_kind_of_table_is_classified(
+    monitor: ModuleType, lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
+) -> None:
     # Given a table with a customer key, one with the AWS-managed key and one with the default
     customer_key = boto3.client("kms", region_name=REGION).create_key(Description="orders")["KeyMetadata"][
         "Arn"
@@ -236,15 +297,15 @@ def test_each_kind_of_table_is_classified(monitor: ModuleType, lambda_context: F
     create_table("orders-cmk", {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": customer_key})
     create_table("orders-aws-managed", {"Enabled": True, "SSEType": "KMS"})
     create_table("orders-default")
-    managed_key = boto3.client("kms", region_name=REGION).describe_key(KeyId="alias/aws/dynamodb")[
-        "KeyMetadata"
-    ]["Arn"]
+    managed_key = boto3.client("dynamodb", region_name=REGION).describe_table(TableName="orders-aws-managed")[
+        "Table"
+    ]["SSEDescription"]["KMSMasterKeyArn"]
 
     report = monitor.lambda_handler({}, lambda_context)
 
-    findings = by_name(report)
-    assert report["scanned_tables"] == 3
-    assert findings["orders-cmk"] == {
+    logged = logged_findings(caplog)
+    assert report["counts"]["scanned_tables"] == 3
+    assert logged["orders-cmk"] == {
         "resource_type": "dynamodb_table",
         "name": "orders-cmk",
         "region": REGION,
@@ -252,63 +313,167 @@ def test_each_kind_of_table_is_classified(monitor: ModuleType, lambda_context: F
         "reason": "KMS with a customer managed key",
         "kms_key": customer_key,
         "bucket_key_enabled": None,
+        "exemption": None,
     }
-    assert findings["orders-aws-managed"]["status"] == "COMPLIANT"
-    assert findings["orders-aws-managed"]["reason"] == "KMS with the AWS-managed key alias/aws/dynamodb"
-    assert findings["orders-aws-managed"]["kms_key"] == managed_key
-    assert findings["orders-default"] == {
-        "resource_type": "dynamodb_table",
-        "name": "orders-default",
-        "region": REGION,
-        "status": "NON_COMPLIANT",
-        "reason": "encrypted with an AWS-owned key, not KMS",
-        "kms_key": None,
-        "bucket_key_enabled": None,
-    }
+    assert logged["orders-aws-managed"]["status"] == "COMPLIANT"
+    assert logged["orders-aws-managed"]["reason"] == "KMS with the AWS-managed key alias/aws/dynamodb"
+    assert logged["orders-aws-managed"]["kms_key"] == managed_key
+    assert report["non_compliant"] == [
+        {
+            "resource_type": "dynamodb_table",
+            "name": "orders-default",
+            "region": REGION,
+            "status": "NON_COMPLIANT",
+            "reason": "encrypted with an AWS-owned key, not KMS",
+            "kms_key": None,
+            "bucket_key_enabled": None,
+            "exemption": None,
+        }
+    ]
 
 
-def test_the_aws_managed_key_is_looked_up_once_per_region(
+def test_the_scan_only_reads_kms_through_list_aliases_once_per_region(
     monitor: ModuleType, lambda_context: FakeLambdaContext
 ) -> None:
+    # kms:DescribeKey on alias/aws/dynamodb would create the AWS-managed key on AWS: never called
     for index in range(3):
         create_table(f"kms-{index}", {"Enabled": True, "SSEType": "KMS"})
-    lookups: list[str] = []
-    monitor.REGION_CLIENTS[0].kms.meta.events.register(
-        "before-parameter-build.kms.DescribeKey", lambda params, **_: lookups.append(params["KeyId"])
+    kms_operations: list[str] = []
+    monitor.CLIENTS.regions[0].kms.meta.events.register(
+        "before-call.kms", lambda model, **_: kms_operations.append(model.name)
     )
 
     monitor.lambda_handler({}, lambda_context)
 
-    assert lookups == ["alias/aws/dynamodb"]
+    assert kms_operations == ["ListAliases"]
+
+
+def test_no_kms_call_when_no_table_uses_kms(monitor: ModuleType, lambda_context: FakeLambdaContext) -> None:
+    create_table("plain")
+    kms_operations: list[str] = []
+    monitor.CLIENTS.regions[0].kms.meta.events.register(
+        "before-call.kms", lambda model, **_: kms_operations.append(model.name)
+    )
+
+    monitor.lambda_handler({}, lambda_context)
+
+    assert kms_operations == []
+
+
+def test_the_managed_key_is_found_on_a_later_page_of_aliases(monitor_functions: ModuleType) -> None:
+    kms = boto3.client("kms", region_name=REGION)
+    with Stubber(kms) as stub:
+        stub.add_response(
+            "list_aliases",
+            {
+                "Aliases": [
+                    {"AliasName": "alias/ingestion-s3", "AliasArn": "arn:aws:kms:x:1:alias/ingestion-s3"}
+                ],
+                "Truncated": True,
+                "NextMarker": "page-2",
+            },
+            {"Limit": 100},
+        )
+        stub.add_response(
+            "list_aliases",
+            {
+                "Aliases": [
+                    {
+                        "AliasName": "alias/aws/dynamodb",
+                        "AliasArn": f"arn:aws-cn:kms:cn-north-1:{ACCOUNT_ID}:alias/aws/dynamodb",
+                        "TargetKeyId": "0d5c-key",
+                    }
+                ],
+                "Truncated": False,
+            },
+            {"Limit": 100, "Marker": "page-2"},
+        )
+
+        lookup = monitor_functions.find_managed_key(kms, no_wait(monitor_functions))
+
+        stub.assert_no_pending_responses()
+    assert lookup == monitor_functions.ManagedKeyLookup(
+        arn=f"arn:aws-cn:kms:cn-north-1:{ACCOUNT_ID}:key/0d5c-key"
+    )
 
 
 @pytest.mark.parametrize(
-    ("code", "reason"),
+    "aliases",
     [
         pytest.param(
-            "AccessDeniedException",
-            "KMS; could not tell whether the key is alias/aws/dynamodb "
-            "(kms:DescribeKey failed: AccessDeniedException)",
-            id="denied",
+            [
+                {
+                    "AliasName": "alias/aws/dynamodb",
+                    "AliasArn": f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:alias/aws/dynamodb",
+                }
+            ],
+            id="alias-without-target",
         ),
-        pytest.param("NotFoundException", "KMS with a customer managed key", id="no-aws-managed-key-yet"),
+        pytest.param([], id="no-alias"),
     ],
 )
-def test_when_the_aws_managed_key_cannot_be_read_a_kms_table_stays_compliant(
-    monitor: ModuleType, lambda_context: FakeLambdaContext, code: str, reason: str
+def test_without_an_aws_managed_key_a_kms_table_has_a_customer_key(
+    monitor_functions: ModuleType, aliases: list[dict[str, str]]
+) -> None:
+    kms = boto3.client("kms", region_name=REGION)
+    with Stubber(kms) as stub:
+        stub.add_response("list_aliases", {"Aliases": aliases, "Truncated": False}, {"Limit": 100})
+        lookup = monitor_functions.find_managed_key(kms, no_wait(monitor_functions))
+
+    assert lookup == monitor_functions.ManagedKeyLookup(arn=None)
+    table = {"SSEDescription": {"SSEType": "KMS", "Status": "ENABLED", "KMSMasterKeyArn": CUSTOMER_KEY_ID}}
+    finding = monitor_functions.classify_table("t", REGION, table, lambda: lookup)
+    assert (finding["status"], finding["reason"]) == ("COMPLIANT", "KMS with a customer managed key")
+
+
+def test_when_the_aliases_cannot_be_listed_a_kms_table_stays_compliant_and_says_so(
+    monitor: ModuleType, lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
 ) -> None:
     create_table("orders", {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": CUSTOMER_KEY_ID})
 
     def refuse(**_: Any) -> None:
-        raise client_error(code, "DescribeKey")
+        raise client_error("AccessDeniedException", "ListAliases", "not authorized")
 
-    monitor.REGION_CLIENTS[0].kms.meta.events.register("before-parameter-build.kms.DescribeKey", refuse)
+    monitor.CLIENTS.regions[0].kms.meta.events.register("before-parameter-build.kms.ListAliases", refuse)
 
     report = monitor.lambda_handler({}, lambda_context)
 
-    [finding] = report["compliant"]
-    assert finding["reason"] == reason
+    assert report["counts"]["compliant"] == 1
+    finding = logged_findings(caplog)["orders"]
+    assert finding["reason"] == (
+        "KMS; could not tell whether the key is alias/aws/dynamodb "
+        "(ListAliases failed: AccessDeniedException: not authorized)"
+    )
     assert finding["kms_key"] == CUSTOMER_KEY_ID
+
+
+@pytest.mark.parametrize(
+    ("alias_arn", "target", "key_arn"),
+    [
+        pytest.param(
+            f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:alias/aws/dynamodb",
+            "1234abcd",
+            f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/1234abcd",
+            id="aws",
+        ),
+        pytest.param(
+            f"arn:aws-us-gov:kms:us-gov-west-1:{ACCOUNT_ID}:alias/aws/dynamodb",
+            "1234abcd",
+            f"arn:aws-us-gov:kms:us-gov-west-1:{ACCOUNT_ID}:key/1234abcd",
+            id="gov-cloud",
+        ),
+        pytest.param(
+            f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:alias/aws/dynamodb",
+            f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/1234abcd",
+            f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/1234abcd",
+            id="target-already-an-arn",
+        ),
+    ],
+)
+def test_the_key_arn_is_built_from_the_alias_arn(
+    monitor_functions: ModuleType, alias_arn: str, target: str, key_arn: str
+) -> None:
+    assert monitor_functions.key_arn_of_alias(alias_arn, target) == key_arn
 
 
 @pytest.mark.parametrize(
@@ -369,7 +534,7 @@ def test_a_table_deleted_during_the_scan_is_an_error_and_the_scan_continues(
         if params["TableName"] == "ephemeral":
             other_client.delete_table(TableName="ephemeral")
 
-    monitor.REGION_CLIENTS[0].dynamodb.meta.events.register(
+    monitor.CLIENTS.regions[0].dynamodb.meta.events.register(
         "before-parameter-build.dynamodb.DescribeTable", delete_first
     )
 
@@ -379,7 +544,7 @@ def test_a_table_deleted_during_the_scan_is_an_error_and_the_scan_continues(
     assert findings["ephemeral"]["status"] == "ERROR"
     assert findings["ephemeral"]["reason"].startswith("DescribeTable failed: ResourceNotFoundException")
     assert findings["alpha"]["status"] == findings["omega"]["status"] == "NON_COMPLIANT"
-    assert report["scanned_tables"] == 3
+    assert report["counts"]["scanned_tables"] == 3
 
 
 def test_more_than_one_page_of_tables_is_scanned(
@@ -388,10 +553,13 @@ def test_more_than_one_page_of_tables_is_scanned(
     # ListTables returns at most 100 names per page
     for index in range(130):
         create_table(f"table-{index:03d}")
+    pages = calls_to(monitor.CLIENTS.regions[0].dynamodb, "ListTables")
 
     report = monitor.lambda_handler({}, lambda_context)
 
-    assert report["scanned_tables"] == 130
+    assert len(pages) == 2
+    assert pages[1]["ExclusiveStartTableName"] == "table-099"
+    assert report["counts"]["scanned_tables"] == 130
     assert len(report["non_compliant"]) == 130
     [alert] = alert_topic.received()
     assert "table-000 " in alert["Message"]
@@ -411,7 +579,7 @@ def test_tables_of_every_configured_region_are_scanned(
 
     report = monitor.lambda_handler({}, lambda_context)
 
-    assert [clients.region for clients in monitor.REGION_CLIENTS] == [REGION, OTHER_REGION]
+    assert [clients.region for clients in monitor.CLIENTS.regions] == [REGION, OTHER_REGION]
     findings = by_name(report)
     assert findings["home-table"]["region"] == REGION
     assert findings["away-table"]["region"] == OTHER_REGION
@@ -432,7 +600,7 @@ def test_a_region_that_cannot_be_listed_is_an_error_and_other_regions_are_scanne
     def deny(**_: Any) -> None:
         raise client_error("AccessDeniedException", "ListTables", "not authorized")
 
-    monitor.REGION_CLIENTS[0].dynamodb.meta.events.register(
+    monitor.CLIENTS.regions[0].dynamodb.meta.events.register(
         "before-parameter-build.dynamodb.ListTables", deny
     )
 
@@ -484,13 +652,401 @@ def test_a_missing_alert_topic_is_a_configuration_error(load_function: Callable[
     assert type(caught.value).__name__ == "ConfigurationError"
 
 
-# --- report and alert --------------------------------------------------------------------------
+# --- concurrency and clients -------------------------------------------------------------------
 
 
-def test_everything_compliant_sends_no_alert(
+@pytest.mark.parametrize(("value", "expected"), [(None, 16), ("", 16), ("1", 1), (" 8 ", 8), ("64", 64)])
+def test_scan_concurrency_is_read_from_the_environment(
+    monitor_functions: ModuleType, value: str | None, expected: int
+) -> None:
+    environ = {} if value is None else {"SCAN_CONCURRENCY": value}
+
+    assert monitor_functions.parse_scan_concurrency(environ) == expected
+
+
+@pytest.mark.parametrize("value", ["0", "65", "-1", "1.5", "sixteen", "1e3"])
+def test_an_unusable_scan_concurrency_is_a_configuration_error(
+    load_function: Callable[..., ModuleType], value: str
+) -> None:
+    with pytest.raises(RuntimeError, match="SCAN_CONCURRENCY must be a whole number from 1 to 64") as caught:
+        load_function(
+            "lambda_security_monitor",
+            ALERT_TOPIC_ARN=f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:unused",
+            SCAN_REGIONS=REGION,
+            SCAN_CONCURRENCY=value,
+        )
+
+    assert type(caught.value).__name__ == "ConfigurationError"
+    assert repr(value) in str(caught.value)
+
+
+class GatedS3:
+    """Stands in for the S3 client: GetBucketEncryption waits until ``width`` calls are in
+    flight together (or fails after 10 s), and the most ever in flight is recorded."""
+
+    def __init__(self, names: list[str], width: int) -> None:
+        self.names = names
+        self.gate = threading.Barrier(width, timeout=10)
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def list_buckets(self, **_: Any) -> dict[str, Any]:
+        return {"Buckets": [{"Name": name, "BucketRegion": REGION} for name in self.names]}
+
+    def get_bucket_encryption(self, Bucket: str) -> dict[str, Any]:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            self.gate.wait()
+            time.sleep(0.01)  # let any extra worker show up in in_flight
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+        return {"ServerSideEncryptionConfiguration": kms_rule("aws:kms", CUSTOMER_KEY_ID)}
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_checks_run_concurrently_never_more_than_scan_concurrency(
+    monitor_functions: ModuleType, concurrency: int
+) -> None:
+    names = [f"bucket-{index:02d}" for index in range(4 * concurrency)]
+    s3 = GatedS3(names, width=concurrency)
+    clients = monitor_functions.ScanClients(s3=s3, sns=None, regions=())
+    config = monitor_functions.MonitorConfig(
+        alert_topic_arn="unused", scan_regions=(REGION,), scan_concurrency=concurrency
+    )
+
+    report = monitor_functions.run_scan(clients, config, no_wait(monitor_functions))
+
+    assert report["counts"]["compliant"] == len(names)
+    assert s3.most_in_flight == concurrency
+
+
+def test_clients_are_created_once_per_container_with_explicit_retries(
+    load_monitor: Callable[..., ModuleType],
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monitor = load_monitor(SCAN_CONCURRENCY="24")
+    s3 = monitor.CLIENTS.s3
+
+    def no_new_clients(*_: Any, **__: Any) -> None:
+        raise AssertionError("a client was created during an invocation")
+
+    monkeypatch.setattr(boto3, "client", no_new_clients)
+    monitor.lambda_handler({}, lambda_context)
+    monitor.lambda_handler({}, lambda_context)
+
+    assert monitor.CLIENTS.s3 is s3
+    for client in (s3, monitor.CLIENTS.regions[0].dynamodb, monitor.CLIENTS.regions[0].kms):
+        assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+        assert client.meta.config.max_pool_connections == 24
+
+
+# --- throttling --------------------------------------------------------------------------------
+
+
+def test_a_throttled_check_is_retried_with_exponential_backoff(
+    monitor: ModuleType, lambda_context: FakeLambdaContext, retry_sleeps: list[float]
+) -> None:
+    create_bucket("busy-bucket", kms_rule("aws:kms", CUSTOMER_KEY_ID))
+    refusals = iter(["SlowDown", "SlowDown", "SlowDown"])
+
+    def throttle(**_: Any) -> None:
+        code = next(refusals, None)
+        if code is not None:
+            raise client_error(code, "GetBucketEncryption", "Please reduce your request rate.")
+
+    monitor.CLIENTS.s3.meta.events.register("before-parameter-build.s3.GetBucketEncryption", throttle)
+
+    report = monitor.lambda_handler({}, lambda_context)
+
+    assert report["counts"]["compliant"] == 1
+    assert report["errors"] == []
+    assert retry_sleeps == [0.5, 1.0, 2.0]  # jitter at its maximum: the caps themselves
+
+
+def test_a_resource_still_throttled_after_every_attempt_is_an_error_and_the_scan_goes_on(
+    monitor: ModuleType, lambda_context: FakeLambdaContext, retry_sleeps: list[float]
+) -> None:
+    create_table("hot-table")
+    create_table("calm-table")
+
+    def throttle(params: dict[str, Any], **_: Any) -> None:
+        if params["TableName"] == "hot-table":
+            raise client_error("ThrottlingException", "DescribeTable", "Rate exceeded")
+
+    monitor.CLIENTS.regions[0].dynamodb.meta.events.register(
+        "before-parameter-build.dynamodb.DescribeTable", throttle
+    )
+
+    report = monitor.lambda_handler({}, lambda_context)
+
+    findings = by_name(report)
+    assert findings["hot-table"]["status"] == "ERROR"
+    assert findings["hot-table"]["reason"] == (
+        "DescribeTable failed: ThrottlingException: Rate exceeded (still throttled after 4 attempts)"
+    )
+    assert findings["calm-table"]["status"] == "NON_COMPLIANT"
+    assert len(retry_sleeps) == 3
+    assert report["alert_sent"] is True
+
+
+def test_a_throttled_listing_page_is_retried(monitor: ModuleType, lambda_context: FakeLambdaContext) -> None:
+    create_bucket("only-bucket", kms_rule("AES256"))
+    refusals = iter(["RequestLimitExceeded"])
+
+    def throttle(**_: Any) -> None:
+        code = next(refusals, None)
+        if code is not None:
+            raise client_error(code, "ListBuckets", "slow down")
+
+    monitor.CLIENTS.s3.meta.events.register("before-parameter-build.s3.ListBuckets", throttle)
+
+    report = monitor.lambda_handler({}, lambda_context)
+
+    assert report["errors"] == []
+    assert report["counts"]["scanned_buckets"] == 1
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "Throttling",
+        "ThrottlingException",
+        "SlowDown",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "LimitExceededException",
+    ],
+)
+def test_each_throttling_code_is_retried_until_the_attempts_run_out(
+    monitor_functions: ModuleType, code: str
+) -> None:
+    calls: list[int] = []
+    sleeps: list[float] = []
+
+    def call() -> None:
+        calls.append(1)
+        raise client_error(code, "GetBucketEncryption", "slow down")
+
+    policy = monitor_functions.RetryPolicy(attempts=3, sleep=sleeps.append, jitter=lambda: 0.5)
+    with pytest.raises(monitor_functions.AwsCallError) as caught:
+        monitor_functions.aws_call("GetBucketEncryption", call, policy)
+
+    assert len(calls) == 3
+    assert sleeps == [0.25, 0.5]
+    assert caught.value.code == code
+    assert caught.value.describe().endswith("(still throttled after 3 attempts)")
+
+
+def test_other_errors_are_not_retried(monitor_functions: ModuleType) -> None:
+    calls: list[int] = []
+
+    def call() -> None:
+        calls.append(1)
+        raise client_error("AccessDenied", "GetBucketEncryption")
+
+    with pytest.raises(monitor_functions.AwsCallError) as caught:
+        monitor_functions.aws_call("GetBucketEncryption", call, no_wait(monitor_functions))
+
+    assert len(calls) == 1
+    assert caught.value.describe() == "GetBucketEncryption failed: AccessDenied: Access Denied"
+
+
+def test_an_error_without_a_message_is_described_by_its_code(monitor_functions: ModuleType) -> None:
+    def call() -> None:
+        raise ClientError({"Error": {"Code": "NoSuchBucket"}}, "GetBucketEncryption")
+
+    with pytest.raises(monitor_functions.AwsCallError) as caught:
+        monitor_functions.aws_call("GetBucketEncryption", call, no_wait(monitor_functions))
+
+    assert caught.value.describe() == "GetBucketEncryption failed: NoSuchBucket"
+
+
+def test_a_connection_error_is_an_aws_call_error(monitor_functions: ModuleType) -> None:
+    def call() -> None:
+        raise EndpointConnectionError(endpoint_url="https://s3.amazonaws.com")
+
+    with pytest.raises(monitor_functions.AwsCallError, match="ListBuckets failed: EndpointConnectionError"):
+        monitor_functions.aws_call("ListBuckets", call, no_wait(monitor_functions))
+
+
+def test_backoff_grows_exponentially_up_to_its_cap(monitor_functions: ModuleType) -> None:
+    policy = monitor_functions.RetryPolicy(base_delay_seconds=0.5, max_delay_seconds=3.0, jitter=lambda: 1.0)
+
+    assert [policy.delay(attempt) for attempt in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert monitor_functions.RetryPolicy(jitter=lambda: 0.0).delay(3) == 0.0
+
+
+# --- exemptions --------------------------------------------------------------------------------
+
+
+def test_a_tag_with_a_reason_exempts_a_non_compliant_resource(
     monitor: ModuleType,
     lambda_context: FakeLambdaContext,
     alert_topic: SubscribedTopic,
+    read_metrics: Callable[[], dict[str, float]],
+) -> None:
+    create_bucket(
+        "legacy-bucket", kms_rule("AES256"), tags={EXEMPTION_TAG: "vendor-managed, SEC-123", "team": "x"}
+    )
+    create_table("legacy-table", tags={EXEMPTION_TAG: "replicated from on-prem, SEC-124"})
+
+    report = monitor.lambda_handler({}, lambda_context)
+
+    assert report["exempted"] == [
+        {
+            "resource_type": "dynamodb_table",
+            "name": "legacy-table",
+            "region": REGION,
+            "status": "EXEMPTED",
+            "reason": "encrypted with an AWS-owned key, not KMS",
+            "kms_key": None,
+            "bucket_key_enabled": None,
+            "exemption": "replicated from on-prem, SEC-124",
+        },
+        {
+            "resource_type": "s3_bucket",
+            "name": "legacy-bucket",
+            "region": None,
+            "status": "EXEMPTED",
+            "reason": "SSE-S3, not KMS",
+            "kms_key": None,
+            "bucket_key_enabled": None,
+            "exemption": "vendor-managed, SEC-123",
+        },
+    ]
+    assert report["non_compliant"] == report["errors"] == []
+    # Exemptions alone do not alert
+    assert report["alert_sent"] is False
+    assert alert_topic.received() == []
+    assert read_metrics() == {
+        "CompliantResources": 0,
+        "NonCompliantResources": 0,
+        "ExemptedResources": 2,
+        "ScanErrors": 0,
+    }
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_exemption_tag_exempts_nothing_and_the_finding_says_so(
+    monitor: ModuleType, lambda_context: FakeLambdaContext, value: str
+) -> None:
+    create_bucket("lazy-bucket", None, tags={EXEMPTION_TAG: value})
+
+    report = monitor.lambda_handler({}, lambda_context)
+
+    [finding] = report["non_compliant"]
+    assert finding["reason"] == (
+        "no default encryption; tag SecurityScanExemption is empty, which exempts nothing "
+        "(its value must state the reason)"
+    )
+    assert finding["exemption"] is None
+    assert report["alert_sent"] is True
+
+
+def test_tags_are_read_only_for_resources_that_are_not_compliant(
+    monitor: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
+    create_bucket("good-bucket", kms_rule("aws:kms", CUSTOMER_KEY_ID), tags={EXEMPTION_TAG: "not needed"})
+    create_bucket("bad-bucket", kms_rule("AES256"))
+    create_table("good-table", {"Enabled": True, "SSEType": "KMS"}, tags={EXEMPTION_TAG: "not needed"})
+    create_table("bad-table")
+    bucket_lookups = calls_to(monitor.CLIENTS.s3, "GetBucketTagging")
+    table_lookups = calls_to(monitor.CLIENTS.regions[0].dynamodb, "ListTagsOfResource")
+
+    report = monitor.lambda_handler({}, lambda_context)
+
+    assert [call["Bucket"] for call in bucket_lookups] == ["bad-bucket"]
+    assert [call["ResourceArn"] for call in table_lookups] == [
+        f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/bad-table"
+    ]
+    assert report["counts"]["compliant"] == 2
+    assert sorted(by_name(report)) == ["bad-bucket", "bad-table"]  # no tag, no exemption
+
+
+def test_the_exemption_tag_key_comes_from_the_environment(
+    load_monitor: Callable[..., ModuleType], lambda_context: FakeLambdaContext
+) -> None:
+    create_bucket(
+        "old-bucket", kms_rule("AES256"), tags={"Exempt": "archived, SEC-9", EXEMPTION_TAG: "ignored"}
+    )
+    monitor = load_monitor(EXEMPTION_TAG_KEY="Exempt")
+
+    report = monitor.lambda_handler({}, lambda_context)
+
+    [finding] = report["exempted"]
+    assert finding["exemption"] == "archived, SEC-9"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, EXEMPTION_TAG), ("", EXEMPTION_TAG), ("Exempt", "Exempt")]
+)
+def test_the_exemption_tag_key_defaults(
+    monitor_functions: ModuleType, value: str | None, expected: str
+) -> None:
+    environ = {} if value is None else {"EXEMPTION_TAG_KEY": value}
+
+    assert monitor_functions.parse_exemption_tag_key(environ) == expected
+
+
+def test_a_tag_key_longer_than_aws_allows_is_a_configuration_error(monitor_functions: ModuleType) -> None:
+    with pytest.raises(monitor_functions.ConfigurationError, match="at most 128"):
+        monitor_functions.parse_exemption_tag_key({"EXEMPTION_TAG_KEY": "k" * 129})
+
+
+def test_unreadable_tags_leave_the_resource_non_compliant_and_say_why(
+    monitor: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
+    create_bucket("private-bucket", kms_rule("AES256"), tags={EXEMPTION_TAG: "would exempt"})
+
+    def deny(**_: Any) -> None:
+        raise client_error("AccessDenied", "GetBucketTagging")
+
+    monitor.CLIENTS.s3.meta.events.register("before-parameter-build.s3.GetBucketTagging", deny)
+
+    report = monitor.lambda_handler({}, lambda_context)
+
+    [finding] = report["non_compliant"]
+    assert finding["reason"] == (
+        "SSE-S3, not KMS; exemption tag SecurityScanExemption could not be read: "
+        "GetBucketTagging failed: AccessDenied: Access Denied"
+    )
+
+
+def test_table_tags_are_read_page_by_page(monitor_functions: ModuleType) -> None:
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/t"
+    with Stubber(dynamodb) as stub:
+        stub.add_response(
+            "list_tags_of_resource",
+            {"Tags": [{"Key": "team", "Value": "data"}], "NextToken": "next"},
+            {"ResourceArn": arn},
+        )
+        stub.add_response(
+            "list_tags_of_resource",
+            {"Tags": [{"Key": EXEMPTION_TAG, "Value": "SEC-1"}]},
+            {"ResourceArn": arn, "NextToken": "next"},
+        )
+
+        tags = monitor_functions.table_tags(dynamodb, arn, no_wait(monitor_functions))
+
+        stub.assert_no_pending_responses()
+    assert tags == {"team": "data", EXEMPTION_TAG: "SEC-1"}
+
+
+# --- report and alert --------------------------------------------------------------------------
+
+
+def test_everything_compliant_sends_no_alert_and_lists_nothing(
+    monitor: ModuleType,
+    lambda_context: FakeLambdaContext,
+    alert_topic: SubscribedTopic,
+    caplog: pytest.LogCaptureFixture,
     read_metrics: Callable[[], dict[str, float]],
 ) -> None:
     create_bucket("kms-bucket", kms_rule("aws:kms", CUSTOMER_KEY_ID))
@@ -498,15 +1054,56 @@ def test_everything_compliant_sends_no_alert(
 
     report = monitor.lambda_handler({}, lambda_context)
 
-    assert (report["scanned_buckets"], report["scanned_tables"]) == (1, 1)
-    assert len(report["compliant"]) == 2
-    assert report["non_compliant"] == report["errors"] == []
-    assert report["alert_sent"] is False
+    assert report == {
+        "counts": {
+            "scanned": 2,
+            "scanned_buckets": 1,
+            "scanned_tables": 1,
+            "compliant": 2,
+            "non_compliant": 0,
+            "exempted": 0,
+            "errors": 0,
+        },
+        "non_compliant": [],
+        "exempted": [],
+        "errors": [],
+        "alert_sent": False,
+    }
     assert alert_topic.received() == []
-    assert read_metrics() == {"CompliantResources": 2, "NonCompliantResources": 0, "ScanErrors": 0}
+    # Compliant resources are counted and logged, one line each
+    assert sorted(logged_findings(caplog)) == ["kms-bucket", "orders"]
+    assert read_metrics() == {
+        "CompliantResources": 2,
+        "NonCompliantResources": 0,
+        "ExemptedResources": 0,
+        "ScanErrors": 0,
+    }
 
 
-def test_the_alert_lists_every_problem_for_a_human(
+def test_the_report_is_bounded_whatever_the_account_holds(
+    monitor: ModuleType,
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    alert_topic: SubscribedTopic,
+) -> None:
+    monkeypatch.setattr(monitor, "MAX_REPORTED_FINDINGS", 3)
+    for index in range(5):
+        create_bucket(f"plain-{index}", None)
+    for index in range(4):
+        create_bucket(f"kms-{index}", kms_rule("aws:kms", CUSTOMER_KEY_ID))
+
+    report = monitor.lambda_handler({}, lambda_context)
+
+    assert set(report) == REPORT_KEYS
+    assert report["counts"]["non_compliant"] == 5
+    assert report["counts"]["compliant"] == 4
+    assert [finding["name"] for finding in report["non_compliant"]] == ["plain-0", "plain-1", "plain-2"]
+    # The alert still names all five
+    [alert] = alert_topic.received()
+    assert all(f"plain-{index} " in alert["Message"] for index in range(5))
+
+
+def test_the_alert_lists_problems_then_exemptions_for_a_human(
     monitor: ModuleType,
     lambda_context: FakeLambdaContext,
     alert_topic: SubscribedTopic,
@@ -516,6 +1113,7 @@ def test_the_alert_lists_every_problem_for_a_human(
     create_bucket("good-bucket", kms_rule("aws:kms", CUSTOMER_KEY_ID))
     create_bucket("sse-s3-bucket", kms_rule("AES256"))
     create_bucket("plain-bucket", None)
+    create_bucket("exempt-bucket", None, tags={EXEMPTION_TAG: "vendor\u202egpj.exe, SEC-7"})
     create_table("orders-default")
     create_table("orders-kms", {"Enabled": True, "SSEType": "KMS"})
 
@@ -524,42 +1122,45 @@ def test_the_alert_lists_every_problem_for_a_human(
     # One JSON line per finding, at a level that matches its status
     finding_logs = [record for record in caplog.records if hasattr(record, "finding")]
     assert sorted((record.finding["name"], record.levelno) for record in finding_logs) == [
+        ("exempt-bucket", logging.INFO),
         ("good-bucket", logging.INFO),
         ("orders-default", logging.WARNING),
         ("orders-kms", logging.INFO),
         ("plain-bucket", logging.WARNING),
         ("sse-s3-bucket", logging.WARNING),
     ]
-    # One alert with each non-compliant resource: type, name, region and reason
+    # One alert with each non-compliant resource (type, name, region, reason), then the exemptions
     [alert] = alert_topic.received()
     assert alert["Subject"] == "Security monitor: 3 non-compliant, 0 error(s)"
     message = alert["Message"]
-    assert message.startswith("Encryption scan found 3 non-compliant, 0 error(s).\n")
-    assert "Scanned 3 S3 bucket(s) and 2 DynamoDB table(s) in us-east-1." in message
-    assert "- [NON_COMPLIANT] s3_bucket sse-s3-bucket (region unknown): SSE-S3, not KMS\n" in message
-    assert "- [NON_COMPLIANT] s3_bucket plain-bucket (region unknown): no default encryption\n" in message
-    assert (
-        "- [NON_COMPLIANT] dynamodb_table orders-default (us-east-1): "
-        "encrypted with an AWS-owned key, not KMS\n" in message
+    assert message.startswith("Encryption scan found 3 non-compliant, 0 error(s), 1 exempted.\n")
+    assert "Scanned 4 S3 bucket(s) and 2 DynamoDB table(s) in us-east-1." in message
+    problems = (
+        "- [NON_COMPLIANT] dynamodb_table orders-default (us-east-1): encrypted with an AWS-owned key, not KMS\n"
+        "- [NON_COMPLIANT] s3_bucket plain-bucket (region unknown): no default encryption\n"
+        "- [NON_COMPLIANT] s3_bucket sse-s3-bucket (region unknown): SSE-S3, not KMS\n"
+        "- [EXEMPTED] s3_bucket exempt-bucket (region unknown): no default encryption; "
+        'exempted: "vendor\\u202egpj.exe, SEC-7"\n'
     )
+    assert message.endswith("\n\n" + problems)
+    assert "\u202e" not in message
     assert "good-bucket" not in message
     assert "orders-kms" not in message
-    assert read_metrics() == {"CompliantResources": 2, "NonCompliantResources": 3, "ScanErrors": 0}
+    assert read_metrics() == {
+        "CompliantResources": 2,
+        "NonCompliantResources": 3,
+        "ExemptedResources": 1,
+        "ScanErrors": 0,
+    }
     # And the report is what the Lambda runtime can serialize
     assert json.loads(json.dumps(report)) == report
+    assert all(set(finding) == FINDING_KEYS for finding in report["non_compliant"] + report["exempted"])
 
 
 def test_the_subject_stays_short_ascii(monitor_functions: ModuleType) -> None:
-    report = {
-        "scanned_buckets": 10**40,
-        "scanned_tables": 0,
-        "compliant": [],
-        "non_compliant": [],
-        "errors": [],
-        "alert_sent": False,
-    }
+    tally = monitor_functions.ScanTally(scanned_buckets=10**40)
 
-    subject, _ = monitor_functions.build_alert(report, [REGION])
+    subject, _ = monitor_functions.build_alert(tally, (REGION,))
 
     assert subject.isascii()
     assert len(subject) <= 100
@@ -575,17 +1176,10 @@ def test_a_huge_alert_is_truncated_below_the_sns_limit(
         )
         for index in range(3000)
     ]
-    report = {
-        "scanned_buckets": 0,
-        "scanned_tables": 3000,
-        "compliant": [],
-        "non_compliant": findings,
-        "errors": [],
-        "alert_sent": False,
-    }
+    tally = monitor.ScanTally(scanned_tables=3000, non_compliant=findings)
     assert sum(len(monitor.format_finding(finding)) for finding in findings) > 256 * 1024
 
-    _, message = monitor.build_alert(report, [REGION])
+    _, message = monitor.build_alert(tally, (REGION,))
 
     # Then the listing stops in time and says how many were left out
     assert len(message.encode("utf-8")) <= monitor.MAX_ALERT_BYTES < 256 * 1024
@@ -594,6 +1188,6 @@ def test_a_huge_alert_is_truncated_below_the_sns_limit(
     assert message.endswith(f"\n... and {3000 - listed} more\n")
     assert "table-00000-" in message
     # And SNS accepts it as it is
-    monitor.publish_alert(monitor.SNS, alert_topic.arn, report, [REGION])
+    monitor.publish_alert(monitor.CLIENTS.sns, alert_topic.arn, tally, (REGION,))
     [alert] = alert_topic.received()
     assert alert["Message"] == message
