@@ -12,6 +12,7 @@ collects this folder (pyproject's ``testpaths`` is ``tests``). Nothing here is a
 - ``key_validation``: the shared validator, ``lambda_common.key_validation``, freshly imported.
 - ``lambda_context``: a small LambdaContext stand-in.
 - ``per_unit``: records a batch benchmark's cost per key / record / resource.
+- ``note``: a line for the end of the session (e.g. the monitor's concurrent/serial ratio).
 """
 
 from __future__ import annotations
@@ -114,7 +115,20 @@ def per_unit(benchmark: Any, request: pytest.FixtureRequest) -> Callable[[int, s
     return record
 
 
+_NOTES: list[str] = []
+
+
+@pytest.fixture
+def note() -> Callable[[str], None]:
+    """Return ``note(line)``: print the line at the end of the session, under "notes"."""
+    return _NOTES.append
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _NOTES:
+        terminalreporter.write_sep("-", "notes")
+        for line in _NOTES:
+            terminalreporter.write_line(line)
     if not _PER_UNIT_COSTS:
         return
     terminalreporter.write_sep("-", "cost per unit (a call's time / units handled per call), in us")

@@ -5,6 +5,10 @@
   50 DescribeTable (+ ListTagsOfResource for the 15 non-compliant), one kms:ListAliases (the
   AWS-managed key, looked up once), 100 finding log lines and one SNS alert. moto's CPU dominates
   here, so the thread pool gains little: this measures the code path, not the concurrency.
+- Against a simulated account whose every call takes 50 ms (``bench_support.SimulatedAccount``):
+  1,000 buckets + 1,000 tables scanned concurrently (SCAN_CONCURRENCY 16) and one at a time
+  (SCAN_CONCURRENCY=1); the ratio is recorded in ``extra_info`` as
+  ``monitor_concurrent_over_serial`` (the goal is >= 10). No timing is asserted.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from bench_support import calls_made
+from bench_support import SimulatedAccount, calls_made, speedup_summary, timed_scan
 
 MONITOR_ROUNDS = 10
 
@@ -128,3 +132,36 @@ def test_monitor_classifies_50_buckets_and_50_tables(
         assert report["alert_sent"] is True
     per_unit(len(account), "resource")
 
+
+# --- 1,000 buckets + 1,000 tables at 50 ms per call ------------------------------------------------
+
+
+def test_monitor_scans_2000_resources_at_50ms_per_call_concurrently(
+    benchmark: Any, load_function: Callable[..., ModuleType], aws: Any, note: Callable[[str], None]
+) -> None:
+    benchmark.group = "security monitor: 1,000 buckets + 1,000 tables, 50 ms per AWS call (simulated)"
+    monitor = load_function(
+        "lambda_security_monitor",
+        ALERT_TOPIC_ARN=f"arn:aws:sns:{aws.region}:{aws.account_id}:alerts",
+        SCAN_REGIONS=aws.region,
+    )
+    account = SimulatedAccount()
+    scans: list[Any] = []
+
+    def concurrent_scan() -> None:
+        scans.append(timed_scan(monitor, account, monitor.CONFIG.scan_concurrency))
+
+    # The concurrent scan is what the table shows; the serial one (about 2 minutes) runs once
+    benchmark.pedantic(concurrent_scan, rounds=1, iterations=1, warmup_rounds=0)
+    serial = timed_scan(monitor, account, 1)
+
+    [concurrent] = scans  # timed_scan checked each report against the account
+    assert concurrent.calls == serial.calls
+    assert concurrent.report == serial.report
+    summary = speedup_summary(serial, concurrent, account)
+    benchmark.extra_info.update(summary)
+    note(
+        f"monitor_concurrent_over_serial = {summary['monitor_concurrent_over_serial']}x: "
+        f"{summary['serial_seconds']} s one at a time, {summary['concurrent_seconds']} s with "
+        f"{summary['scan_concurrency']} concurrent checks ({summary['aws_calls_per_scan']} calls per scan)"
+    )
