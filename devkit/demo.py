@@ -1,14 +1,18 @@
-"""`make demo`: the whole pipeline on the embedded emulator, no Docker, no internet.
+"""`make demo`: the whole pipeline on a local AWS, no Docker, no internet.
 
-Starts the emulator, applies the real Terraform with the real hashicorp/aws provider, then shows
-five steps, each checked against what it should do:
+Starts the emulator (``--emulator embedded``, the default, or ``ministack``: MiniStack with IAM
+enforced), applies the real Terraform with the real hashicorp/aws provider, then shows five steps,
+each checked against what it should do:
 
 1. two uploads (one key with spaces, ``+`` and non-ASCII) -> their rows and SUCCEEDED executions;
 2. a path-traversal key -> rejected: no execution, no row, an alert;
-3. a write that fails (a fault injected into DynamoDB) -> 3 retries, a FAILED execution, an alert;
+3. a write that fails -> 3 retries, a FAILED execution, an alert. On the embedded emulator a fault
+   is injected into DynamoDB; on MiniStack an explicit IAM Deny of ``dynamodb:PutItem`` is attached
+   to the writer's role (what would work on AWS too), then removed;
 4. a bucket without KMS and a table with the default key -> the security monitor names exactly
    those, and alerts;
-5. a summary; then the stack is destroyed and the emulator stopped.
+5. a summary; then the stack is destroyed and the emulator stopped (MiniStack: its whole process
+   group, Lambda workers included).
 
 Exit status 0 only if every step behaved as stated.
 """
@@ -17,16 +21,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from devkit import toolchain, workspace
+from devkit import backends, toolchain, workspace
+from devkit.backends import Backend
+from devkit.ministack import MiniStackError
 from devkit.pipeline import Pipeline, TimedOut
 from devkit.stack import Stack
-from emulator import Emulator, EmulatorError
+from emulator import EmulatorError
 
 TRAVERSAL_KEY = "../etc/passwd"
 
@@ -93,25 +100,24 @@ def step_traversal(p: Pipeline) -> Step:
     return step
 
 
-def step_failing_write(p: Pipeline, emulator: Emulator, run_id: str) -> Step:
+def step_failing_write(p: Pipeline, backend: Backend, run_id: str) -> Step:
     step = Step(
         "failed write retried, alerted",
         "4 writer attempts (1 + 3 retries), FAILED, 1 alert with key and error",
     )
     key = f"demo-{run_id}-failing/ledger.csv"
-    emulator.add_fault(
-        "DynamoDB_20120810.PutItem",
-        match=f"demo-{run_id}-failing/",
-        error_code="ProvisionedThroughputExceededException",
-        message="injected by the demo: table over capacity",
-    )
-    say("      injected fault: DynamoDB PutItem for this key -> ProvisionedThroughputExceededException")
-    say(f"      uploading {key}")
-    try:
+    with backend.failing_writes(p, f"demo-{run_id}-failing/") as error:
+        if backend.enforces_iam:
+            say(
+                f"      IAM: explicit Deny of dynamodb:PutItem attached to role {p.role_of('writer_lambda_name')}"
+            )
+        else:
+            say(f"      injected fault: DynamoDB PutItem for this key -> {error}")
+        say(f"      uploading {key}")
         p.upload(key)
         execution = p.wait_for_final_execution(key, timeout=120)
-    finally:
-        emulator.clear_faults()
+    if backend.enforces_iam:
+        say("      IAM: the Deny is removed again")
     attempts = p.writer_attempts(execution["executionArn"])
     alerts = [a.json() or {} for a in p.wait_for_alerts(lambda a: key in a.message) if key in a.message]
     alert = alerts[0] if alerts else {}
@@ -137,10 +143,15 @@ def step_monitor(p: Pipeline, run_id: str) -> Step:
     )
     say(f"      created bucket {bucket} (no default encryption) and table {table} (AWS-owned key)")
     say("      invoking the security monitor")
-    report = p.invoke_monitor()
+    try:
+        report = p.invoke_monitor()
+    finally:
+        p.client("s3").delete_bucket(Bucket=bucket)
+        p.client("dynamodb").delete_table(TableName=table)
     for finding in report["non_compliant"] + report["errors"]:
         say(f"      {finding['status']}: {finding['resource_type']} {finding['name']} - {finding['reason']}")
-    say(f"      compliant: {', '.join(sorted(f['name'] for f in report['compliant']))}")
+    counts = report.get("counts", {})
+    say(f"      scanned {counts.get('scanned', '?')} resources, {counts.get('compliant', '?')} compliant")
     flagged = {f["name"] for f in report["non_compliant"]}
     alerts = [a for a in p.wait_for_alerts(lambda a: bucket in a.message) if bucket in a.message]
     if alerts:
@@ -153,30 +164,38 @@ def step_monitor(p: Pipeline, run_id: str) -> Step:
     return step
 
 
-def run(port: int, provider: str | None) -> int:
+def run(port: int, provider: str | None, emulator: str = backends.DEFAULT) -> int:
     run_id = uuid.uuid4().hex[:6]
     started = time.monotonic()
     build = toolchain.select(provider)
-    say(f"[setup] embedded emulator on 127.0.0.1:{port} (moto server, local Lambda runtime)")
-    emulator = Emulator(port=port, log_path=toolchain.ROOT / ".emulator" / "demo.log")
+    log = toolchain.ROOT / ".emulator" / "demo.log"
+    backend = backends.make(emulator, port=port, log_path=log)
+    if emulator == "ministack":
+        say(
+            f"[setup] MiniStack on 127.0.0.1:{port} (AUTH=true: IAM enforced; TLS; log .emulator/ministack.log)"
+        )
+    else:
+        say(f"[setup] embedded emulator on 127.0.0.1:{port} (moto server, local Lambda runtime)")
     try:
-        emulator.start()
-    except EmulatorError as error:
+        backend.start()
+    except (EmulatorError, MiniStackError) as error:
         say(f"[setup] {error}. Is `make up` running? Use `make down`, or PORT=4567 make demo.")
         return 1
-    stack = Stack.staged(emulator.endpoint_url, build.version, name="demo")
+    stack = Stack.staged(
+        backend.endpoint_url, build.version, name=f"demo-{emulator}", ca_bundle=backend.ca_bundle
+    )
     steps: list[Step] = []
     try:
         say(f"[setup] terraform apply with hashicorp/aws {build.version} ...")
         t0 = time.monotonic()
         outputs = stack.deploy()
         say(f"[setup] applied in {time.monotonic() - t0:.0f} s; bucket {outputs['s3_bucket_name']}")
-        pipeline = Pipeline(emulator.endpoint_url, outputs)
+        pipeline = backend.pipeline(outputs)
         pipeline.subscribe_alerts(f"demo-alerts-{run_id}")
         plan: list[tuple[str, Callable[[], Step]]] = [
             ("two uploads -> rows and executions", lambda: step_uploads(pipeline, run_id)),
             ("a path-traversal key", lambda: step_traversal(pipeline)),
-            ("a write that fails", lambda: step_failing_write(pipeline, emulator, run_id)),
+            ("a write that fails", lambda: step_failing_write(pipeline, backend, run_id)),
             ("the security monitor", lambda: step_monitor(pipeline, run_id)),
         ]
         for number, (title, action) in enumerate(plan, start=1):
@@ -206,8 +225,8 @@ def run(port: int, provider: str | None) -> int:
             say(str(error))
             steps.append(Step("terraform destroy", "the stack is destroyed", "destroy failed", ok=False))
         stack.remove_overrides()
-        emulator.stop()
-        say(f"[teardown] emulator stopped; {time.monotonic() - started:.0f} s in all")
+        backend.stop()
+        say(f"[teardown] {emulator} emulator stopped; {time.monotonic() - started:.0f} s in all")
     ok = len(steps) == 4 and all(s.ok for s in steps)
     say("demo: every step behaved as stated" if ok else "demo: some steps did not behave as stated")
     return 0 if ok else 1
@@ -217,9 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devkit.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--provider", default=None, help="hashicorp/aws version (default: newest offline)")
+    parser.add_argument(
+        "--emulator",
+        choices=backends.NAMES,
+        default=os.environ.get("EMULATOR") or backends.DEFAULT,
+        help="embedded (default) or ministack",
+    )
     args = parser.parse_args(argv)
     try:
-        return run(args.port, args.provider)
+        return run(args.port, args.provider, args.emulator)
     except toolchain.ToolchainError as error:
         say(f"demo: {error}")
         return 2

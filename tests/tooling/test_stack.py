@@ -1,0 +1,224 @@
+"""Local deploys fail fast and say so: bounded provider retries, terraform timeouts as TerraformError,
+`make down` naming what it left behind, and an emulator port that is free again right after use."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from devkit import overrides, stack, toolchain, workspace
+
+NEWEST = toolchain.select(None).version
+
+
+@pytest.mark.parametrize("version", ["3.39.0", "5.100.0"])
+def test_the_override_bounds_provider_retries_and_trusts_only_a_given_ca(
+    tmp_path: Path, version: str
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    overrides.write(tmp_path, "https://127.0.0.1:4566", version, ca_bundle=bundle)
+    block = (tmp_path / overrides.OVERRIDE_FILE).read_text()
+
+    assert f"max_retries                 = {overrides.MAX_RETRIES}" in block
+    assert overrides.MAX_RETRIES <= 3
+    # provider 3.x has no custom_ca_bundle (devkit.stack sets SSL_CERT_FILE for it instead)
+    assert (f'custom_ca_bundle            = "{bundle}"' in block) == version.startswith("5.")
+
+
+def test_a_terraform_timeout_is_a_terraform_error_naming_the_command_and_its_last_output(
+    tmp_path: Path,
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    child_pid = tmp_path / "child.pid"
+    fake = bin_dir / "terraform"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'for i in 1 2 3; do echo "still creating $i"; done\n'
+        f"sleep 300 & echo $! > {child_pid}\n"  # like a provider plugin: a child of terraform
+        "sleep 300\n"
+    )
+    fake.chmod(0o755)
+    ws = workspace.Workspace(tmp_path, "5.100.0", {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+
+    started = time.monotonic()
+    with pytest.raises(workspace.TerraformError) as failed:
+        ws.run("apply", "-auto-approve", timeout=2)
+
+    assert time.monotonic() - started < 30
+    message = str(failed.value)
+    assert "terraform apply -auto-approve (hashicorp/aws 5.100.0" in message
+    assert "timed out after 2 s" in message
+    assert "still creating 3" in message
+    pid = int(child_pid.read_text())
+    assert _gone(pid), "the command's children must be stopped with it"
+
+
+def _gone(pid: int) -> bool:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+IDENTITY = (
+    '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>'
+    "<Arn>arn:aws:iam::123456789012:root</Arn><UserId>123456789012</UserId><Account>123456789012</Account>"
+    "</GetCallerIdentityResult><ResponseMetadata><RequestId>1</RequestId></ResponseMetadata>"
+    "</GetCallerIdentityResponse>"
+)
+
+
+class BrokenAws(BaseHTTPRequestHandler):
+    """Knows who the caller is (STS), answers HTTP 500 to everything else: a broken local AWS."""
+
+    def _answer(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if b"Action=GetCallerIdentity" in body:
+            status, payload, kind = 200, IDENTITY.encode(), "text/xml"
+        else:
+            status, kind = 500, "application/x-amz-json-1.1"
+            payload = json.dumps({"__type": "InternalFailure", "message": "broken on purpose"}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _answer
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.fixture(scope="module")
+def broken_endpoint() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BrokenAws)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def failed_apply(broken_endpoint: str) -> tuple[stack.Stack, str]:
+    deployment = stack.Stack.staged(broken_endpoint, NEWEST, name="broken-endpoint")
+    with pytest.raises(workspace.TerraformError) as failed:
+        deployment.deploy(timeout=150)  # the default of 25 retries would take far longer
+    return deployment, str(failed.value)
+
+
+def test_an_endpoint_answering_500_fails_the_apply_fast_with_terraforms_own_message(
+    failed_apply: tuple[stack.Stack, str],
+) -> None:
+    _, message = failed_apply
+    assert "timed out" not in message
+    assert "terraform apply" in message
+    assert "Error: creating" in message
+    assert "StatusCode: 500" in message or "status code: 500" in message
+
+
+def test_down_says_what_it_left_behind_when_destroy_fails(
+    failed_apply: tuple[stack.Stack, str], broken_endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployment, _ = failed_apply
+    ws = deployment.workspace.path
+    topic = "arn:aws:sns:eu-central-1:123456789012:file-ingestion-dev-alerts"
+    (ws / "terraform.tfstate").write_text(json.dumps(_state_with_topic(topic)))
+    overrides.write(ws, broken_endpoint, NEWEST)
+
+    status = stack.down(4566, broken_endpoint, directory=ws)
+
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "left behind" in err
+    assert f"{ws / 'terraform.tfstate'} (resources still recorded)" in err
+    assert f"{ws / overrides.OVERRIDE_FILE}" in err
+    assert (ws / overrides.OVERRIDE_FILE).exists(), "kept, so that `make down` can be retried"
+    deployment.remove_overrides()
+    (ws / "terraform.tfstate").unlink()
+
+
+def _state_with_topic(arn: str) -> dict[str, object]:
+    return {
+        "version": 4,
+        "terraform_version": "1.11.4",
+        "serial": 1,
+        "lineage": "00000000-0000-0000-0000-000000000000",
+        "outputs": {},
+        "resources": [
+            {
+                "mode": "managed",
+                "type": "aws_sns_topic",
+                "name": "alerts",
+                "provider": 'provider["registry.terraform.io/hashicorp/aws"]',
+                "instances": [
+                    {
+                        "schema_version": 0,
+                        "attributes": {"id": arn, "arn": arn, "name": arn.rsplit(":", 1)[1]},
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def _time_wait_on(port: int) -> int:
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "06":
+                count += 1
+    return count
+
+
+def _emulator_cli(*args: str, state: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "emulator", *args, "--state-dir", str(state)],
+        cwd=toolchain.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_emulator_starts_again_at_once_on_a_port_full_of_time_wait_connections(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    state = tmp_path / "state"
+    started = _emulator_cli("start", "--port", str(port), state=state)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        for _ in range(200):  # like `make demo`: many short connections that the server closes
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+                conn.sendall(b"GET /_emulator/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                while conn.recv(65536):
+                    pass
+        assert _emulator_cli("stop", state=state).returncode == 0
+        assert _time_wait_on(port) > 0, "the scenario needs connections in TIME-WAIT on the port"
+
+        again = _emulator_cli("start", "--port", str(port), state=state)
+
+        assert again.returncode == 0, again.stdout + again.stderr
+    finally:
+        _emulator_cli("stop", state=state)
