@@ -2,6 +2,8 @@
 
 - :mod:`lambda_common.key_validation`: the one S3 object key validator (trigger, writer);
 - :mod:`lambda_common.contract`: the trigger -> state machine -> writer input, declared once;
+- :mod:`lambda_common.naming`: the deterministic execution name of an object version (trigger,
+  reconcile tool);
 - :mod:`lambda_common.alerts`: alert formatting (trigger, security monitor).
 
 Every module depends on the standard library only; the packager copies this directory into each

@@ -3,19 +3,18 @@
 parse -> validate -> act -> report:
 an event that is not a JSON object raises ``InvalidEventError``; every record is parsed, its bucket
 checked against the configured upload bucket and its key decoded and validated; an accepted key
-starts the state machine under a deterministic execution name (so S3's at-least-once redeliveries
-are idempotent) with the contract's input (``lambda_common/contract.py``); folder markers (a key
-ending in ``/``, size 0) are ignored and counted; rejected records start nothing and are reported
-together in one SNS alert; failed starts make the invocation fail after everything else is done,
-so Lambda retries it.
+starts the state machine under its object version's deterministic execution name
+(``lambda_common/naming.py``: S3's at-least-once redeliveries are idempotent, and the reconcile
+tool computes the same name) with the contract's input (``lambda_common/contract.py``); folder
+markers (a key ending in ``/``, size 0) are ignored and counted; rejected records start nothing and
+are reported together in one SNS alert; failed starts make the invocation fail after everything
+else is done, so Lambda retries it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypedDict
@@ -36,15 +35,12 @@ from lambda_common.alerts import (
 )
 from lambda_common.contract import ExecutionInput
 from lambda_common.key_validation import InvalidKeyError, decode_s3_key, validate_key
+from lambda_common.naming import execution_name
 
 # Powertools has no built-in correlation path for S3 notifications; S3's request id ties the log
 # lines to the PutObject call in CloudTrail and S3 access logs.
 S3_REQUEST_ID_PATH: Final = 'Records[0].responseElements."x-amz-request-id"'
 
-MAX_EXECUTION_NAME_LENGTH: Final = 80
-DIGEST_HEX_CHARS: Final = 40
-READABLE_NAME_CHARS: Final = MAX_EXECUTION_NAME_LENGTH - DIGEST_HEX_CHARS - 1
-_UNSAFE_NAME_CHARS: Final = re.compile(r"[^A-Za-z0-9_-]+")
 _SHOWN_EVENT_CHARS: Final = 100
 _JSON_TYPE_NAMES: Final = {
     dict: "object",
@@ -216,19 +212,6 @@ def is_object_created(record: object) -> bool:
 
 
 # --- act ---------------------------------------------------------------------------------------
-
-
-def execution_name(bucket: str, key: str, version_id: str | None, sequencer: str | None) -> str:
-    """A Step Functions execution name that is the same for the same object event, and only for it.
-
-    A readable part (the key's file name, sanitized) followed by a SHA-256 digest of the JSON
-    encoding of all four inputs; at most 80 characters of ``[A-Za-z0-9_-]``.
-    """
-    identity = json.dumps([bucket, key, version_id, sequencer])
-    digest = hashlib.sha256(identity.encode("utf-8")).hexdigest()[:DIGEST_HEX_CHARS]
-    file_name = key.rstrip("/").rsplit("/", 1)[-1]
-    readable = _UNSAFE_NAME_CHARS.sub("_", file_name).strip("_-")[:READABLE_NAME_CHARS] or "object"
-    return f"{readable}-{digest}"
 
 
 def build_execution_input(event: ObjectCreated, key: str) -> ExecutionInput:

@@ -715,15 +715,59 @@ def test_execution_names_are_deterministic(trigger_functions: ModuleType) -> Non
         pytest.param(("bucket", "report.csv", "version-2", "0055AED6DCD90281E5"), id="version"),
         pytest.param(("bucket", "report.csv", None, "0055AED6DCD90281E5"), id="no-version"),
         pytest.param(("bucket", "report.csv", "", "0055AED6DCD90281E5"), id="empty-version"),
-        pytest.param(("bucket", "report.csv", "version-1", "0055AED6DCD90281E6"), id="sequencer"),
-        pytest.param(("bucket", "report.csv", "version-1", None), id="no-sequencer"),
+        pytest.param(("bucket", "report.csv", "null", "0055AED6DCD90281E5"), id="null-version"),
         pytest.param(("bucket/report.csv", "", "version-1", "0055AED6DCD90281E5"), id="shifted-boundary"),
     ],
 )
-def test_any_differing_input_gives_a_different_name(
+def test_any_differing_object_version_gives_a_different_name(
     trigger_functions: ModuleType, changed: tuple[str, str, str | None, str | None]
 ) -> None:
     assert trigger_functions.execution_name(*changed) != trigger_functions.execution_name(*NAME_INPUTS)
+
+
+def test_a_version_id_alone_identifies_the_object_whatever_the_sequencer(
+    trigger_functions: ModuleType,
+) -> None:
+    # A redelivery of one object version maps to one name, whatever sequencer it carries (and the
+    # reconcile tool, which lists versions and never sees a sequencer, computes the same name) ...
+    name = trigger_functions.execution_name
+    assert name("bucket", "report.csv", "version-1", "0055AED6DCD90281E6") == name(*NAME_INPUTS)
+    assert name("bucket", "report.csv", "version-1", None) == name(*NAME_INPUTS)
+    # ... while two versions of one key are two objects.
+    assert name("bucket", "report.csv", "version-2", "0055AED6DCD90281E5") != name(*NAME_INPUTS)
+
+
+@pytest.mark.parametrize("version_id", [None, "", "null"], ids=["absent", "empty", "s3-null-version"])
+def test_without_a_version_id_the_sequencer_tells_two_writes_of_a_key_apart(
+    trigger_functions: ModuleType, version_id: str | None
+) -> None:
+    # S3 reuses the "null" version id for every write while versioning is off or suspended.
+    first = trigger_functions.execution_name("bucket", "report.csv", version_id, "0055AED6DCD90281E5")
+    second = trigger_functions.execution_name("bucket", "report.csv", version_id, "0055AED6DCD90281E6")
+
+    assert first != second
+    assert first == trigger_functions.execution_name("bucket", "report.csv", None, "0055AED6DCD90281E5")
+
+
+def test_a_redelivery_with_another_sequencer_starts_nothing_new(
+    trigger: ModuleType, sfn: Any, state_machine_arn: str, lambda_context: FakeLambdaContext
+) -> None:
+    # Given one version of a key was handled, and a second version of it was uploaded
+    trigger.lambda_handler(s3_event(s3_record("report.csv", sequencer="01")), lambda_context)
+
+    # When the first version's notification comes again with another sequencer, and the second's
+    redelivered = trigger.lambda_handler(s3_event(s3_record("report.csv", sequencer="02")), lambda_context)
+    second_version = trigger.lambda_handler(
+        s3_event(s3_record("report.csv", version_id="second-version", sequencer="03")), lambda_context
+    )
+
+    # Then the redelivery is a duplicate and only the new version starts an execution
+    assert (redelivered["started"], redelivered["duplicates"]) == (0, 1)
+    assert (second_version["started"], second_version["duplicates"]) == (1, 0)
+    assert sorted(execution["version_id"] for execution in executions(sfn, state_machine_arn).values()) == [
+        "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd",
+        "second-version",
+    ]
 
 
 @pytest.mark.parametrize(
