@@ -28,6 +28,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from devkit import backends, toolchain, workspace
 from devkit.backends import Backend
 from devkit.ministack import MiniStackError
@@ -185,6 +187,7 @@ def run(port: int, provider: str | None, emulator: str = backends.DEFAULT) -> in
         backend.endpoint_url, build.version, name=f"demo-{emulator}", ca_bundle=backend.ca_bundle
     )
     steps: list[Step] = []
+    pipeline: Pipeline | None = None
     try:
         say(f"[setup] terraform apply with hashicorp/aws {build.version} ...")
         t0 = time.monotonic()
@@ -202,7 +205,7 @@ def run(port: int, provider: str | None, emulator: str = backends.DEFAULT) -> in
             say(f"[{number}/5] {title} ...")
             try:
                 step = action()
-            except (TimedOut, KeyError, IndexError) as error:
+            except (TimedOut, KeyError, IndexError, BotoCoreError, ClientError) as error:
                 step = Step(title, "see above", f"error: {error}", ok=False)
             steps.append(step)
             say(f"[{number}/5] {'OK' if step.ok else 'FAILED'}: {step.observed}")
@@ -219,6 +222,12 @@ def run(port: int, provider: str | None, emulator: str = backends.DEFAULT) -> in
             say(f"            {' ' * width}  observed: {step.observed}")
         say("[teardown] terraform destroy ...")
         try:
+            if pipeline is not None and backend.name == "ministack":
+                # MiniStack ignores encoding-type=url, so force_destroy cannot delete keys with '+'.
+                try:
+                    pipeline.empty_bucket()
+                except (BotoCoreError, ClientError) as error:
+                    say(f"[teardown] emptying the bucket failed: {error}")
             if stack.has_state():
                 stack.destroy()
         except workspace.TerraformError as error:

@@ -1,9 +1,16 @@
-"""The stack deployed onto the embedded emulator, once per available hashicorp/aws version.
+"""The stack deployed onto each local AWS backend, once per (backend, hashicorp/aws version).
 
-Each version gets its own in-process Emulator on a free port and its own terraform working
-directory; the fixture applies the real configuration with the real provider, checks that a second
-plan is empty, yields a Pipeline to drive it, then destroys the stack, stops the emulator and
-checks that no process, thread or port is left behind.
+Parametrizations: the embedded emulator with every provider version available offline (3.39.0 and
+5.100.0 here), and MiniStack (IAM enforced, TLS) with the newest. ``E2E_BACKENDS`` (set by ``make
+e2e`` from ``EMULATOR``) keeps only the named backends, e.g. ``E2E_BACKENDS=ministack``.
+
+The module-scoped ``deployed`` fixture starts the backend on a free port, applies the real
+configuration with the real provider, records a second plan, yields a Deployment to drive it, then
+destroys the stack, stops the backend and checks that no process, thread or port is left behind.
+One deployment per parametrization: deploys are the expensive part (about 25-50 s each).
+
+Where MiniStack differs from AWS, the affected assertion is its own test, marked with
+:func:`differs_on_ministack` (strict xfail naming the difference), never skipped.
 """
 
 from __future__ import annotations
@@ -17,19 +24,34 @@ from pathlib import Path
 
 import pytest
 
-from devkit import toolchain
+from devkit import backends, toolchain
+from devkit.backends import Backend
 from devkit.pipeline import Pipeline
 from devkit.stack import Stack
-from emulator import Emulator
 
 PROVIDERS = [build.version for build in toolchain.providers()]
+ALL_TARGETS = [("embedded", version) for version in PROVIDERS] + [("ministack", PROVIDERS[-1])]
+WANTED = {name for name in os.environ.get("E2E_BACKENDS", "").replace(",", " ").split() if name}
+TARGETS = [target for target in ALL_TARGETS if not WANTED or target[0] in WANTED]
 
 
 @dataclass
 class Deployment:
     pipeline: Pipeline
-    emulator: Emulator
+    backend: Backend
     provider: str
+    second_plan: str  # '' when the plan right after apply showed no changes
+
+    @property
+    def on_ministack(self) -> bool:
+        return self.backend.name == "ministack"
+
+
+def differs_on_ministack(request: pytest.FixtureRequest, reason: str) -> None:
+    """Mark the running test as a strict expected failure on MiniStack, naming the difference."""
+    deployment: Deployment = request.getfixturevalue("deployed")
+    if deployment.on_ministack:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=f"MiniStack differs from AWS: {reason}"))
 
 
 def child_pids() -> set[int]:
@@ -50,31 +72,43 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+def _start(name: str, log: Path) -> Backend:
+    if name == "embedded":
+        backend: Backend = backends.Embedded(port=0, log_path=log, async_retry_delays=(0.5, 0.5))
+    else:
+        backend = backends.MiniStackBackend(port=0, instance="ministack-e2e")
+    backend.start()
+    return backend
+
+
 # Module scope: torn down when the e2e module ends, before another suite starts its own Emulator
 # (one per process).
-@pytest.fixture(scope="module", params=PROVIDERS, ids=[f"aws-{v}" for v in PROVIDERS])
+@pytest.fixture(scope="module", params=TARGETS, ids=[f"{name}-aws-{version}" for name, version in TARGETS])
 def deployed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
-    provider: str = request.param
+    name, provider = request.param
     threads_before = {t.ident for t in threading.enumerate()}
     children_before = child_pids()
-    log = tmp_path_factory.mktemp(f"emulator-{provider}") / "emulator.log"
-    emulator = Emulator(port=0, log_path=log, async_retry_delays=(0.5, 0.5))
-    emulator.start()
-    port = emulator.port
-    stack = Stack.staged(emulator.endpoint_url, provider, name="e2e")
+    backend = _start(name, tmp_path_factory.mktemp(f"{name}-{provider}") / "emulator.log")
+    port = int(backend.endpoint_url.rsplit(":", 1)[1])
+    stack = Stack.staged(backend.endpoint_url, provider, name=f"e2e-{name}", ca_bundle=backend.ca_bundle)
     try:
         outputs = stack.deploy()
-        assert stack.pending_changes() == "", "a second plan right after apply must show no changes"
-        pipeline = Pipeline(emulator.endpoint_url, outputs)
+        second_plan = stack.pending_changes()
+        pipeline = backend.pipeline(outputs)
         pipeline.subscribe_alerts()
-        yield Deployment(pipeline, emulator, provider)
-        stack.destroy()
+        yield Deployment(pipeline, backend, provider, second_plan)
+        if backend.name == "ministack":
+            # MiniStack ignores encoding-type=url when listing versions, so the provider's
+            # force_destroy never deletes a key with '+' (it decodes it to a space) and loops;
+            # test_listing_versions_with_url_encoding_encodes_the_keys shows it. Empty it first.
+            pipeline.empty_bucket()
+        stack.destroy(timeout=300)
         assert not stack.has_state(), "terraform destroy must leave an empty state"
     finally:
         stack.remove_overrides()
-        emulator.stop()
+        backend.stop()
     leftover_threads = {t.ident for t in threading.enumerate()} - threads_before
     assert not leftover_threads, f"threads left behind: {leftover_threads}"
     assert child_pids() <= children_before, "child processes left behind"
@@ -82,14 +116,13 @@ def deployed(
 
 
 @pytest.fixture
-def emulator(deployed: Deployment) -> Emulator:
-    return deployed.emulator
+def backend(deployed: Deployment) -> Backend:
+    return deployed.backend
 
 
 @pytest.fixture
-def pipeline(deployed: Deployment) -> Iterator[Pipeline]:
-    """The deployed pipeline with no alert left over from an earlier test and no fault rule."""
-    deployed.emulator.wait_for_async_invocations(timeout=60)
+def pipeline(deployed: Deployment) -> Pipeline:
+    """The deployed pipeline with no alert left over from an earlier test."""
+    deployed.backend.settle(timeout=60)
     deployed.pipeline.alerts(wait_seconds=0)
-    yield deployed.pipeline
-    deployed.emulator.clear_faults()
+    return deployed.pipeline

@@ -1,8 +1,12 @@
-"""End to end on the embedded emulator: real Terraform, real provider, real handler code.
+"""End to end on each backend: real Terraform, real provider, real handler code.
 
 Every test acts as a user would (an upload, a redelivered event, a created bucket) and observes
 only what AWS would show: DynamoDB rows, Step Functions executions and their history, and the
-alert topic through a subscribed SQS queue.
+alert topic through a subscribed SQS queue. Failures are made by the backend: a fault on the
+embedded emulator, an explicit IAM Deny on MiniStack (as one would on AWS).
+
+Where MiniStack differs from AWS the affected assertion is a test of its own, marked by
+``differs_on_ministack`` (a strict xfail that names the difference), so a MiniStack fix is noticed.
 """
 
 from __future__ import annotations
@@ -10,18 +14,35 @@ from __future__ import annotations
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
+from botocore.exceptions import ClientError
 
-from devkit.pipeline import Pipeline, wait_for
-from emulator import Emulator
+from devkit.backends import Backend
+from devkit.pipeline import Alert, Pipeline, wait_for
+from tests.e2e.conftest import Deployment, differs_on_ministack
 
 pytestmark = pytest.mark.e2e
+
+EXEMPTION_TAG = "SecurityScanExemption"
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_a_second_plan_right_after_apply_shows_no_changes(
+    deployed: Deployment, request: pytest.FixtureRequest
+) -> None:
+    differs_on_ministack(
+        request,
+        "CloudWatch alarms are read back without period, statistic and actions, and the state "
+        "machine without tracing_configuration, so a second plan shows in-place changes",
+    )
+    assert deployed.second_plan == "", deployed.second_plan[-3000:]
 
 
 @pytest.mark.parametrize(
@@ -127,100 +148,196 @@ def test_a_path_traversal_key_starts_nothing_and_alerts_once_naming_it(pipeline:
     assert pipeline.rows_for(key) == []
 
 
-def test_a_failing_write_is_retried_three_times_then_alerts_and_fails(
-    pipeline: Pipeline, emulator: Emulator
-) -> None:
+# --- a write that keeps failing: one scenario per deployment, several assertions ---------------
+
+
+@dataclass
+class FailedWrite:
+    key: str
+    error: str  # what the failure is called (the injected error code, or AccessDenied)
+    execution: dict[str, Any]
+    attempts: int
+    rows: list[dict[str, Any]]
+    alerts: list[Alert]
+
+
+@pytest.fixture(scope="module")
+def failed_write(deployed: Deployment) -> FailedWrite:
+    pipeline, backend = deployed.pipeline, deployed.backend
+    backend.settle()
+    pipeline.alerts(wait_seconds=0)
     key = f"{unique('failing')}/ledger.csv"
-    emulator.add_fault(
-        "DynamoDB_20120810.PutItem",
-        match=key.split("/")[0],
-        error_code="ProvisionedThroughputExceededException",
-        message="injected: table is over capacity",
+    with backend.failing_writes(pipeline, key.split("/")[0]) as error:
+        pipeline.upload(key)
+        execution = pipeline.wait_for_final_execution(key, timeout=120)
+    alerts = [a for a in pipeline.wait_for_alerts(lambda a: key in a.message) if key in a.message]
+    return FailedWrite(
+        key,
+        error,
+        execution,
+        pipeline.writer_attempts(execution["executionArn"]),
+        pipeline.rows_for(key),
+        alerts,
     )
 
-    pipeline.upload(key)
-    execution = pipeline.wait_for_final_execution(key, timeout=120)
 
-    assert execution["status"] == "FAILED"
-    assert pipeline.writer_attempts(execution["executionArn"]) == 4  # the first try and 3 retries
-    assert pipeline.rows_for(key) == []
-    alerts = pipeline.wait_for_alerts(lambda a: key in a.message)
-    failure = [a.json() for a in alerts if key in a.message]
-    assert len(failure) == 1
-    assert failure[0] is not None
-    assert failure[0]["key"] == key
-    assert failure[0]["bucket"] == pipeline.outputs["s3_bucket_name"]
-    assert failure[0]["execution_id"] == execution["executionArn"]
-    assert "ProvisionedThroughputExceeded" in failure[0]["error"] + failure[0]["cause"]
+def test_a_failing_write_is_retried_three_times_then_alerts_and_fails(
+    failed_write: FailedWrite, pipeline: Pipeline
+) -> None:
+    assert failed_write.execution["status"] == "FAILED"
+    assert failed_write.attempts == 4  # the first try and 3 retries
+    assert failed_write.rows == []
+    assert len(failed_write.alerts) == 1
+    alert = failed_write.alerts[0].json()
+    assert alert is not None
+    assert alert["key"] == failed_write.key
+    assert alert["bucket"] == pipeline.outputs["s3_bucket_name"]
+    assert alert["execution_id"] == failed_write.execution["executionArn"]
+    assert failed_write.error in alert["error"] + alert["cause"]
 
 
-def test_a_trigger_that_keeps_failing_ends_on_the_alert_topic(pipeline: Pipeline, emulator: Emulator) -> None:
+# --- a trigger that keeps failing: its on-failure destination ----------------------------------
+
+
+@dataclass
+class FailedTrigger:
+    key: str
+    records: list[dict[str, Any] | None]
+    executions: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def failed_trigger(deployed: Deployment) -> FailedTrigger:
+    pipeline, backend = deployed.pipeline, deployed.backend
+    backend.settle()
+    pipeline.alerts(wait_seconds=0)
     prefix = unique("start-fails")
     key = f"{prefix}/orders.csv"
-    emulator.add_fault("AWSStepFunctions.StartExecution", match=prefix, error_code="ServiceUnavailable")
-
-    pipeline.upload(key)
-
-    # S3 invokes the trigger asynchronously: 1 attempt + 2 retries, then the on-failure destination.
-    alerts = pipeline.wait_for_alerts(lambda a: key in a.message, timeout=90)
+    with backend.failing_starts(pipeline, prefix):
+        pipeline.upload(key)
+        # S3 invokes the trigger asynchronously: 1 attempt + 2 retries, then the on-failure destination.
+        alerts = pipeline.wait_for_alerts(lambda a: key in a.message, timeout=90)
     records = [a.json() for a in alerts if key in a.message]
-    assert len(records) == 1
-    record = records[0]
+    return FailedTrigger(key, records, pipeline.executions_for(key), pipeline.rows_for(key))
+
+
+def test_a_trigger_that_keeps_failing_ends_on_the_alert_topic(
+    failed_trigger: FailedTrigger, pipeline: Pipeline
+) -> None:
+    assert len(failed_trigger.records) == 1
+    record = failed_trigger.records[0]
     assert record is not None
     assert record["requestContext"]["condition"] == "RetriesExhausted"
     assert record["requestContext"]["approximateInvokeCount"] == 3
     assert record["requestContext"]["functionArn"].split(":")[6] == pipeline.outputs["trigger_lambda_name"]
+    assert record["requestPayload"]["Records"][0]["s3"]["object"]["key"] == failed_trigger.key
+    assert failed_trigger.executions == []
+    assert failed_trigger.rows == []
+
+
+def test_the_on_failure_record_names_the_trigger_s_exception(
+    failed_trigger: FailedTrigger, request: pytest.FixtureRequest
+) -> None:
+    differs_on_ministack(
+        request,
+        "a Python exception comes back as errorType Runtime.HandlerError, not the exception's class name",
+    )
+    record = failed_trigger.records[0]
+    assert record is not None
     assert record["responsePayload"]["errorType"] == "StartExecutionError"
-    assert record["requestPayload"]["Records"][0]["s3"]["object"]["key"] == key
-    assert pipeline.executions_for(key) == []
-    assert pipeline.rows_for(key) == []
 
 
-def test_the_monitor_reports_exactly_the_resources_without_kms(pipeline: Pipeline) -> None:
-    bucket = unique("plain-bucket")
-    table = unique("default-key-table")
-    pipeline.client("s3").create_bucket(
-        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": pipeline.region}
+# --- the security monitor -----------------------------------------------------------------------
+
+
+@dataclass
+class Scan:
+    bucket: str
+    table: str
+    exempt_bucket: str
+    exempt_table: str
+    report: dict[str, Any]
+    alerts: list[Alert]
+
+
+@pytest.fixture(scope="module")
+def scan(deployed: Deployment) -> Scan:
+    """A bucket without default encryption, a table on the AWS-owned key, and one exempted of each."""
+    pipeline = deployed.pipeline
+    deployed.backend.settle()
+    pipeline.alerts(wait_seconds=0)
+    s3, dynamodb = pipeline.client("s3"), pipeline.client("dynamodb")
+    bucket, table, exempt = unique("plain-bucket"), unique("default-key-table"), unique("exempt-bucket")
+    exempt_table = unique("exempt-table")
+    for name in (bucket, exempt):
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": pipeline.region})
+    s3.put_bucket_tagging(
+        Bucket=exempt, Tagging={"TagSet": [{"Key": EXEMPTION_TAG, "Value": "public test fixtures"}]}
     )
-    pipeline.client("dynamodb").create_table(
-        TableName=table,
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    for name, tags in ((table, []), (exempt_table, [{"Key": EXEMPTION_TAG, "Value": "scratch table"}])):
+        dynamodb.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+            Tags=tags,
+        )
     try:
         report = pipeline.invoke_monitor()
+        alerts = pipeline.wait_for_alerts(lambda a: bucket in a.message)
     finally:
-        pipeline.client("s3").delete_bucket(Bucket=bucket)
-        pipeline.client("dynamodb").delete_table(TableName=table)
+        for name in (bucket, exempt):
+            s3.delete_bucket(Bucket=name)
+        for name in (table, exempt_table):
+            dynamodb.delete_table(TableName=name)
+    return Scan(bucket, table, exempt, exempt_table, report, [a for a in alerts if bucket in a.message])
 
-    flagged = {(f["resource_type"], f["name"]) for f in report["non_compliant"]}
-    assert flagged == {("s3_bucket", bucket), ("dynamodb_table", table)}
-    assert report["errors"] == []
-    compliant = {(f["resource_type"], f["name"]): f for f in report["compliant"]}
-    stack_bucket = compliant[("s3_bucket", pipeline.outputs["s3_bucket_name"])]
-    stack_table = compliant[("dynamodb_table", pipeline.outputs["dynamodb_table_name"])]
-    assert stack_bucket["kms_key"] in (
-        pipeline.outputs["kms_s3_key_arn"],
-        pipeline.outputs["kms_s3_key_arn"].split("/")[-1],
+
+def test_the_monitor_reports_exactly_the_resources_without_kms(scan: Scan, pipeline: Pipeline) -> None:
+    flagged = {(f["resource_type"], f["name"]) for f in scan.report["non_compliant"]}
+    # The exempted table is this test's business only where its tags can be read (see below).
+    flagged.discard(("dynamodb_table", scan.exempt_table))
+    assert flagged == {("s3_bucket", scan.bucket), ("dynamodb_table", scan.table)}
+    assert scan.report["errors"] == []
+    listed = {f["name"] for kind in ("non_compliant", "exempted", "errors") for f in scan.report[kind]}
+    assert pipeline.outputs["s3_bucket_name"] not in listed  # the stack's own bucket: KMS, compliant
+    assert pipeline.outputs["dynamodb_table_name"] not in listed
+    assert scan.report["counts"]["compliant"] >= 2
+    assert scan.report["alert_sent"] is True
+    assert len(scan.alerts) == 1
+    assert scan.table in scan.alerts[0].message
+
+
+def test_a_bucket_tagged_with_a_reason_is_exempted_not_flagged(scan: Scan) -> None:
+    exempted = {f["name"]: f for f in scan.report["exempted"]}
+    assert exempted[scan.exempt_bucket]["exemption"] == "public test fixtures"
+    assert scan.exempt_bucket not in {f["name"] for f in scan.report["non_compliant"]}
+
+
+def test_a_table_tagged_with_a_reason_is_exempted_not_flagged(
+    scan: Scan, request: pytest.FixtureRequest
+) -> None:
+    differs_on_ministack(
+        request,
+        "dynamodb:ListTagsOfResource is authorized against '*' instead of the table ARN it names, so "
+        "the monitor's role, allowed it on table/*, is denied and cannot read the exemption tag",
     )
-    assert stack_table["kms_key"] == pipeline.outputs["kms_dynamodb_key_arn"]
-    assert report["alert_sent"] is True
-    alerts = pipeline.wait_for_alerts(lambda a: bucket in a.message and table in a.message)
-    assert len([a for a in alerts if bucket in a.message]) == 1
+    exempted = {f["name"]: f for f in scan.report["exempted"]}
+    assert exempted[scan.exempt_table]["exemption"] == "scratch table"
+    assert scan.report["counts"]["exempted"] == 2
 
 
-def test_the_schedule_rule_runs_the_monitor_which_alerts(pipeline: Pipeline, emulator: Emulator) -> None:
+def test_the_schedule_rule_runs_the_monitor_which_alerts(
+    pipeline: Pipeline, backend: Backend, deployed: Deployment
+) -> None:
     bucket = unique("scheduled-scan")
     pipeline.client("s3").create_bucket(
         Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": pipeline.region}
     )
-    rule = pipeline.outputs["lambda_security_monitor_function_name"].replace(
-        "-security-monitor", "-security-scan"
-    )
     try:
-        emulator.trigger_rule(rule, region=pipeline.region)  # what EventBridge does once a day
-        alerts = pipeline.wait_for_alerts(lambda a: bucket in a.message, timeout=90)
+        with backend.fire_schedule(pipeline, pipeline.outputs["security_scan_rule_name"]):
+            alerts = pipeline.wait_for_alerts(lambda a: bucket in a.message, timeout=120)
     finally:
         pipeline.client("s3").delete_bucket(Bucket=bucket)
 
@@ -229,12 +346,37 @@ def test_the_schedule_rule_runs_the_monitor_which_alerts(pipeline: Pipeline, emu
     ]
 
 
-def test_an_upload_without_sse_kms_is_refused_by_the_bucket_policy(pipeline: Pipeline) -> None:
-    from botocore.exceptions import ClientError
+def test_listing_versions_with_url_encoding_encodes_the_keys(
+    pipeline: Pipeline, request: pytest.FixtureRequest
+) -> None:
+    differs_on_ministack(
+        request,
+        "ListObjectVersions ignores encoding-type=url (keys come back raw, no EncodingType), so "
+        "Terraform's force_destroy decodes 'a+b' to 'a b', deletes nothing and never finishes",
+    )
+    key = f"{unique('encoded')}/a+b c.txt"
+    pipeline.upload(key)
+    pipeline.wait_for_final_execution(key)
+    s3 = pipeline.client("s3")
+    # Botocore asks for encoding-type=url itself and decodes only when the answer says it is encoded.
+    response = s3.list_object_versions(Bucket=pipeline.outputs["s3_bucket_name"], Prefix=key.split("/")[0])
 
-    key = f"{unique('no-sse')}/plain.txt"
+    assert response.get("EncodingType") == "url"
+    assert [v["Key"] for v in response["Versions"]] == [key]
+
+
+def test_an_upload_asking_for_sse_s3_is_refused_by_the_bucket_policy(
+    pipeline: Pipeline, request: pytest.FixtureRequest
+) -> None:
+    differs_on_ministack(
+        request,
+        "the account root (access key test) is not subject to a bucket policy's explicit Deny; on AWS it is",
+    )
+    key = f"{unique('sse-s3')}/plain.txt"
     with pytest.raises(ClientError) as refused:
-        pipeline.client("s3").put_object(Bucket=pipeline.outputs["s3_bucket_name"], Key=key, Body=b"x")
+        pipeline.client("s3").put_object(
+            Bucket=pipeline.outputs["s3_bucket_name"], Key=key, Body=b"x", ServerSideEncryption="AES256"
+        )
 
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert pipeline.executions_for(key) == []
