@@ -370,13 +370,13 @@ def running(port: int = 0, state_dir: Path = STATE_DIR, name: str = "ministack")
         server.stop()
 
 
-def cmd_start(port: int) -> int:
-    if (existing := MiniStack.from_info()) is not None and existing.running():
+def cmd_start(port: int, state_dir: Path = STATE_DIR) -> int:
+    if (existing := MiniStack.from_info(state_dir)) is not None and existing.running():
         print(
             f"MiniStack is already running at {existing.endpoint_url} (`make down` stops it)", file=sys.stderr
         )
         return 1
-    server = MiniStack(port=port)
+    server = MiniStack(port=port, state_dir=state_dir)
     try:
         server.start()
     except MiniStackError as error:
@@ -387,8 +387,8 @@ def cmd_start(port: int) -> int:
     return 0
 
 
-def cmd_stop() -> int:
-    server = MiniStack.from_info()
+def cmd_stop(state_dir: Path = STATE_DIR) -> int:
+    server = MiniStack.from_info(state_dir)
     if server is None:
         print("MiniStack is not running (no .emulator/ministack.json)")
         return 0
@@ -398,12 +398,12 @@ def cmd_stop() -> int:
         print(f"ministack: {error}", file=sys.stderr)
         return 1
     server.info_path.unlink(missing_ok=True)
-    print("MiniStack stopped")
+    print("MiniStack stopped (and its Lambda workers)")
     return 0
 
 
-def cmd_status() -> int:
-    server = MiniStack.from_info()
+def cmd_status(state_dir: Path = STATE_DIR) -> int:
+    server = MiniStack.from_info(state_dir)
     if server is None or not server.running():
         print(json.dumps({"running": False}))
         return 3
@@ -418,18 +418,24 @@ def cmd_status() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devkit.ministack", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    start = sub.add_parser("start", help="start MiniStack in the background")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--state-dir", type=Path, default=STATE_DIR, help="default: .emulator/")
+    start = sub.add_parser("start", parents=[common], help="start MiniStack in the background")
     start.add_argument("--port", type=int, default=4566)
-    sub.add_parser("stop", help="stop the MiniStack started by `start`, and its Lambda workers")
-    sub.add_parser("status", help="JSON; exit 0 running and healthy, 3 not running, 1 unhealthy")
+    sub.add_parser(
+        "stop", parents=[common], help="stop the MiniStack started by `start`, and its Lambda workers"
+    )
+    sub.add_parser(
+        "status", parents=[common], help="JSON; exit 0 running and healthy, 3 not running, 1 unhealthy"
+    )
     sub.add_parser("install", help="make .tools/ministack from requirements-ministack.txt")
     args = parser.parse_args(argv)
     if args.command == "start":
-        return cmd_start(args.port)
+        return cmd_start(args.port, args.state_dir)
     if args.command == "stop":
-        return cmd_stop()
+        return cmd_stop(args.state_dir)
     if args.command == "status":
-        return cmd_status()
+        return cmd_status(args.state_dir)
     try:
         print(ensure_installed())
     except MiniStackError as error:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import socket
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +17,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from devkit import toolchain
 from devkit.ministack import MiniStack, group_members
 
 REGION = "eu-central-1"
@@ -106,3 +109,35 @@ def test_stop_ends_every_process_it_started_and_frees_the_port(tmp_path: Path) -
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
+
+
+def _cli(*args: str, state: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "devkit.ministack", *args, "--state-dir", str(state)],
+        cwd=toolchain.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_cli_leaves_it_running_in_the_background_until_stop(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    started = _cli("start", "--port", str(port), state=tmp_path)
+    assert started.returncode == 0, started.stdout + started.stderr
+    info = json.loads((tmp_path / "ministack.json").read_text())
+    try:
+        status = _cli("status", state=tmp_path)
+        assert status.returncode == 0, status.stdout
+        assert json.loads(status.stdout) == {"running": True, "healthy": True, "endpoint": info["endpoint"]}
+        assert _cli("start", "--port", str(port), state=tmp_path).returncode == 1, "one at a time"
+    finally:
+        stopped = _cli("stop", state=tmp_path)
+
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert group_members(info["pgid"]) == []
+    assert _cli("status", state=tmp_path).returncode == 3
