@@ -6,8 +6,9 @@ then reused for later invocations, as Lambda does. The :class:`EnvironmentPool` 
 
 * an idle environment of the same configuration is reused (a warm start); otherwise a new one is
   started, up to ``max_environments`` live processes in all (an idle environment of another function
-  is stopped to make room; beyond that the invocation waits, at most ``slot_wait`` seconds, then
-  runs anyway so that functions invoking functions synchronously cannot deadlock);
+  is stopped to make room; beyond that the invocation waits while others finish, and starts one more
+  only when none finished for ``slot_wait`` seconds, so that functions invoking functions
+  synchronously cannot deadlock);
 * a function with reserved concurrency never has more busy environments than that: one more
   invocation raises :class:`ThrottledError` (Lambda's ``TooManyRequestsException``);
 * a code or configuration update retires the environments of the old configuration; a timed-out or
@@ -315,6 +316,9 @@ class PoolSettings:
     slot_wait: float
     warm: bool
     idle_timeout: float
+    # Environments of one function at once (a local resource limit, not Lambda's: beyond it an
+    # invocation waits for one of them instead of paying another cold start on a few CPUs).
+    max_per_function: int = 8
 
 
 @dataclass
@@ -347,6 +351,7 @@ class EnvironmentPool:
         self._live = 0
         self._current: dict[tuple[str, str], str] = {}
         self._closed = False
+        self._last_release = time.monotonic()
         self.stats = PoolStats()
         self._reaper = threading.Thread(target=self._reap_loop, name="lambda-env-reaper", daemon=True)
         self._reaper.start()
@@ -385,19 +390,31 @@ class EnvironmentPool:
                 self.stats.busy[spec.function_arn] += 1
                 self.stats.warm_starts += 1
                 return Lease(spec.function_arn, spec.key, idle.pop())
-            if self._live < self.settings.max_environments or time.monotonic() >= deadline:
-                if self._live >= self.settings.max_environments:
-                    LOG.warning(
-                        "%s: no free environment after %.0fs, starting one anyway",
-                        spec.function_name,
-                        self.settings.slot_wait,
-                    )
+            if self.stats.busy[spec.function_arn] >= self.settings.max_per_function and not self._stalled():
+                self._cond.wait(1.0)  # one of this function's environments will be free soon
+                continue
+            if self._live < self.settings.max_environments:
                 return self._new_lease(spec)
             victim = self._least_recently_used_idle()
             if victim is not None:
                 to_stop.append(victim)
                 continue
-            self._cond.wait(max(deadline - time.monotonic(), 0.01))
+            if self._stalled():
+                LOG.warning(
+                    "%s: every environment busy and none finished for %.0fs; starting one more",
+                    spec.function_name,
+                    self.settings.slot_wait,
+                )
+                return self._new_lease(spec)
+            self._cond.wait(1.0)
+
+    def _stalled(self) -> bool:
+        """No environment was released for ``slot_wait`` seconds while all are busy.
+
+        Waiting is right while invocations finish (a burst); a stall means busy invocations wait on
+        each other (a function invoking another synchronously), so one more environment breaks it.
+        """
+        return time.monotonic() - self._last_release >= self.settings.slot_wait
 
     def _new_lease(self, spec: EnvironmentSpec) -> Lease:
         self._live += 1
@@ -443,6 +460,7 @@ class EnvironmentPool:
         """End a lease; the environment goes back to the idle set or is stopped."""
         stop = environment
         with self._cond:
+            self._last_release = time.monotonic()
             self.stats.busy[lease.function_arn] -= 1
             current = (
                 self._current.get((lease.function_arn, environment.spec.version)) if environment else None

@@ -88,6 +88,7 @@ def patches() -> list[Patch]:
         lambda_api,
         lambda_invoke,
         paging,
+        performance,
         s3_encryption,
         s3_listing,
         s3_notifications,
@@ -106,6 +107,7 @@ def patches() -> list[Patch]:
         paging,
         stepfunctions_api,
         events,
+        performance,
     ):
         for patch in module.PATCHES:
             found.append(Patch(patch.target, patch.why, patch.build, patch.kind, module.__name__))

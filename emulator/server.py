@@ -57,7 +57,7 @@ class Emulator:
         log_path: Path | str | None = None,
         state_dir: Path | str | None = None,
         async_retry_delays: tuple[float, ...] = (1.0, 2.0),
-        async_concurrency: int = 16,
+        async_concurrency: int = 8,
         max_lambda_processes: int | None = None,
         reset_state: bool = True,
         lambda_warm: bool = True,

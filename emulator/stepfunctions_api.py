@@ -19,6 +19,7 @@ without a ``name`` gets a UUID (moto names such an execution ``None``, so a seco
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from types import SimpleNamespace
 from typing import Any
@@ -95,9 +96,22 @@ def _describe_state_machine(original: Any) -> Any:
 
 
 def _boto3_for_integrations(real_boto3: Any) -> Any:
+    """A ``boto3`` stand-in whose clients call the emulator, created once per service and region.
+
+    moto builds a new client for every task of every execution; creating one costs tens of
+    milliseconds of CPU, which dominated a burst of executions. The clients are thread-safe.
+    """
+    cache: dict[tuple[str, str, str], Any] = {}
+    lock = threading.Lock()
+
     def client(*args: Any, **kwargs: Any) -> Any:
         kwargs["endpoint_url"] = active().endpoint_url
-        return real_boto3.client(*args, **kwargs)
+        service = str(kwargs.get("service_name") or (args[0] if args else ""))
+        key = (service, str(kwargs.get("region_name")), kwargs["endpoint_url"])
+        with lock:
+            if key not in cache:
+                cache[key] = real_boto3.client(*args, **kwargs)
+            return cache[key]
 
     return SimpleNamespace(client=client)
 
