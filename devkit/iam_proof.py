@@ -1,0 +1,1181 @@
+"""`make iam-proof`: every IAM grant of the deployed stack is needed, shown on MiniStack with AUTH=true.
+
+1. Deploy the stack once onto MiniStack (IAM, resource and key policies enforced; TLS).
+2. Baseline: run every scenario of the pipeline (:data:`SCENARIOS`) and require that each behaves
+   and that MiniStack denied nothing but what a scenario denies on purpose.
+3. Enumerate the grants from what is deployed, never from a list: every action of every Allow
+   statement of the role policies (inline, attached, trust), the topic, queue and bucket policies,
+   the Lambda function policies and the KMS key policies, found through the terraform state and read
+   back through the AWS API.
+4. For every grant: take that one action away through the AWS API (no re-apply), rerun the scenarios
+   of the principals it applies to, and look in MiniStack's denial log for a denial of exactly that
+   action; restore. Found: ``proven`` (with the scenario and the denial). Not found: ``justified``
+   when :data:`JUSTIFICATIONS` says why no emulator can show it and which AWS document requires it,
+   else ``unproven``. To save time a statement's actions are first taken away together: each action
+   denied then is confirmed alone; the others are taken away together again (a denied call can hide
+   a later one), until a run denies none of them. A run that denies none of the removed actions
+   follows the baseline's path, so removing any one of them alone would deny nothing either.
+5. Write ``build/iam-proof.json`` (one entry per grant, with where it is declared), print a table
+   and, last, ``N of M grants proven, K justified, U unproven``. Exit 0 only with 0 unproven.
+
+A grant added to the HCL later is enumerated automatically; if no scenario shows it and no
+justification covers it, it is ``unproven`` and the exit status says so: add a scenario, a
+justification with its AWS reference, or remove the grant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import fnmatch
+import json
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from devkit import toolchain, workspace
+from devkit.ministack import Denial, MiniStack, MiniStackError
+from devkit.pipeline import FINAL_STATES, Pipeline, TimedOut, wait_for
+from devkit.stack import Stack
+
+ROOT = toolchain.ROOT
+REPORT = ROOT / "build" / "iam-proof.json"
+EXEMPTION_TAG = "SecurityScanExemption"
+AWS_EVALUATION = "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html"
+
+
+# --- grants ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One action of one Allow statement, as deployed."""
+
+    kind: str  # role-policy, managed-policy, trust-policy, topic-policy, queue-policy, bucket-policy, lambda-permission, key-policy
+    holder: str  # the role, topic, queue, bucket, function or key that carries the policy
+    policy: str  # inline policy name, managed policy ARN, or "" when the holder has one policy
+    index: int  # the statement's position in the document
+    sid: str
+    action: str
+    principals: tuple[str, ...]  # who it is granted to: the role for identity policies
+    condition: str  # the statement's Condition, as JSON (justifications look at kms:ViaService)
+    address: str  # the terraform resource that declares it
+    declared: str  # file:line of the statement's sid (or of the resource)
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.kind, self.holder, self.policy, self.index)
+
+    def label(self) -> str:
+        holder = self.address if self.kind == "key-policy" else short(self.holder)
+        return f"{self.kind} {holder} {self.sid or f'#{self.index}'} {self.action}"
+
+
+def short(arn: str) -> str:
+    return arn.rsplit(":", 1)[-1].rsplit("/", 1)[-1] if arn.startswith("arn:") else arn
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def principals_of(statement: dict[str, Any]) -> tuple[str, ...]:
+    principal = statement.get("Principal", {})
+    if principal == "*":
+        return ("*",)
+    if isinstance(principal, dict):
+        return tuple(str(p) for values in principal.values() for p in as_list(values))
+    return tuple(str(p) for p in as_list(principal))
+
+
+def allow_statements(document: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    return [
+        (index, statement)
+        for index, statement in enumerate(as_list(document.get("Statement")))
+        if statement.get("Effect") == "Allow"
+    ]
+
+
+def grants_of(
+    document: dict[str, Any],
+    *,
+    kind: str,
+    holder: str,
+    policy: str,
+    address: str,
+    locate: Callable[[str, str], str],
+    identity: str = "",
+) -> list[Grant]:
+    """One Grant per action of each Allow statement (NotAction counts as one grant, never proven)."""
+    found = []
+    for index, statement in allow_statements(document):
+        actions = [str(a) for a in as_list(statement.get("Action"))]
+        if "NotAction" in statement:
+            actions = [f"NotAction:{','.join(str(a) for a in as_list(statement['NotAction']))}"]
+        sid = str(statement.get("Sid", ""))
+        for action in actions:
+            found.append(
+                Grant(
+                    kind=kind,
+                    holder=holder,
+                    policy=policy,
+                    index=index,
+                    sid=sid,
+                    action=action,
+                    principals=(identity,) if identity else principals_of(statement),
+                    condition=json.dumps(statement.get("Condition", {}), sort_keys=True),
+                    address=address,
+                    declared=locate(sid, address),
+                )
+            )
+    return found
+
+
+def without(document: dict[str, Any], index: int, actions: set[str]) -> dict[str, Any]:
+    """The document with `actions` taken out of statement `index` (the statement goes if emptied)."""
+    changed = copy.deepcopy(document)
+    statements = as_list(changed.get("Statement"))
+    statement = statements[index]
+    kept = [a for a in as_list(statement.get("Action")) if a not in actions]
+    if kept:
+        statement["Action"] = kept if len(kept) > 1 else kept[0]
+    elif len(statements) > 1:
+        del statements[index]
+    else:
+        # AWS refuses a policy without statements: the same statement as a Deny takes it away too.
+        statement["Effect"] = "Deny"
+        statement["Sid"] = "IamProofTakenAway"
+    changed["Statement"] = statements
+    return changed
+
+
+class Locator:
+    """Where a statement is declared: file:line of its sid, else of its resource block."""
+
+    def __init__(self, root: Path = ROOT) -> None:
+        self.files = {path.name: path.read_text().splitlines() for path in sorted(root.glob("*.tf"))}
+
+    def find(self, pattern: str) -> str:
+        regex = re.compile(pattern)
+        for name, lines in self.files.items():
+            for number, line in enumerate(lines, start=1):
+                if regex.search(line):
+                    return f"{name}:{number}"
+        return ""
+
+    def __call__(self, sid: str, address: str) -> str:
+        kind, _, name = address.partition(".")
+        where = self.find(rf'^\s*(sid|statement_id)\s*=\s*"{re.escape(sid)}"') if sid else ""
+        return where or self.find(rf'^resource\s+"{re.escape(kind)}"\s+"{re.escape(name)}"') or "?"
+
+
+# --- the deployed stack's policies -------------------------------------------------------------
+
+
+@dataclass
+class Carrier:
+    """A deployed policy document and how to put a changed version of it back."""
+
+    kind: str
+    holder: str
+    policy: str
+    address: str
+    document: dict[str, Any]
+    identity: str  # the role ARN for identity policies
+    apply: Callable[[dict[str, Any]], None]
+
+
+def _doc(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    parsed = json.loads(value) if value else {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def state_resources(stack: Stack) -> list[dict[str, Any]]:
+    shown = json.loads(stack.workspace.run("show", "-json", "-no-color").stdout or "{}")
+    resources: list[dict[str, Any]] = []
+    modules = [shown.get("values", {}).get("root_module", {})]
+    while modules:
+        module = modules.pop()
+        resources.extend(r for r in module.get("resources", []) if r.get("mode") == "managed")
+        modules.extend(module.get("child_modules", []))
+    return resources
+
+
+def carriers(pipeline: Pipeline, resources: list[dict[str, Any]]) -> list[Carrier]:
+    found: list[Carrier] = []
+    iam, sns, sqs = pipeline.client("iam"), pipeline.client("sns"), pipeline.client("sqs")
+    s3, kms, lam = pipeline.client("s3"), pipeline.client("kms"), pipeline.client("lambda")
+    inline = {
+        (r["values"].get("role"), r["values"].get("name")): r["address"]
+        for r in resources
+        if r["type"] == "aws_iam_role_policy"
+    }
+    for resource in resources:
+        kind, values, address = resource["type"], resource.get("values", {}), resource["address"]
+        if kind == "aws_iam_role":
+            role = iam.get_role(RoleName=values["name"])["Role"]
+            name, arn = role["RoleName"], role["Arn"]
+            found.append(
+                Carrier(
+                    "trust-policy",
+                    name,
+                    "",
+                    address,
+                    _doc(role["AssumeRolePolicyDocument"]),
+                    "",
+                    lambda d, n=name: iam.update_assume_role_policy(RoleName=n, PolicyDocument=json.dumps(d)),
+                )
+            )
+            for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+                document = _doc(iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"])
+                found.append(
+                    Carrier(
+                        "role-policy",
+                        name,
+                        policy_name,
+                        inline.get((name, policy_name), f"inline policy {policy_name} of role {name}"),
+                        document,
+                        arn,
+                        lambda d, n=name, p=policy_name: iam.put_role_policy(
+                            RoleName=n, PolicyName=p, PolicyDocument=json.dumps(d)
+                        ),
+                    )
+                )
+            for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+                policy_arn = attached["PolicyArn"]
+                version = iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"]
+                document = _doc(
+                    iam.get_policy_version(PolicyArn=policy_arn, VersionId=version)["PolicyVersion"][
+                        "Document"
+                    ]
+                )
+                found.append(
+                    Carrier(
+                        "managed-policy",
+                        name,
+                        policy_arn,
+                        f"aws_iam_role_policy_attachment (role {name})",
+                        document,
+                        arn,
+                        lambda d, a=policy_arn: _replace_managed_policy(iam, a, d),
+                    )
+                )
+        elif kind == "aws_sns_topic_policy":
+            topic = values["arn"]
+            document = _doc(sns.get_topic_attributes(TopicArn=topic)["Attributes"].get("Policy"))
+            found.append(
+                Carrier(
+                    "topic-policy",
+                    topic,
+                    "",
+                    address,
+                    document,
+                    "",
+                    lambda d, t=topic: sns.set_topic_attributes(
+                        TopicArn=t, AttributeName="Policy", AttributeValue=json.dumps(d)
+                    ),
+                )
+            )
+        elif kind == "aws_sqs_queue_policy":
+            queue = values["queue_url"]
+            document = _doc(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])["Attributes"])
+            found.append(
+                Carrier(
+                    "queue-policy",
+                    queue,
+                    "",
+                    address,
+                    _doc(document.get("Policy")),
+                    "",
+                    lambda d, q=queue: sqs.set_queue_attributes(
+                        QueueUrl=q, Attributes={"Policy": json.dumps(d)}
+                    ),
+                )
+            )
+        elif kind == "aws_s3_bucket_policy":
+            bucket = values["bucket"]
+            document = _doc(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+            found.append(
+                Carrier(
+                    "bucket-policy",
+                    bucket,
+                    "",
+                    address,
+                    document,
+                    "",
+                    lambda d, b=bucket: s3.put_bucket_policy(Bucket=b, Policy=json.dumps(d)),
+                )
+            )
+        elif kind == "aws_kms_key":
+            key = values["arn"]
+            document = _doc(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
+            found.append(
+                Carrier(
+                    "key-policy",
+                    key,
+                    "default",
+                    address,
+                    document,
+                    "",
+                    lambda d, k=key: kms.put_key_policy(KeyId=k, PolicyName="default", Policy=json.dumps(d)),
+                )
+            )
+        elif kind == "aws_lambda_permission":
+            function = values["function_name"]
+            if any(c.kind == "lambda-permission" and c.holder == function for c in found):
+                continue  # one function policy holds every permission of the function
+            document = _doc(lam.get_policy(FunctionName=function)["Policy"])
+            found.append(
+                Carrier(
+                    "lambda-permission",
+                    function,
+                    "",
+                    ", ".join(
+                        r["address"]
+                        for r in resources
+                        if r["type"] == "aws_lambda_permission"
+                        and r["values"].get("function_name") == function
+                    ),
+                    document,
+                    "",
+                    lambda d, f=function: _replace_permissions(lam, f, d),
+                )
+            )
+    return found
+
+
+def _replace_managed_policy(iam: Any, policy_arn: str, document: dict[str, Any]) -> None:
+    versions = iam.list_policy_versions(PolicyArn=policy_arn)["Versions"]
+    for version in versions:
+        if not version["IsDefaultVersion"]:
+            iam.delete_policy_version(PolicyArn=policy_arn, VersionId=version["VersionId"])
+    iam.create_policy_version(PolicyArn=policy_arn, PolicyDocument=json.dumps(document), SetAsDefault=True)
+
+
+def _replace_permissions(lam: Any, function: str, document: dict[str, Any]) -> None:
+    """Make the function policy equal `document` (statements removed or re-added by Sid)."""
+    current = _doc(lam.get_policy(FunctionName=function)["Policy"]) if _has_policy(lam, function) else {}
+    have = {s["Sid"]: s for s in as_list(current.get("Statement"))}
+    want = {s["Sid"]: s for s in as_list(document.get("Statement"))}
+    for sid in set(have) - set(want):
+        lam.remove_permission(FunctionName=function, StatementId=sid)
+    for sid in set(want) - set(have):
+        statement = want[sid]
+        if statement.get("Effect") != "Allow":
+            continue  # a function policy holds only Allows: leaving the statement out takes it away
+        arguments: dict[str, Any] = {
+            "FunctionName": function,
+            "StatementId": sid,
+            "Action": as_list(statement["Action"])[0],
+            "Principal": principals_of(statement)[0],
+        }
+        condition = statement.get("Condition", {})
+        source_arn = condition.get("ArnLike", {}).get("AWS:SourceArn")
+        source_account = condition.get("StringEquals", {}).get("AWS:SourceAccount")
+        if source_arn:
+            arguments["SourceArn"] = source_arn
+        if source_account:
+            arguments["SourceAccount"] = source_account
+        lam.add_permission(**arguments)
+
+
+def _has_policy(lam: Any, function: str) -> bool:
+    try:
+        lam.get_policy(FunctionName=function)
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ResourceNotFoundException":
+            return False
+        raise
+    return True
+
+
+# --- scenarios --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    observed: str
+
+
+class Stopped(TimedOut):
+    """The proof saw the denial it was looking for: no need to wait for the scenario's end."""
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass
+class Scenarios:
+    """The pipeline's scenarios, each a user's action and what it should lead to (AWS APIs only)."""
+
+    pipeline: Pipeline
+    fixtures: dict[str, str] = field(default_factory=dict)
+    stop: Callable[[], bool] = _never  # set by the proof: the denial it looks for has been seen
+
+    def _until(self, what: str, probe: Callable[[], Any], timeout: float) -> Any:
+        def stoppable() -> Any:
+            if self.stop():
+                raise Stopped(f"stopped waiting for {what}: the denial was seen")
+            return probe()
+
+        return wait_for(what, stoppable, timeout, interval=0.25)
+
+    def _final_execution(self, key: str, timeout: float) -> dict[str, Any]:
+        def probe() -> dict[str, Any] | None:
+            done = [e for e in self.pipeline.executions_for(key) if e["status"] in FINAL_STATES]
+            return done[0] if done else None
+
+        return self._until(f"a finished execution for {key!r}", probe, timeout)
+
+    def setup(self) -> None:
+        """A non-compliant bucket and table for the monitor, and an exempted (tagged) one of each."""
+        p, run = self.pipeline, uuid.uuid4().hex[:6]
+        s3, dynamodb = p.client("s3"), p.client("dynamodb")
+        names = {
+            "bucket": f"proof-plain-{run}",
+            "exempt_bucket": f"proof-exempt-{run}",
+            "table": f"proof-default-key-{run}",
+            "exempt_table": f"proof-exempt-{run}",
+        }
+        for bucket in (names["bucket"], names["exempt_bucket"]):
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": p.region})
+        s3.put_bucket_tagging(
+            Bucket=names["exempt_bucket"],
+            Tagging={"TagSet": [{"Key": EXEMPTION_TAG, "Value": "iam proof fixture"}]},
+        )
+        for table in (names["table"], names["exempt_table"]):
+            dynamodb.create_table(
+                TableName=table,
+                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+                Tags=[{"Key": EXEMPTION_TAG, "Value": "iam proof fixture"}]
+                if table == names["exempt_table"]
+                else [],
+            )
+        self.fixtures = names
+
+    def teardown(self) -> None:
+        p = self.pipeline
+        with contextlib.suppress(ClientError):
+            for bucket in (self.fixtures.get("bucket"), self.fixtures.get("exempt_bucket")):
+                if bucket:
+                    p.client("s3").delete_bucket(Bucket=bucket)
+            for table in (self.fixtures.get("table"), self.fixtures.get("exempt_table")):
+                if table:
+                    p.client("dynamodb").delete_table(TableName=table)
+
+    def _alert(self, needle: str, timeout: float) -> list[Any]:
+        seen: list[Any] = []
+
+        def probe() -> list[Any] | None:
+            seen.extend(a for a in self.pipeline.alerts(wait_seconds=0) if needle in a.message)
+            return seen or None
+
+        with contextlib.suppress(TimedOut):
+            self._until(f"an alert naming {needle!r}", probe, timeout)
+        return seen
+
+    def upload(self) -> Outcome:
+        key = f"proof-{uuid.uuid4().hex[:8]}/upload.csv"
+        self.pipeline.upload(key)
+        try:
+            execution = self._final_execution(key, timeout=20)
+        except TimedOut as error:
+            return Outcome(False, str(error))
+        rows = len(self.pipeline.rows_for(key))
+        return Outcome(execution["status"] == "SUCCEEDED" and rows == 1, f"{execution['status']}, {rows} row")
+
+    def rejected_key(self) -> Outcome:
+        key = f"../proof-{uuid.uuid4().hex[:8]}"
+        self.pipeline.upload(key)
+        alerts = self._alert(key, timeout=10)
+        return Outcome(len(alerts) == 1, f"{len(alerts)} alert naming the key")
+
+    def failed_write(self) -> Outcome:
+        key = f"proof-{uuid.uuid4().hex[:8]}-failing/ledger.csv"
+        with self.pipeline.denied("writer_lambda_name", "dynamodb:PutItem"):
+            self.pipeline.upload(key)
+            try:
+                execution = self._final_execution(key, timeout=60)
+            except TimedOut as error:
+                return Outcome(False, str(error))
+        attempts = self.pipeline.writer_attempts(execution["executionArn"])
+        alerts = self._alert(key, timeout=10)
+        ok = execution["status"] == "FAILED" and attempts == 4 and len(alerts) == 1
+        return Outcome(ok, f"{execution['status']} after {attempts} writer attempts, {len(alerts)} alert")
+
+    def monitor(self) -> Outcome:
+        try:
+            report = self.pipeline.invoke_monitor()
+        except AssertionError as error:
+            return Outcome(False, str(error)[:200])
+        flagged = {f["name"]: f for f in report.get("non_compliant", [])}
+        exempted = {f["name"] for f in report.get("exempted", [])}
+        fixtures = self.fixtures
+        # Where the table's tags cannot be read (MiniStack: WRONG_DENIALS) the monitor must say so.
+        unreadable = "could not be read" in flagged.get(fixtures["exempt_table"], {}).get("reason", "")
+        ok = (
+            set(flagged) - ({fixtures["exempt_table"]} if unreadable else set())
+            == {fixtures["bucket"], fixtures["table"]}
+            and exempted | ({fixtures["exempt_table"]} if unreadable else set())
+            == {fixtures["exempt_bucket"], fixtures["exempt_table"]}
+            and not report.get("errors")
+            and bool(report.get("alert_sent"))
+        )
+        errors = [f"{f['name']}: {f['reason']}" for f in report.get("errors", [])]
+        note = "; the tagged table's tags could not be read" if unreadable else ""
+        return Outcome(
+            ok, f"non-compliant {sorted(flagged)}, exempted {sorted(exempted)}, errors {errors}{note}"
+        )
+
+    def on_failure_destination(self) -> Outcome:
+        key = f"proof-{uuid.uuid4().hex[:8]}-start-fails/orders.csv"
+        with self.pipeline.denied("trigger_lambda_name", "states:StartExecution"):
+            self.pipeline.upload(key)
+            alerts = self._alert(key, timeout=30)
+        records = [a.json() or {} for a in alerts]
+        ok = len(records) == 1 and records[0].get("requestContext", {}).get("condition") == "RetriesExhausted"
+        return Outcome(ok, f"{len(records)} on-failure record(s)")
+
+    def schedule(self) -> Outcome:
+        restore = self.pipeline.run_schedule_soon(self.pipeline.outputs["security_scan_rule_name"])
+        try:
+            alerts = self._alert(self.fixtures["bucket"], timeout=90)
+        finally:
+            restore()
+        return Outcome(bool(alerts), f"{len(alerts)} scheduled scan alert(s)")
+
+
+# Scenario name -> method, and the requests a scenario denies on purpose (explicit Deny, role, action).
+SCENARIOS: dict[str, Callable[[Scenarios], Outcome]] = {
+    "upload": Scenarios.upload,
+    "rejected_key": Scenarios.rejected_key,
+    "failed_write": Scenarios.failed_write,
+    "monitor": Scenarios.monitor,
+    "on_failure_destination": Scenarios.on_failure_destination,
+    "schedule": Scenarios.schedule,
+}
+# Requests MiniStack denies although AWS allows them with the deployed grants (measured; listed in
+# the README's MiniStack differences). Neither the baseline nor a proof counts them.
+WRONG_DENIALS = {
+    "dynamodb:ListTagsOfResource": "MiniStack authorizes ListTagsOfResource against '*', not the table ARN it names",
+}
+DELIBERATE = {
+    "failed_write": ("writer", "dynamodb:PutItem"),
+    "on_failure_destination": ("trigger", "states:StartExecution"),
+}
+# Which scenarios exercise which part of the stack. A grant to a role is rerun with the scenarios of
+# the function (or state machine) using that role; a grant to a service with the scenario in which
+# that service acts; a grant on a key with the scenarios that use the key.
+COMPONENT_SCENARIOS = {
+    "trigger": ("upload", "rejected_key"),
+    "writer": ("upload",),
+    "monitor": ("monitor",),
+    "state_machine": ("failed_write",),
+}
+SERVICE_SCENARIOS = {
+    "s3.amazonaws.com": ("upload",),
+    "events.amazonaws.com": ("schedule",),
+    "lambda.amazonaws.com": ("upload", "rejected_key", "monitor"),
+    "states.amazonaws.com": ("failed_write",),
+}
+KEY_SCENARIOS = {
+    "kms_s3_key_arn": ("upload",),
+    "kms_dynamodb_key_arn": ("upload",),
+    "kms_sns_key_arn": ("rejected_key",),
+}
+
+
+# --- justifications -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Justification:
+    """Why no emulator here can show a grant, and the AWS document that requires it."""
+
+    kinds: tuple[str, ...]
+    actions: tuple[str, ...]  # fnmatch patterns
+    reason: str
+    reference: str
+    # the grant must also match: a principal pattern, or a kms:ViaService value in its condition
+    principal: str = "*"
+    via_service: str = ""
+    component: str = ""  # for identity grants: which part of the stack holds the role
+
+    def matches(self, grant: Grant, component: str) -> bool:
+        if grant.kind not in self.kinds or not any(
+            fnmatch.fnmatchcase(grant.action, a) for a in self.actions
+        ):
+            return False
+        if self.component and component != self.component:
+            return False
+        if self.via_service and f'"{self.via_service}.' not in grant.condition:
+            return False
+        if self.via_service == "" and "kms:ViaService" in grant.condition:
+            return False
+        return any(fnmatch.fnmatchcase(p, self.principal) for p in grant.principals) or self.principal == "*"
+
+
+NOT_CHECKED_LOGS = (
+    "the Lambda service writes the function's output to CloudWatch Logs with the execution role; "
+    "MiniStack writes function logs itself, without authorizing them"
+)
+NOT_CHECKED_XRAY = (
+    "X-Ray segments are sent by the runtime with the execution role; MiniStack emulates no X-Ray"
+)
+VIA_SERVICE = (
+    "the service calls KMS on the caller's behalf (kms:ViaService); MiniStack authorizes no "
+    "service-to-KMS call, only direct KMS requests"
+)
+SFN_ROLE = (
+    "MiniStack runs Step Functions tasks and log delivery without the state machine's role, so "
+    "nothing it does is authorized as that role"
+)
+JUSTIFICATIONS: tuple[Justification, ...] = (
+    Justification(
+        ("role-policy",),
+        ("logs:CreateLogStream", "logs:PutLogEvents"),
+        NOT_CHECKED_LOGS,
+        "https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html",
+    ),
+    Justification(
+        ("role-policy",),
+        ("xray:PutTraceSegments", "xray:PutTelemetryRecords"),
+        NOT_CHECKED_XRAY,
+        "https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html",
+        component="lambda",
+    ),
+    Justification(
+        ("role-policy",),
+        ("kms:Decrypt", "kms:GenerateDataKey*"),
+        f"publishing to the SSE-KMS alert topic: {VIA_SERVICE}",
+        "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
+    ),
+    Justification(
+        ("role-policy",),
+        ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"),
+        f"the writer's PutItem on the table encrypted with the customer-managed key: {VIA_SERVICE}",
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html",
+        via_service="dynamodb",
+    ),
+    Justification(
+        ("role-policy",),
+        ("lambda:InvokeFunction",),
+        f"the state machine invokes the writer: {SFN_ROLE}",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/lambda-iam.html",
+        component="state_machine",
+    ),
+    Justification(
+        ("role-policy",),
+        ("sns:Publish", "kms:Decrypt", "kms:GenerateDataKey*"),
+        f"NotifyFailure publishes to the encrypted alert topic: {SFN_ROLE}",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/sns-iam.html",
+        component="state_machine",
+    ),
+    Justification(
+        ("role-policy",),
+        (
+            "logs:CreateLogDelivery",
+            "logs:DeleteLogDelivery",
+            "logs:DescribeLogGroups",
+            "logs:DescribeResourcePolicies",
+            "logs:GetLogDelivery",
+            "logs:ListLogDeliveries",
+            "logs:PutResourcePolicy",
+            "logs:UpdateLogDelivery",
+        ),
+        f"execution logging (level ALL) is delivered with the state machine's role: {SFN_ROLE}",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html",
+        component="state_machine",
+    ),
+    Justification(
+        ("role-policy",),
+        (
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords",
+            "xray:GetSamplingRules",
+            "xray:GetSamplingTargets",
+        ),
+        f"X-Ray tracing of executions: {SFN_ROLE}; MiniStack emulates no X-Ray",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/concepts-xray-tracing.html",
+        component="state_machine",
+    ),
+    Justification(
+        ("role-policy",),
+        ("dynamodb:ListTagsOfResource",),
+        "the monitor reads the exemption tag of a non-compliant table; MiniStack authorizes "
+        "ListTagsOfResource against '*' instead of the table ARN, so it denies it with or without the "
+        "grant (AWS authorizes it on the table resource)",
+        "https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html",
+    ),
+    Justification(
+        ("trust-policy",),
+        ("sts:AssumeRole",),
+        "Lambda assumes the execution role as lambda.amazonaws.com; MiniStack hands the function the "
+        "role's credentials without evaluating the trust policy",
+        "https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html",
+        principal="lambda.amazonaws.com",
+    ),
+    Justification(
+        ("trust-policy",),
+        ("sts:AssumeRole",),
+        "Step Functions assumes the state machine's role as states.amazonaws.com; MiniStack never assumes it",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/procedure-create-iam-role.html",
+        principal="states.amazonaws.com",
+    ),
+    Justification(
+        ("lambda-permission",),
+        ("lambda:InvokeFunction",),
+        "S3 invokes the trigger for each upload only if the function policy allows s3.amazonaws.com; "
+        "MiniStack delivers notifications without checking the function policy",
+        "https://docs.aws.amazon.com/lambda/latest/dg/with-s3.html",
+        principal="s3.amazonaws.com",
+    ),
+    Justification(
+        ("lambda-permission",),
+        ("lambda:InvokeFunction",),
+        "EventBridge runs the monitor on its schedule only if the function policy allows "
+        "events.amazonaws.com; MiniStack invokes rule targets without checking it",
+        "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html",
+        principal="events.amazonaws.com",
+    ),
+    Justification(
+        ("topic-policy",),
+        ("sns:Publish",),
+        "CloudWatch alarm actions publish as cloudwatch.amazonaws.com, which the topic policy must "
+        "allow; MiniStack's alarms publish without a principal",
+        "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
+        principal="cloudwatch.amazonaws.com",
+    ),
+    Justification(
+        ("key-policy",),
+        (
+            "kms:Create*",
+            "kms:Describe*",
+            "kms:Enable*",
+            "kms:List*",
+            "kms:Put*",
+            "kms:Update*",
+            "kms:Revoke*",
+            "kms:Disable*",
+            "kms:Get*",
+            "kms:Delete*",
+            "kms:TagResource",
+            "kms:UntagResource",
+            "kms:ScheduleKeyDeletion",
+            "kms:CancelKeyDeletion",
+        ),
+        "key administration by principals of the account (Terraform, operators), the key "
+        "administrator permissions of AWS's default key policy; never used by the pipeline, and the "
+        "deployer here is the account root, which MiniStack lets past every key policy",
+        "https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html",
+        principal="arn:aws:iam::*:root",
+    ),
+    Justification(
+        ("key-policy",),
+        ("kms:GenerateDataKey", "kms:Decrypt"),
+        f"uploads (GenerateDataKey) and reads (Decrypt) of SSE-KMS objects: {VIA_SERVICE}",
+        "https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html",
+        via_service="s3",
+    ),
+    Justification(
+        ("key-policy",),
+        (
+            "kms:Decrypt",
+            "kms:DescribeKey",
+            "kms:Encrypt",
+            "kms:GenerateDataKey*",
+            "kms:ReEncrypt*",
+            "kms:CreateGrant",
+        ),
+        f"DynamoDB uses the table's customer-managed key for the caller: {VIA_SERVICE}",
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html",
+        via_service="dynamodb",
+    ),
+    Justification(
+        ("key-policy",),
+        ("kms:Decrypt", "kms:GenerateDataKey*"),
+        f"publishers to the SSE-KMS topic need these on the topic's key: {VIA_SERVICE}",
+        "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
+        via_service="sns",
+    ),
+    Justification(
+        ("key-policy",),
+        ("kms:Decrypt", "kms:GenerateDataKey*"),
+        "CloudWatch alarms publish to the encrypted topic as cloudwatch.amazonaws.com, which the "
+        "key policy must allow; MiniStack's alarms publish without KMS",
+        "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
+        principal="cloudwatch.amazonaws.com",
+    ),
+    Justification(
+        ("key-policy",),
+        ("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"),
+        "CloudWatch Logs encrypts the stack's log groups as logs.<region>.amazonaws.com; MiniStack "
+        "stores log events unencrypted",
+        "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html",
+        principal="logs.*.amazonaws.com",
+    ),
+)
+
+
+# --- the proof ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    grant: Grant
+    status: str  # proven | justified | unproven
+    scenario: str = ""
+    denial: str = ""
+    reason: str = ""
+    reference: str = ""
+
+    def entry(self) -> dict[str, Any]:
+        grant = asdict(self.grant)
+        grant["principals"] = list(self.grant.principals)
+        return {
+            **grant,
+            "status": self.status,
+            "scenario": self.scenario,
+            "denial": self.denial,
+            "reason": self.reason,
+            "reference": self.reference,
+        }
+
+
+@dataclass
+class Proof:
+    pipeline: Pipeline
+    server: MiniStack
+    scenarios: Scenarios
+    components: dict[str, str] = field(default_factory=dict)  # role name -> component
+    role_arns: dict[str, str] = field(default_factory=dict)  # role ARN -> role name
+    log: Callable[[str], None] = print
+
+    def discover(self) -> None:
+        """Which role is whose (from the deployed functions and state machine)."""
+        outputs = self.pipeline.outputs
+        for component, output in (
+            ("trigger", "trigger_lambda_name"),
+            ("writer", "writer_lambda_name"),
+            ("monitor", "lambda_security_monitor_function_name"),
+        ):
+            arn = self.pipeline.client("lambda").get_function_configuration(FunctionName=outputs[output])[
+                "Role"
+            ]
+            self.components[arn.rsplit("/", 1)[-1]] = component
+            self.role_arns[arn] = arn.rsplit("/", 1)[-1]
+        machine = self.pipeline.client("stepfunctions").describe_state_machine(
+            stateMachineArn=outputs["step_function_arn"]
+        )
+        self.components[machine["roleArn"].rsplit("/", 1)[-1]] = "state_machine"
+        self.role_arns[machine["roleArn"]] = machine["roleArn"].rsplit("/", 1)[-1]
+
+    def component_of(self, grant: Grant) -> str:
+        role = self.role_arns.get(grant.principals[0], "") if grant.principals else ""
+        if grant.kind in ("role-policy", "managed-policy", "trust-policy"):
+            role = grant.holder
+        return self.components.get(role, "")
+
+    def scenarios_for(self, grant: Grant) -> tuple[str, ...]:
+        names: list[str] = []
+        if grant.kind in ("role-policy", "managed-policy", "trust-policy"):
+            names += COMPONENT_SCENARIOS.get(self.components.get(grant.holder, ""), ())
+        elif grant.kind == "key-policy":
+            for output, scenarios in KEY_SCENARIOS.items():
+                if self.pipeline.outputs.get(output) == grant.holder:
+                    names += scenarios
+        else:
+            for principal in grant.principals:
+                names += SERVICE_SCENARIOS.get(principal, ())
+                names += COMPONENT_SCENARIOS.get(
+                    self.components.get(self.role_arns.get(principal, ""), ""), ()
+                )
+        return tuple(dict.fromkeys(names))
+
+    def deliberate(self, denial: Denial, scenario: str) -> bool:
+        component, action = DELIBERATE.get(scenario, ("", ""))
+        role = next((r for r, c in self.components.items() if c == component), "\0")
+        return denial.action.lower() == action.lower() and f"/{role}/" in denial.principal
+
+    def run(
+        self, names: tuple[str, ...], wanted: set[str] | None = None
+    ) -> tuple[dict[str, Outcome], list[tuple[str, Denial]]]:
+        """Run the scenarios; with `wanted` (actions), stop a scenario's waiting once one is denied."""
+        outcomes, denials = {}, []
+        for name in names:
+            offset = self.server.denial_offset()
+            if wanted:
+                self.scenarios.stop = lambda o=offset: any(
+                    d.action.lower() in wanted for d in self.server.denials(o)[0]
+                )
+            try:
+                outcomes[name] = SCENARIOS[name](self.scenarios)
+            finally:
+                self.scenarios.stop = _never
+            time.sleep(0.3)  # let the last asynchronous requests of the scenario reach the log
+            found, _ = self.server.denials(offset)
+            denials += [
+                (name, d) for d in found if not self.deliberate(d, name) and d.action not in WRONG_DENIALS
+            ]
+        return outcomes, denials
+
+    def baseline(self) -> bool:
+        outcomes, denials = self.run(tuple(SCENARIOS))
+        for name, outcome in outcomes.items():
+            self.log(f"  baseline {name:<24} {'ok ' if outcome.ok else 'BAD'} {outcome.observed}")
+        for name, denial in denials:
+            self.log(f"  baseline {name}: unexpected denial: {denial.describe()}")
+        for action, why in WRONG_DENIALS.items():
+            self.log(f"  baseline: {action} denied as a known MiniStack difference ({why}), not counted")
+        return all(o.ok for o in outcomes.values()) and not denials
+
+    @staticmethod
+    def denial_of(grant: Grant, denials: list[tuple[str, Denial]]) -> tuple[str, Denial] | None:
+        for scenario, denial in denials:
+            if denial.action.lower() != grant.action.lower():
+                continue
+            if (
+                grant.kind in ("role-policy", "managed-policy")
+                and f"/{grant.holder}/" not in denial.principal
+            ):
+                continue
+            return scenario, denial
+        return None
+
+    @contextlib.contextmanager
+    def taken_away(self, carrier: Carrier, index: int, actions: set[str]) -> Iterator[None]:
+        carrier.apply(without(carrier.document, index, actions))
+        try:
+            yield
+        finally:
+            carrier.apply(carrier.document)
+
+    def prove(self, carrier: Carrier, grants: list[Grant]) -> list[Result]:
+        """The grants of one statement: take them away together, then one by one where denied."""
+        results: list[Result] = []
+        names = self.scenarios_for(grants[0])
+        remaining = [g for g in grants if not g.action.startswith("NotAction:")] if names else []
+        seen: dict[str, tuple[str, Denial]] = {}
+        while remaining:
+            with self.taken_away(carrier, grants[0].index, {g.action for g in remaining}):
+                _, denials = self.run(names, {g.action.lower() for g in remaining})
+            hits = {g.action: hit for g in remaining if (hit := self.denial_of(g, denials))}
+            if not hits:
+                break
+            for grant in [g for g in remaining if g.action in hits]:
+                hit: tuple[str, Denial] | None = hits[grant.action]
+                if len(remaining) > 1:  # confirm with this one action taken away alone
+                    with self.taken_away(carrier, grant.index, {grant.action}):
+                        order = (hits[grant.action][0], *(n for n in names if n != hits[grant.action][0]))
+                        _, alone = self.run(order, {grant.action.lower()})
+                    hit = self.denial_of(grant, alone)
+                if hit:
+                    seen[grant.action] = hit
+            remaining = [g for g in remaining if g.action not in hits]
+        for grant in grants:
+            if grant.action in seen:
+                scenario, denial = seen[grant.action]
+                text = denial_text(denial.message) if denial.message else denial.describe()
+                results.append(Result(grant, "proven", scenario=scenario, denial=text))
+                continue
+            justification = next(
+                (j for j in JUSTIFICATIONS if j.matches(grant, justification_component(self, grant))), None
+            )
+            if justification is not None:
+                results.append(
+                    Result(grant, "justified", reason=justification.reason, reference=justification.reference)
+                )
+            else:
+                tried = ", ".join(names) or "no scenario exercises this principal"
+                results.append(
+                    Result(
+                        grant,
+                        "unproven",
+                        reason=f"taking it away caused no denial ({tried}); no justification",
+                    )
+                )
+        return results
+
+
+def _lambda_component(component: str) -> str:
+    return "lambda" if component in ("trigger", "writer", "monitor") else component
+
+
+def justification_component(proof: Proof, grant: Grant) -> str:
+    return _lambda_component(proof.component_of(grant))
+
+
+def enumerate_grants(carriers_found: list[Carrier], locate: Locator) -> list[tuple[Carrier, list[Grant]]]:
+    """(carrier, grants of one statement) for every Allow statement."""
+    groups: list[tuple[Carrier, list[Grant]]] = []
+    for carrier in carriers_found:
+        grants = grants_of(
+            carrier.document,
+            kind=carrier.kind,
+            holder=carrier.holder,
+            policy=carrier.policy,
+            address=carrier.address,
+            locate=locate,
+            identity=carrier.identity,
+        )
+        by_statement: dict[int, list[Grant]] = {}
+        for grant in grants:
+            by_statement.setdefault(grant.index, []).append(grant)
+        groups += [(carrier, statement) for statement in by_statement.values()]
+    return groups
+
+
+def denial_text(message: str) -> str:
+    """The human part of a denial response (S3 answers XML, the others JSON), on one line."""
+    match = re.search(r"<Message>(.*?)</Message>", message, flags=re.S)
+    if match:
+        message = match.group(1)
+    else:
+        with contextlib.suppress(ValueError):
+            body = json.loads(message)
+            if isinstance(body, dict):
+                message = str(body.get("message") or body.get("Message") or message)
+    return " ".join(message.split())
+
+
+def note_overlaps(results: list[Result]) -> None:
+    """Say, for an unproven grant, which other grant gives the same principal the same action.
+
+    Within one account a request is allowed when either the identity policy or the resource policy
+    allows it, so of two such grants neither can be shown alone: one of them has to go.
+    """
+    for result in results:
+        if result.status != "unproven":
+            continue
+        mine = set(result.grant.principals)
+        for other in results:
+            if other is result or other.grant.action != result.grant.action:
+                continue
+            if mine & set(other.grant.principals):
+                result.reason += (
+                    f"; the same principal also gets it from {other.grant.label()} ({other.grant.declared}): "
+                    f"within one account either grant suffices ({AWS_EVALUATION})"
+                )
+                break
+
+
+def table(results: list[Result]) -> str:
+    rows = [("STATUS", "GRANT", "DECLARED", "EVIDENCE")]
+    for result in results:
+        denied = (
+            result.denial[result.denial.find("not authorized") :] if "not authorized" in result.denial else ""
+        )
+        evidence = f"{result.scenario}: {denied[:100]}" if result.status == "proven" else result.reason[:110]
+        rows.append((result.status, result.grant.label(), result.grant.declared, evidence))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(
+        f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {row[2].ljust(widths[2])}  {row[3]}"
+        for row in rows
+    )
+
+
+def summary(results: list[Result]) -> str:
+    count = {
+        status: sum(r.status == status for r in results) for status in ("proven", "justified", "unproven")
+    }
+    return (
+        f"{count['proven']} of {len(results)} grants proven, {count['justified']} justified, "
+        f"{count['unproven']} unproven"
+    )
+
+
+def run(provider: str | None, report: Path = REPORT) -> int:
+    started = time.monotonic()
+    server = MiniStack(port=0, name="iam-proof")
+    print("[iam-proof] MiniStack with AUTH=true (IAM, resource and key policies enforced) ...", flush=True)
+    server.start()
+    stack = Stack.staged(server.endpoint_url, provider, name="iam-proof", ca_bundle=server.ca_bundle)
+    results: list[Result] = []
+    baseline_ok = False
+    try:
+        print(f"[iam-proof] terraform apply with hashicorp/aws {stack.provider} ...", flush=True)
+        outputs = stack.deploy()
+        pipeline = Pipeline(server.endpoint_url, outputs, ca_bundle=server.ca_bundle)
+        pipeline.subscribe_alerts("iam-proof-alerts")
+        scenarios = Scenarios(pipeline)
+        scenarios.setup()
+        proof = Proof(pipeline, server, scenarios)
+        proof.discover()
+        print(
+            f"[iam-proof] baseline: every scenario, no denial ({time.monotonic() - started:.0f} s) ...",
+            flush=True,
+        )
+        baseline_ok = proof.baseline()
+        groups = enumerate_grants(carriers(pipeline, state_resources(stack)), Locator())
+        total = sum(len(g) for _, g in groups)
+        print(f"[iam-proof] {total} grants in {len(groups)} statements; taking each away ...", flush=True)
+        for carrier, grants in groups:
+            results += proof.prove(carrier, grants)
+        note_overlaps(results)
+        scenarios.teardown()
+        pipeline.empty_bucket()  # see tests/e2e: MiniStack's force_destroy cannot delete keys with '+'
+    finally:
+        try:
+            if stack.has_state():
+                stack.destroy(timeout=300)
+        finally:
+            stack.remove_overrides()
+            server.stop()
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(
+        json.dumps(
+            {
+                "backend": "ministack (AUTH=true)",
+                "provider": stack.provider,
+                "baseline_ok": baseline_ok,
+                "seconds": round(time.monotonic() - started),
+                "summary": summary(results),
+                "grants": [r.entry() for r in results],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(table(results))
+    print(f"[iam-proof] {report.relative_to(ROOT)} written; {time.monotonic() - started:.0f} s in all")
+    if not baseline_ok:
+        print("[iam-proof] the baseline failed: a scenario misbehaved or a request was denied (see above)")
+    unproven = [r for r in results if r.status == "unproven"]
+    for result in unproven:
+        print(
+            f"[iam-proof] UNPROVEN: {result.grant.label()} ({result.grant.declared}): remove it, or add a scenario"
+        )
+    print(summary(results))
+    return 0 if baseline_ok and not unproven and results else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devkit.iam_proof", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--provider", default=None, help="hashicorp/aws version (default: newest offline)")
+    parser.add_argument("--report", type=Path, default=REPORT)
+    args = parser.parse_args(argv)
+    try:
+        return run(args.provider, args.report)
+    except (MiniStackError, workspace.TerraformError, toolchain.ToolchainError) as error:
+        print(f"iam-proof: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
