@@ -266,3 +266,57 @@ resource "aws_iam_role_policy" "step_functions" {
   role   = aws_iam_role.step_functions.id
   policy = data.aws_iam_policy_document.step_functions.json
 }
+
+# --- Operators: scripts/reconcile.py compares bucket, table and executions and re-drives what is missing ---
+
+# Attached to nothing here: an operator's role or group gets it from output reconcile_operator_policy_json.
+data "aws_iam_policy_document" "reconcile_operator" {
+  statement {
+    sid       = "ListUploadVersions"
+    effect    = "Allow"
+    actions   = ["s3:ListBucketVersions"]
+    resources = [aws_s3_bucket.uploads.arn]
+  }
+
+  statement {
+    sid       = "ScanMetadata"
+    effect    = "Allow"
+    actions   = ["dynamodb:Scan"]
+    resources = [aws_dynamodb_table.metadata.arn]
+  }
+
+  statement {
+    sid    = "ReadTableKeyThroughDynamoDB"
+    effect = "Allow"
+    # Reading a table encrypted with a customer-managed key: DynamoDB decrypts the table key as the caller.
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.dynamodb.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["dynamodb.${var.aws_region}.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid       = "ListIngestionExecutions"
+    effect    = "Allow"
+    actions   = ["states:ListExecutions"]
+    resources = [aws_sfn_state_machine.ingestion.arn]
+  }
+
+  statement {
+    sid       = "DescribeIngestionExecutions"
+    effect    = "Allow"
+    actions   = ["states:DescribeExecution"]
+    resources = ["arn:${local.partition}:states:${var.aws_region}:${local.account_id}:execution:${aws_sfn_state_machine.ingestion.name}:*"]
+  }
+
+  statement {
+    sid       = "RedriveMissingUploads"
+    effect    = "Allow"
+    actions   = ["states:StartExecution"]
+    resources = [aws_sfn_state_machine.ingestion.arn]
+  }
+}

@@ -62,3 +62,8 @@ output "kms_logs_key_arn" {
   description = "ARN of the customer-managed key encrypting the log groups."
   value       = aws_kms_key.logs.arn
 }
+
+output "reconcile_operator_policy_json" {
+  description = "IAM policy (JSON) for operators running scripts/reconcile.py, --redrive included; attach it to their role."
+  value       = data.aws_iam_policy_document.reconcile_operator.json
+}

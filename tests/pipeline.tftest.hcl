@@ -977,3 +977,48 @@ run "invalid_names_are_rejected" {
     var.security_exemption_tag_key, var.trigger_reserved_concurrency, var.writer_reserved_concurrency,
   ]
 }
+
+run "reconcile_operator_policy_grants_exactly_what_the_tool_calls" {
+  command = plan
+
+  # The document's json stays unknown at plan under the mock provider: its statements are asserted
+  # (compared as JSON, since a map of objects never equals an object literal's type).
+  assert {
+    condition = jsonencode({
+      for s in data.aws_iam_policy_document.reconcile_operator.statement : s.sid => {
+        effect    = s.effect
+        actions   = sort(tolist(s.actions))
+        resources = sort(tolist(s.resources))
+      }
+      }) == jsonencode({
+      ListUploadVersions = {
+        effect = "Allow", actions = ["s3:ListBucketVersions"], resources = [aws_s3_bucket.uploads.arn]
+      }
+      ScanMetadata = {
+        effect = "Allow", actions = ["dynamodb:Scan"], resources = [aws_dynamodb_table.metadata.arn]
+      }
+      ReadTableKeyThroughDynamoDB = {
+        effect = "Allow", actions = ["kms:Decrypt"], resources = [aws_kms_key.dynamodb.arn]
+      }
+      ListIngestionExecutions = {
+        effect = "Allow", actions = ["states:ListExecutions"], resources = [aws_sfn_state_machine.ingestion.arn]
+      }
+      DescribeIngestionExecutions = {
+        effect = "Allow", actions = ["states:DescribeExecution"], resources = ["arn:aws:states:eu-central-1:123456789012:execution:file-ingestion-dev-ingestion:*"]
+      }
+      RedriveMissingUploads = {
+        effect = "Allow", actions = ["states:StartExecution"], resources = [aws_sfn_state_machine.ingestion.arn]
+      }
+    })
+    error_message = "the operator may list the bucket's versions, scan the table, list/describe/start the state machine's executions, nothing else"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.reconcile_operator.statement : s if s.sid == "ReadTableKeyThroughDynamoDB"
+      && length(s.condition) == 1
+      && anytrue([for c in s.condition : c.test == "StringEquals" && c.variable == "kms:ViaService" && toset(c.values) == toset(["dynamodb.eu-central-1.amazonaws.com"])])
+    ]) != null
+    error_message = "the operator uses the table's key only through DynamoDB"
+  }
+}

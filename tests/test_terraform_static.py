@@ -222,6 +222,27 @@ def test_every_output_has_a_description_and_the_seed_names_exist() -> None:
     } <= set(outputs)
 
 
+def test_the_reconcile_operator_policy_grants_exactly_the_calls_the_tool_makes() -> None:
+    """scripts/reconcile.py names the IAM action of every AWS call it makes (``aws_errors(...)``);
+    the operator policy grants those, plus the table key's use through DynamoDB, and is an output."""
+    document = policy_documents()["reconcile_operator"]
+    granted = {str(unquote(a)) for statement in document["statement"] for a in statement["actions"]}
+    script = (ROOT / "scripts" / "reconcile.py").read_text()
+    called = set(re.findall(r'aws_errors\(\s*"([a-z0-9]+:[A-Za-z]+)"', script))
+    assert called == {
+        "s3:ListBucketVersions",
+        "dynamodb:Scan",
+        "states:ListExecutions",
+        "states:DescribeExecution",
+        "states:StartExecution",
+    }
+    assert granted == called | {"kms:Decrypt"}
+    outputs = {name: body for _, _, name, body in blocks("output")}
+    assert outputs["reconcile_operator_policy_json"]["value"] == (
+        "${data.aws_iam_policy_document.reconcile_operator.json}"
+    )
+
+
 def test_provider_file_is_for_real_aws_only() -> None:
     document = parsed()["provider.tf"]
     terraform = document["terraform"][0]
