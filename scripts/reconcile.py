@@ -301,7 +301,7 @@ class Action(StrEnum):
     START_FAILED = "start_failed"
     UNVERSIONED = "cannot_redrive_unversioned"  # see the module docstring
     TOO_MANY_ATTEMPTS = "cannot_redrive_too_many_attempts"
-    TIMESTAMP_TAKEN = "cannot_redrive_timestamp_taken"  # see _with_free_timestamps
+    TIMESTAMP_TAKEN = "cannot_redrive_timestamp_taken"  # see Reconciliation.with_free_timestamps
 
 
 @dataclass(frozen=True)
