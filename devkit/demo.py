@@ -143,7 +143,9 @@ def step_monitor(p: Pipeline, run_id: str) -> Step:
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    say(f"      created bucket {bucket} (no default encryption) and table {table} (AWS-owned key)")
+    say(
+        f"      created bucket {bucket} (no KMS: at most the default SSE-S3) and table {table} (AWS-owned key)"
+    )
     say("      invoking the security monitor")
     try:
         report = p.invoke_monitor()

@@ -22,8 +22,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from devkit import backends, overrides, toolchain, workspace
 from devkit.ministack import MiniStack
+from devkit.pipeline import Pipeline
 
 ROOT = toolchain.ROOT
 
@@ -192,6 +195,14 @@ def up(port: int, provider: str | None, endpoint: str | None, emulator: str = ba
     return 0
 
 
+def _empty_bucket(stack: Stack) -> None:
+    """MiniStack ignores encoding-type=url, so force_destroy never deletes a key with '+': empty it first."""
+    try:
+        Pipeline(stack.endpoint, stack.outputs(), ca_bundle=stack.ca_bundle).empty_bucket()
+    except (BotoCoreError, ClientError, KeyError) as error:
+        print(f"emptying the upload bucket failed ({error}); destroy may not finish", file=sys.stderr)
+
+
 def leftovers(stack: Stack, managed: Managed) -> list[str]:
     """What `down` leaves behind, for its closing message."""
     found = []
@@ -213,6 +224,8 @@ def down(port: int, endpoint: str | None, emulator: str = backends.DEFAULT, dire
     running = managed.running()
     if stack.has_state() and running:
         try:
+            if managed.name == "ministack":
+                _empty_bucket(stack)
             stack.destroy()
             print("stack destroyed")
         except workspace.TerraformError as error:
