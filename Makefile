@@ -17,9 +17,12 @@ PORT     ?= 4566
 PROVIDER ?=
 # Set to deploy onto an AWS emulator you run yourself (e.g. LocalStack at http://localhost:4566).
 ENDPOINT ?=
+# The local AWS that demo/up/down start: embedded (default) or ministack (IAM enforced, own venv in
+# .tools/ministack). For e2e it picks the backends of the suite (default: both).
+EMULATOR ?=
 PYTEST_ARGS ?=
 
-.PHONY: help venv package toolchain lint fmt tf-check unit e2e test demo up down bench clean
+.PHONY: help venv package toolchain lint fmt tf-check checkov unit e2e iam-proof test demo up down bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +55,21 @@ fmt: $(STAMP) ## format Python and HCL in place
 tf-check: package toolchain ## terraform init/validate/test against every offline provider version
 	$(PY) -m devkit.tfcheck
 
+# checkov has its own venv: it pins boto3 1.35.49, the dev requirements 1.44. The environment keeps it
+# offline: no update check against PyPI, no platform downloads or uploads (also set in .checkov.yaml).
+CHECKOV_VENV  := .tools/checkov-venv
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHECKOV_ENV   := env -u BC_API_KEY -u PRISMA_API_URL CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE CHECKOV_RUN_SCA_PACKAGE_SCAN=false
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON_BOOTSTRAP) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
+	[ -x $(CHECKOV_VENV)/bin/python ] || $(PYTHON_BOOTSTRAP) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $@
+
+checkov: $(CHECKOV_STAMP) ## checkov on the Terraform, offline; accepted skips are in .checkov.yaml
+	$(CHECKOV_ENV) $(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml
+
 unit: $(STAMP) ## handler unit tests with per-package coverage
 	mkdir -p build
 	$(LOCAL_AWS) $(PY) -m pytest tests/unit --disable-socket \
@@ -59,27 +77,35 @@ unit: $(STAMP) ## handler unit tests with per-package coverage
 	  --cov-report=term --cov-report=json:build/coverage.json $(PYTEST_ARGS)
 	$(PY) scripts/check_coverage.py build/coverage.json
 
-e2e: package toolchain ## deploy onto the embedded emulator and run the pipeline tests
-	$(LOCAL_AWS) $(PY) -m pytest tests/e2e --allow-hosts=127.0.0.1,localhost,::1 $(PYTEST_ARGS)
+e2e: package toolchain ## deploy onto each emulator (EMULATOR=... for one) and run the pipeline tests
+	$(LOCAL_AWS) E2E_BACKENDS=$(EMULATOR) $(PY) -m pytest tests/e2e --allow-hosts=127.0.0.1,localhost,::1 $(PYTEST_ARGS)
 
-test: lint tf-check ## everything: lint, terraform checks on each provider, all pytest suites
+iam-proof: package toolchain ## on MiniStack: every IAM grant of the stack is needed (build/iam-proof.json)
+	mkdir -p build
+	$(LOCAL_AWS) $(PY) -m devkit.iam_proof $(if $(PROVIDER),--provider $(PROVIDER))
+
+test: lint tf-check checkov ## everything: lint, terraform checks on each provider, checkov, all pytest suites
 	mkdir -p build
 	$(LOCAL_AWS) $(PY) -m pytest tests --allow-hosts=127.0.0.1,localhost,::1 \
 	  --cov=lambda_trigger --cov=lambda_writer --cov=lambda_security_monitor --cov=lambda_common \
 	  --cov-report=term --cov-report=json:build/coverage.json $(PYTEST_ARGS)
 	$(PY) scripts/check_coverage.py build/coverage.json
+	$(LOCAL_AWS) $(PY) -m devkit.iam_proof
 
-demo: package toolchain ## the pipeline end to end on the embedded emulator (no Docker)
-	$(LOCAL_AWS) $(PY) -m devkit.demo --port $(PORT) $(if $(PROVIDER),--provider $(PROVIDER))
+demo: package toolchain ## the pipeline end to end on the embedded emulator (EMULATOR=ministack: MiniStack)
+	$(LOCAL_AWS) $(PY) -m devkit.demo --port $(PORT) $(if $(PROVIDER),--provider $(PROVIDER)) $(if $(EMULATOR),--emulator $(EMULATOR))
 
 up: package toolchain ## start the emulator on 127.0.0.1:$(PORT) and deploy the stack into the repo root
-	$(LOCAL_AWS) $(PY) -m devkit.stack up --port $(PORT) $(if $(PROVIDER),--provider $(PROVIDER)) $(if $(ENDPOINT),--endpoint $(ENDPOINT))
+	$(LOCAL_AWS) $(PY) -m devkit.stack up --port $(PORT) $(if $(PROVIDER),--provider $(PROVIDER)) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(EMULATOR),--emulator $(EMULATOR))
 
 down: $(STAMP) ## destroy the stack deployed by `make up` and stop the emulator
-	$(LOCAL_AWS) $(PY) -m devkit.stack down --port $(PORT) $(if $(ENDPOINT),--endpoint $(ENDPOINT))
+	$(LOCAL_AWS) $(PY) -m devkit.stack down --port $(PORT) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(EMULATOR),--emulator $(EMULATOR))
 
-bench: $(STAMP) ## benchmarks of the handlers and the key validator (pytest-benchmark, moto in-process)
-	$(LOCAL_AWS) $(PY) -m pytest benchmarks --benchmark-only --disable-socket $(PYTEST_ARGS)
+bench: package toolchain ## benchmarks: handlers (pytest-benchmark), then the whole system (build/bench-system.json)
+	mkdir -p build
+	$(LOCAL_AWS) $(PY) -m pytest benchmarks --benchmark-only --disable-socket \
+	  --benchmark-json=build/bench-handlers.json $(PYTEST_ARGS)
+	$(LOCAL_AWS) $(PY) -m benchmarks.system --handlers-json build/bench-handlers.json
 
 clean: ## remove build output, the venv's tools, terraform working data (not the venv)
 	rm -rf build dist .tools .emulator .pytest_cache .ruff_cache .coverage htmlcov
