@@ -69,6 +69,15 @@ data "aws_iam_policy_document" "trigger" {
     actions   = ["states:StartExecution"]
     resources = [aws_sfn_state_machine.ingestion.arn]
   }
+
+  # When a start keeps failing (throttled), another delivery of the same S3 event may already
+  # have started the execution: then this delivery is a duplicate, not a failure to alert about.
+  statement {
+    sid       = "SeeWhetherAnotherDeliveryStartedIt"
+    effect    = "Allow"
+    actions   = ["states:DescribeExecution"]
+    resources = ["arn:${local.partition}:states:${var.aws_region}:${local.account_id}:execution:${aws_sfn_state_machine.ingestion.name}:*"]
+  }
 }
 
 resource "aws_iam_role" "trigger" {

@@ -102,3 +102,11 @@ def parse_execution_name(name: str) -> NameParts | None:
         return None
     attempt = match.group("attempt")
     return NameParts(digest=match.group("digest"), attempt=int(attempt) if attempt else 0)
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of execution ``name`` of a state machine (``...:stateMachine:M`` -> ``...:execution:M:name``)."""
+    prefix, marker, machine = state_machine_arn.rpartition(":stateMachine:")
+    if not marker or not machine:
+        raise ValueError(f"not a state machine ARN: {state_machine_arn!r}")
+    return f"{prefix}:execution:{machine}:{name}"

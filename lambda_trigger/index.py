@@ -35,7 +35,7 @@ from lambda_common.alerts import (
 )
 from lambda_common.contract import ExecutionInput
 from lambda_common.key_validation import InvalidKeyError, decode_s3_key, validate_key
-from lambda_common.naming import execution_name
+from lambda_common.naming import execution_arn, execution_name
 
 # Powertools has no built-in correlation path for S3 notifications; S3's request id ties the log
 # lines to the PutObject call in CloudTrail and S3 access logs.
@@ -240,6 +240,23 @@ def start_execution(sfn: BaseClient, state_machine_arn: str, name: str, payload:
     return True
 
 
+def execution_exists(sfn: BaseClient, state_machine_arn: str, name: str) -> bool:
+    """Whether execution ``name`` exists: another delivery of the same event may have started it.
+
+    S3 delivers an event at least once; when this delivery's StartExecution keeps failing (e.g.
+    throttled beyond botocore's retries) while another delivery already started the execution, the
+    object is being ingested and this delivery is a duplicate, not a failure to alert about.
+    """
+    try:
+        sfn.describe_execution(executionArn=execution_arn(state_machine_arn, name))
+    except ClientError as err:
+        code = err.response["Error"]["Code"]
+        if code != "ExecutionDoesNotExist":
+            logger.warning("DescribeExecution failed", extra={"execution_name": name, "error_code": code})
+        return False
+    return True
+
+
 def _reject(outcome: Outcome, rejection: Rejection) -> None:
     logger.warning(
         "Rejected S3 object key",
@@ -299,6 +316,14 @@ def process_record(
         started = start_execution(sfn, config.state_machine_arn, name, build_execution_input(event, key))
     except ClientError as err:
         code = err.response["Error"]["Code"]
+        if execution_exists(sfn, config.state_machine_arn, name):
+            logger.info(
+                "StartExecution failed, but another delivery started the execution; duplicate",
+                extra={**log_fields, "error_code": code},
+            )
+            outcome.executions.append(name)
+            outcome.duplicates.append(name)
+            return
         logger.error("StartExecution failed", extra={**log_fields, "error_code": code, "error": str(err)})
         outcome.failed.append(FailedStart(key=key, execution_name=name, error_code=code))
         return

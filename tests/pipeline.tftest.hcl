@@ -936,6 +936,11 @@ run "roles_grant_exact_actions_on_exact_resources" {
   }
 
   assert {
+    condition     = one([for s in data.aws_iam_policy_document.trigger.statement : s.resources if toset(s.actions) == toset(["states:DescribeExecution"])]) == toset(["arn:aws:states:eu-central-1:123456789012:execution:${aws_sfn_state_machine.ingestion.name}:*"])
+    error_message = "the trigger may describe only the executions of the ingestion state machine"
+  }
+
+  assert {
     condition     = one([for s in data.aws_iam_policy_document.writer.statement : s.resources if toset(s.actions) == toset(["dynamodb:PutItem"])]) == toset([aws_dynamodb_table.metadata.arn])
     error_message = "the writer may only put items into the metadata table"
   }

@@ -685,6 +685,39 @@ def test_the_retried_invocation_starts_the_failed_key_without_duplicating_the_ot
     ]
 
 
+def test_a_delivery_throttled_after_another_delivery_started_the_execution_is_a_duplicate(
+    trigger: ModuleType, sfn: Any, state_machine_arn: str, lambda_context: FakeLambdaContext
+) -> None:
+    # Given one delivery of an event started its execution
+    event = s3_event(s3_record("twice.csv", sequencer="01"))
+    first = trigger.lambda_handler(event, lambda_context)
+    # When a second delivery of it finds StartExecution throttled beyond botocore's retries
+    refuse_start_for(trigger, "twice.csv")
+    second = trigger.lambda_handler(event, lambda_context)
+
+    # Then it is a duplicate (the object is being ingested), not a failure that alerts
+    assert (first["started"], second["started"], second["duplicates"]) == (1, 0, 1)
+    assert second["executions"] == first["executions"]
+    assert len(executions(sfn, state_machine_arn)) == 1
+
+
+def test_a_failed_start_stays_a_failure_when_its_execution_cannot_be_described(
+    trigger: ModuleType, lambda_context: FakeLambdaContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given StartExecution is throttled and DescribeExecution is refused
+    refuse_start_for(trigger, "unknown.csv")
+
+    def deny(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DescribeExecution")
+
+    trigger.SFN.meta.events.register("before-parameter-build.sfn.DescribeExecution", deny)
+
+    # When the trigger handles the event, the start counts as failed (nothing shows it exists)
+    with pytest.raises(trigger.StartExecutionError, match=r"unknown\.csv"):
+        trigger.lambda_handler(s3_event(s3_record("unknown.csv", sequencer="01")), lambda_context)
+    assert any(record.getMessage() == "DescribeExecution failed" for record in caplog.records)
+
+
 def test_a_missing_state_machine_fails_every_start_and_the_invocation(
     load_function: Callable[..., ModuleType], alert_topic: SubscribedTopic, lambda_context: FakeLambdaContext
 ) -> None:

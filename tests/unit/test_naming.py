@@ -95,3 +95,13 @@ def test_a_readable_part_that_is_all_hex_does_not_confuse_parsing(naming: Module
     assert naming.parse_execution_name(name) == naming.NameParts(
         digest=naming.object_digest(BUCKET, key, "v1"), attempt=3
     )
+
+
+def test_execution_arn_is_built_from_the_state_machine_arn(naming: ModuleType) -> None:
+    machine = "arn:aws:states:eu-central-1:123456789012:stateMachine:file-ingestion-dev-ingestion"
+    assert (
+        naming.execution_arn(machine, "report_csv-abc")
+        == "arn:aws:states:eu-central-1:123456789012:execution:file-ingestion-dev-ingestion:report_csv-abc"
+    )
+    with pytest.raises(ValueError, match="not a state machine ARN"):
+        naming.execution_arn("arn:aws:lambda:eu-central-1:123456789012:function:f", "x")
