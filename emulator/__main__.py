@@ -296,37 +296,40 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_fault(args: argparse.Namespace) -> int:
+def _collection_command(args: argparse.Namespace, path: str, name: str, body: dict[str, Any]) -> int:
+    """``add``/``set`` (POST ``body``), ``list`` or ``clear`` on a collection of the admin API."""
     client = _client(args)
-    if args.fault_command == "add":
-        rule = {
-            "target": args.target,
-            "match": args.match,
-            "status": args.status,
-            "error_code": args.error_code,
-            "message": args.message,
-            "times": args.times,
-            "probability": args.probability,
-            "seed": args.seed,
-        }
-        _say(str(client.call("POST", "/_emulator/faults", rule)["id"]))
-    elif args.fault_command == "list":
-        _say(json.dumps(client.call("GET", "/_emulator/faults")["faults"], indent=2))
+    command = args.fault_command if name == "faults" else args.throttle_command
+    if command in ("add", "set"):
+        added = client.call("POST", path, body)
+        _say(str(added["id"]) if name == "faults" else json.dumps(added))
+    elif command == "list":
+        _say(json.dumps(client.call("GET", path)[name], indent=2))
     else:
-        _say(f"cleared {client.call('DELETE', '/_emulator/faults')['cleared']} rule(s)")
+        cleared = client.call("DELETE", path)["cleared"]
+        _say(f"cleared {cleared} {'rule' if name == 'faults' else 'throttle'}(s)")
     return 0
+
+
+def cmd_fault(args: argparse.Namespace) -> int:
+    rule = faults.rule_fields(
+        args.target if args.fault_command == "add" else "",
+        match=getattr(args, "match", None),
+        status=getattr(args, "status", faults.DEFAULT_STATUS),
+        error_code=getattr(args, "error_code", faults.DEFAULT_ERROR_CODE),
+        message=getattr(args, "message", faults.DEFAULT_MESSAGE),
+        times=getattr(args, "times", None),
+        probability=getattr(args, "probability", None),
+        seed=getattr(args, "seed", None),
+    )
+    return _collection_command(args, "/_emulator/faults", "faults", rule)
 
 
 def cmd_throttle(args: argparse.Namespace) -> int:
-    client = _client(args)
+    body = {}
     if args.throttle_command == "set":
         body = {"target": args.target, "capacity": args.capacity, "refill_per_second": args.refill}
-        _say(json.dumps(client.call("POST", "/_emulator/throttles", body)))
-    elif args.throttle_command == "list":
-        _say(json.dumps(client.call("GET", "/_emulator/throttles")["throttles"], indent=2))
-    else:
-        _say(f"cleared {client.call('DELETE', '/_emulator/throttles')['cleared']} throttle(s)")
-    return 0
+    return _collection_command(args, "/_emulator/throttles", "throttles", body)
 
 
 def cmd_s3_notifications(args: argparse.Namespace) -> int:

@@ -63,30 +63,44 @@ Answer = tuple[int, Any]
 Handler = Callable[["Emulator", AdminRequest], Answer]
 
 
-def _faults(emulator: Emulator, request: AdminRequest) -> Answer:
-    if request.method == "GET":
-        return 200, {"faults": emulator.faults.list()}
-    if request.method == "DELETE":
-        return 200, {"cleared": emulator.faults.clear()}
-    try:
-        rule = emulator.faults.add(faults.FaultRule.from_dict(request.json()))
-    except faults.FaultRuleError as exc:
-        raise BadRequestError(str(exc)) from exc
-    LOG.info("fault rule added: %s", rule.to_dict())
-    return 201, rule.to_dict()
+@dataclass(frozen=True)
+class _RuleCollection:
+    """Fault rules or throttles: listed (GET), cleared (DELETE), added from a JSON body (POST)."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    add: Callable[[faults.FaultRegistry, Any], Any]
+    listed: Callable[[faults.FaultRegistry], list[dict[str, Any]]]
+    clear: Callable[[faults.FaultRegistry], int]
+
+    def __call__(self, emulator: Emulator, request: AdminRequest) -> Answer:
+        registry = emulator.faults
+        if request.method == "GET":
+            return 200, {self.name: self.listed(registry)}
+        if request.method == "DELETE":
+            return 200, {"cleared": self.clear(registry)}
+        try:
+            item = self.add(registry, self.parse(request.json()))
+        except faults.FaultRuleError as exc:
+            raise BadRequestError(str(exc)) from exc
+        LOG.info("%s: added %s", self.name, item.to_dict())
+        return 201, item.to_dict()
 
 
-def _throttles(emulator: Emulator, request: AdminRequest) -> Answer:
-    if request.method == "GET":
-        return 200, {"throttles": emulator.faults.list_throttles()}
-    if request.method == "DELETE":
-        return 200, {"cleared": emulator.faults.clear_throttles()}
-    try:
-        throttle = emulator.faults.set_throttle(faults.Throttle.from_dict(request.json()))
-    except faults.FaultRuleError as exc:
-        raise BadRequestError(str(exc)) from exc
-    LOG.info("throttle set: %s", throttle.to_dict())
-    return 201, throttle.to_dict()
+_faults = _RuleCollection(
+    "faults",
+    faults.FaultRule.from_dict,
+    faults.FaultRegistry.add,
+    faults.FaultRegistry.list,
+    faults.FaultRegistry.clear,
+)
+_throttles = _RuleCollection(
+    "throttles",
+    faults.Throttle.from_dict,
+    faults.FaultRegistry.set_throttle,
+    faults.FaultRegistry.list_throttles,
+    faults.FaultRegistry.clear_throttles,
+)
 
 
 def _s3_notifications(emulator: Emulator, request: AdminRequest) -> Answer:

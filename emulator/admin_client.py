@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from emulator.faults import DEFAULT_ERROR_CODE, DEFAULT_MESSAGE, DEFAULT_STATUS
+from emulator.faults import DEFAULT_ERROR_CODE, DEFAULT_MESSAGE, DEFAULT_STATUS, rule_fields
 
 HEALTH_PATH = "/_emulator/health"
 
@@ -82,16 +82,7 @@ def add_fault(
     seed: int | None = None,
 ) -> str:
     """Add a fault rule to the emulator at ``endpoint_url``; returns the rule id."""
-    rule = {
-        "target": target,
-        "match": match,
-        "status": status,
-        "error_code": error_code,
-        "message": message,
-        "times": times,
-        "probability": probability,
-        "seed": seed,
-    }
+    rule = rule_fields(target, match, status, error_code, message, times, probability, seed)
     return str(AdminClient(endpoint_url).call("POST", "/_emulator/faults", rule)["id"])
 
 

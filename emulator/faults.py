@@ -77,6 +77,29 @@ def _optional_probability(value: Any) -> float | None:
 _FAULT_FIELDS = {"target", "match", "status", "error_code", "message", "times", "probability", "seed"}
 
 
+def rule_fields(
+    target: str,
+    match: str | None = None,
+    status: int = DEFAULT_STATUS,
+    error_code: str = DEFAULT_ERROR_CODE,
+    message: str = DEFAULT_MESSAGE,
+    times: int | None = None,
+    probability: float | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """A fault rule as the admin API takes it (every field; validated by :meth:`FaultRule.from_dict`)."""
+    return {
+        "target": target,
+        "match": match,
+        "status": status,
+        "error_code": error_code,
+        "message": message,
+        "times": times,
+        "probability": probability,
+        "seed": seed,
+    }
+
+
 @dataclass
 class FaultRule:
     """One fault injection rule (see the module docstring)."""

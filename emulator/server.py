@@ -331,16 +331,7 @@ class Emulator:
     ) -> str:
         """Add a fault rule (see :mod:`emulator.faults`); returns its id."""
         rule = faults_mod.FaultRule.from_dict(
-            {
-                "target": target,
-                "match": match,
-                "status": status,
-                "error_code": error_code,
-                "message": message,
-                "times": times,
-                "probability": probability,
-                "seed": seed,
-            }
+            faults_mod.rule_fields(target, match, status, error_code, message, times, probability, seed)
         )
         self.faults.add(rule)
         LOG.info("fault rule added: %s", rule.to_dict())

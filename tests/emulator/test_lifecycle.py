@@ -123,6 +123,19 @@ def test_cli_start_status_stop_round_trip(tmp_path: Path) -> None:
         listed = _cli("fault", *common, "list", cwd=tmp_path)
         assert rule.stdout.strip() in listed.stdout
         assert "cleared 1 rule" in _cli("fault", *common, "clear", cwd=tmp_path).stdout
+        throttle = ("throttle", *common, "set", "--target", "AWSStepFunctions.StartExecution")
+        assert (
+            json.loads(_cli(*throttle, "--capacity", "5", "--refill", "2", cwd=tmp_path).stdout)["capacity"]
+            == 5
+        )
+        assert "StartExecution" in _cli("throttle", *common, "list", cwd=tmp_path).stdout
+        assert "cleared 1 throttle" in _cli("throttle", *common, "clear", cwd=tmp_path).stdout
+        copies = _cli("s3-notifications", *common, "--copies", "2", cwd=tmp_path)
+        assert json.loads(copies.stdout) == {"copies": 2}
+        cold = json.loads(_cli("lambda", *common, "--cold", "--idle-timeout", "30", cwd=tmp_path).stdout)
+        assert (cold["warm"], cold["idle_timeout"]) == (False, 30.0)
+        patches = _cli("patches", *common, cwd=tmp_path).stdout
+        assert "s3.models.S3Backend.put_object" in patches
         assert _cli("wait", *common, "--timeout", "5", cwd=tmp_path).returncode == 0
     finally:
         stopped = _cli("stop", *common, cwd=tmp_path)
