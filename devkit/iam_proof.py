@@ -6,7 +6,9 @@
 3. Enumerate the grants from what is deployed, never from a list: every action of every Allow
    statement of the role policies (inline, attached, trust), the topic, queue and bucket policies,
    the Lambda function policies and the KMS key policies, found through the terraform state and read
-   back through the AWS API.
+   back through the AWS API; and of every policy document the stack exports as an output for others
+   to attach (the reconcile tool's operator policy): the proof attaches it to an IAM user of its own
+   and runs the output's scenario as that user.
 4. For every grant: take that one action away through the AWS API (no re-apply), rerun the scenarios
    of the principals it applies to, and look in MiniStack's denial log for a denial of exactly that
    action; restore. Found: ``proven`` (with the scenario and the denial). Not found: ``justified``
@@ -45,6 +47,7 @@ from devkit import toolchain, workspace
 from devkit.ministack import Denial, MiniStack, MiniStackError
 from devkit.pipeline import FINAL_STATES, Pipeline, TimedOut, wait_for
 from devkit.stack import Stack
+from scripts.reconcile import Clients, ReconcileError, reconcile
 
 ROOT = toolchain.ROOT
 REPORT = ROOT / "build" / "iam-proof.json"
@@ -356,6 +359,56 @@ def carriers(pipeline: Pipeline, resources: list[dict[str, Any]]) -> list[Carrie
     return found
 
 
+def output_documents(stack: Stack) -> dict[str, dict[str, Any]]:
+    """Outputs whose value is an IAM policy document (a JSON object with Statement)."""
+    shown = json.loads(stack.workspace.run("output", "-json", "-no-color").stdout or "{}")
+    found = {}
+    for name, entry in shown.items():
+        with contextlib.suppress(ValueError, TypeError):
+            value = json.loads(entry.get("value")) if isinstance(entry.get("value"), str) else None
+            if isinstance(value, dict) and "Statement" in value:
+                found[name] = value
+    return found
+
+
+@dataclass
+class Operator:
+    """An IAM user of the proof's own, holding one exported policy document (as an operator would)."""
+
+    output: str
+    user: str
+    arn: str
+    credentials: tuple[str, str]
+
+
+def operator_carriers(
+    pipeline: Pipeline, documents: dict[str, dict[str, Any]]
+) -> tuple[list[Carrier], dict[str, Operator]]:
+    iam = pipeline.client("iam")
+    carriers_found: list[Carrier] = []
+    operators: dict[str, Operator] = {}
+    for output, document in documents.items():
+        user = f"iam-proof-{output.replace('_', '-')}"[:64]
+        arn = iam.create_user(UserName=user)["User"]["Arn"]
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        iam.put_user_policy(UserName=user, PolicyName=output, PolicyDocument=json.dumps(document))
+        operators[output] = Operator(output, user, arn, (key["AccessKeyId"], key["SecretAccessKey"]))
+        carriers_found.append(
+            Carrier(
+                "operator-policy",
+                user,
+                output,
+                f"output.{output}",
+                document,
+                arn,
+                lambda d, u=user, o=output: iam.put_user_policy(
+                    UserName=u, PolicyName=o, PolicyDocument=json.dumps(d)
+                ),
+            )
+        )
+    return carriers_found, operators
+
+
 def _replace_managed_policy(iam: Any, policy_arn: str, document: dict[str, Any]) -> None:
     versions = iam.list_policy_versions(PolicyArn=policy_arn)["Versions"]
     for version in versions:
@@ -424,6 +477,7 @@ class Scenarios:
 
     pipeline: Pipeline
     fixtures: dict[str, str] = field(default_factory=dict)
+    operators: dict[str, Operator] = field(default_factory=dict)
     stop: Callable[[], bool] = _never  # set by the proof: the denial it looks for has been seen
 
     def _until(self, what: str, probe: Callable[[], Any], timeout: float) -> Any:
@@ -552,6 +606,46 @@ class Scenarios:
         ok = len(records) == 1 and records[0].get("requestContext", {}).get("condition") == "RetriesExhausted"
         return Outcome(ok, f"{len(records)} on-failure record(s)")
 
+    def reconcile(self) -> Outcome:
+        """An operator (the exported policy, on a user of its own) finds an upload S3 never
+        announced and re-drives it with scripts/reconcile.py."""
+        operator = self.operators.get("reconcile_operator_policy_json")
+        if operator is None:
+            return Outcome(False, "no reconcile_operator_policy_json output")
+        p, bucket = self.pipeline, self.pipeline.outputs["s3_bucket_name"]
+        s3 = p.client("s3")
+        notifications = s3.get_bucket_notification_configuration(Bucket=bucket)
+        notifications.pop("ResponseMetadata", None)
+        key = f"proof-{uuid.uuid4().hex[:8]}-unannounced/file.csv"
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={})
+        try:
+            p.upload(key)
+        finally:
+            s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notifications)
+        as_operator = Pipeline(p.endpoint, p.outputs, p.region, p.ca_bundle, credentials=operator.credentials)
+        clients = Clients(
+            s3=as_operator.client("s3"),
+            dynamodb=as_operator.client("dynamodb"),
+            stepfunctions=as_operator.client("stepfunctions"),
+        )
+        try:
+            summary = reconcile(
+                clients,
+                bucket,
+                p.outputs["dynamodb_table_name"],
+                p.outputs["step_function_arn"],
+                redrive=True,
+            )
+        except ReconcileError as error:
+            return Outcome(False, f"reconcile failed: {error}")
+        try:
+            execution = self._final_execution(key, timeout=20)
+        except TimedOut as error:
+            return Outcome(False, f"{summary.line()}; {error}")
+        return Outcome(
+            execution["status"] == "SUCCEEDED", f"{summary.line()}; re-driven: {execution['status']}"
+        )
+
     def schedule(self) -> Outcome:
         restore = self.pipeline.run_schedule_soon(self.pipeline.outputs["security_scan_rule_name"])
         try:
@@ -569,6 +663,7 @@ SCENARIOS: dict[str, Callable[[Scenarios], Outcome]] = {
     "monitor": Scenarios.monitor,
     "on_failure_destination": Scenarios.on_failure_destination,
     "schedule": Scenarios.schedule,
+    "reconcile": Scenarios.reconcile,
 }
 # Requests MiniStack denies although AWS allows them with the deployed grants (measured; listed in
 # the README's MiniStack differences). Neither the baseline nor a proof counts them.
@@ -583,7 +678,8 @@ DELIBERATE = {
 # the function (or state machine) using that role; a grant to a service with the scenario in which
 # that service acts; a grant on a key with the scenarios that use the key.
 COMPONENT_SCENARIOS = {
-    "trigger": ("upload", "rejected_key"),
+    # on_failure_destination: a StartExecution that fails makes the trigger look for the execution
+    "trigger": ("upload", "rejected_key", "on_failure_destination"),
     "writer": ("upload",),
     "monitor": ("monitor",),
     "state_machine": ("failed_write",),
@@ -594,6 +690,7 @@ SERVICE_SCENARIOS = {
     "lambda.amazonaws.com": ("upload", "rejected_key", "monitor"),
     "states.amazonaws.com": ("failed_write",),
 }
+OUTPUT_SCENARIOS = {"reconcile_operator_policy_json": ("reconcile",)}
 KEY_SCENARIOS = {
     "kms_s3_key_arn": ("upload",),
     "kms_dynamodb_key_arn": ("upload",),
@@ -667,9 +764,9 @@ JUSTIFICATIONS: tuple[Justification, ...] = (
         "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
     ),
     Justification(
-        ("role-policy",),
+        ("role-policy", "operator-policy"),
         ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"),
-        f"the writer's PutItem on the table encrypted with the customer-managed key: {VIA_SERVICE}",
+        f"reading and writing the table encrypted with the customer-managed key: {VIA_SERVICE}",
         "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html",
         via_service="dynamodb",
     ),
@@ -896,6 +993,8 @@ class Proof:
         names: list[str] = []
         if grant.kind in ("role-policy", "managed-policy", "trust-policy"):
             names += COMPONENT_SCENARIOS.get(self.components.get(grant.holder, ""), ())
+        elif grant.kind == "operator-policy":
+            names += OUTPUT_SCENARIOS.get(grant.policy, ())
         elif grant.kind == "key-policy":
             for output, scenarios in KEY_SCENARIOS.items():
                 if self.pipeline.outputs.get(output) == grant.holder:
@@ -954,6 +1053,8 @@ class Proof:
                 grant.kind in ("role-policy", "managed-policy")
                 and f"/{grant.holder}/" not in denial.principal
             ):
+                continue
+            if grant.kind == "operator-policy" and not denial.principal.endswith(f"/{grant.holder}"):
                 continue
             return scenario, denial
         return None
@@ -1069,8 +1170,9 @@ def note_overlaps(results: list[Result]) -> None:
                 continue
             if mine & set(other.grant.principals):
                 result.reason += (
-                    f"; the same principal also gets it from {other.grant.label()} ({other.grant.declared}): "
-                    f"within one account either grant suffices ({AWS_EVALUATION})"
+                    f"; the same principal also gets this action from {other.grant.label()} "
+                    f"({other.grant.declared}), so taking one away denies nothing: one of them is "
+                    f"redundant ({AWS_EVALUATION})"
                 )
                 break
 
@@ -1115,6 +1217,7 @@ def run(provider: str | None, report: Path = REPORT) -> int:
         pipeline.subscribe_alerts("iam-proof-alerts")
         scenarios = Scenarios(pipeline)
         scenarios.setup()
+        operator_found, scenarios.operators = operator_carriers(pipeline, output_documents(stack))
         proof = Proof(pipeline, server, scenarios)
         proof.discover()
         print(
@@ -1122,7 +1225,7 @@ def run(provider: str | None, report: Path = REPORT) -> int:
             flush=True,
         )
         baseline_ok = proof.baseline()
-        groups = enumerate_grants(carriers(pipeline, state_resources(stack)), Locator())
+        groups = enumerate_grants(carriers(pipeline, state_resources(stack)) + operator_found, Locator())
         total = sum(len(g) for _, g in groups)
         print(f"[iam-proof] {total} grants in {len(groups)} statements; taking each away ...", flush=True)
         for carrier, grants in groups:

@@ -66,6 +66,7 @@ class Pipeline:
     outputs: dict[str, str]
     region: str = REGION
     ca_bundle: Path | None = None  # an endpoint with its own certificate (MiniStack's TLS)
+    credentials: tuple[str, str] = ("test", "test")  # the emulators' root key; an IAM user's to act as one
     clients: dict[str, Any] = field(default_factory=dict)
     alert_queue_url: str = ""
 
@@ -75,8 +76,8 @@ class Pipeline:
                 service,
                 endpoint_url=self.endpoint,
                 region_name=self.region,
-                aws_access_key_id="test",
-                aws_secret_access_key="test",  # noqa: S106 - the local emulator's fixed dummy key
+                aws_access_key_id=self.credentials[0],
+                aws_secret_access_key=self.credentials[1],
                 verify=str(self.ca_bundle) if self.ca_bundle else None,
                 config=Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=120),
             )
