@@ -46,13 +46,11 @@ data "aws_iam_policy_document" "kms_s3" {
   statement {
     sid    = "AccountUsesKeyThroughS3"
     effect = "Allow"
+    # What S3 asks KMS for on a caller's behalf: a data key to write, Decrypt to read (and for
+    # multipart uploads); nothing else.
     actions = [
       "kms:Decrypt",
-      "kms:DescribeKey",
-      "kms:Encrypt",
       "kms:GenerateDataKey",
-      "kms:ReEncryptFrom",
-      "kms:ReEncryptTo",
     ]
     # In a key policy "*" means "this key": AWS requires exactly that value here.
     resources = ["*"]
@@ -169,7 +167,6 @@ data "aws_iam_policy_document" "kms_sns" {
     effect = "Allow"
     actions = [
       "kms:Decrypt",
-      "kms:DescribeKey",
       "kms:GenerateDataKey",
     ]
     # In a key policy "*" means "this key": AWS requires exactly that value here.

@@ -3,43 +3,10 @@ resource "aws_sns_topic" "alerts" {
   kms_master_key_id = aws_kms_key.sns.arn
 }
 
+# Only CloudWatch alarms need the topic policy: they publish as a service principal. The pipeline's
+# roles and the account's administrators are of this account, so their own IAM policies suffice
+# (a statement naming them here would grant nothing more; `make iam-proof` showed it).
 data "aws_iam_policy_document" "alerts_topic" {
-  statement {
-    sid    = "AccountManagesTopic"
-    effect = "Allow"
-    actions = [
-      "sns:AddPermission",
-      "sns:DeleteTopic",
-      "sns:GetTopicAttributes",
-      "sns:ListSubscriptionsByTopic",
-      "sns:RemovePermission",
-      "sns:SetTopicAttributes",
-      "sns:Subscribe",
-    ]
-    resources = [aws_sns_topic.alerts.arn]
-
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
-
-  statement {
-    sid       = "PipelineRolesPublish"
-    effect    = "Allow"
-    actions   = ["sns:Publish"]
-    resources = [aws_sns_topic.alerts.arn]
-
-    principals {
-      type = "AWS"
-      identifiers = [
-        aws_iam_role.step_functions.arn,
-        aws_iam_role.trigger.arn,
-        aws_iam_role.security_monitor.arn,
-      ]
-    }
-  }
-
   statement {
     sid       = "CloudWatchAlarmsPublish"
     effect    = "Allow"

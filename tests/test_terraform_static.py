@@ -322,3 +322,14 @@ def test_every_checkov_skip_has_a_reason_and_is_listed_in_the_readme() -> None:
     assert {c for c in skips if f"`{c}`" not in security} == set(), (
         "README's security section must list every skip"
     )
+
+
+def test_the_roles_that_alert_take_the_publish_document_and_the_writer_does_not() -> None:
+    """The alert topic's policy names no role: publishing rests on this source document alone."""
+    documents = policy_documents()
+    publishing = {
+        name
+        for name, body in documents.items()
+        if "${data.aws_iam_policy_document.publish_alerts.json}" in body.get("source_policy_documents", [])
+    }
+    assert publishing == {"trigger", "security_monitor", "step_functions"}
