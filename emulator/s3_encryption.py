@@ -16,10 +16,14 @@ CreateMultipartUpload, as S3 does):
 * ``AES256`` -> SSE-S3, no key; a key id with any other algorithm -> ``InvalidArgument``.
 
 HeadObject and GetObject report what was applied (``ServerSideEncryption``, ``SSEKMSKeyId``).
+GetBucketEncryption of a bucket that was never configured (or whose configuration was deleted)
+answers SSE-S3, as S3 does since January 2023; moto answered
+``ServerSideEncryptionConfigurationNotFoundError``.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,12 +147,30 @@ def _create_multipart_upload(original: Any) -> Any:
     return create_multipart_upload
 
 
+SSE_S3_DEFAULT = {
+    "Rule": {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": False}
+}
+
+
+def _get_bucket_encryption(original: Any) -> Any:
+    def get_bucket_encryption(self: Any, bucket_name: str) -> dict[str, Any] | None:
+        return original(self, bucket_name) or copy.deepcopy(SSE_S3_DEFAULT)
+
+    return get_bucket_encryption
+
+
 PATCHES = [
     Patch(
         "moto.s3.models.S3Backend.put_object",
         "moto takes the bucket's default KMS key for 'aws:kms' without a key id; S3 uses the"
         " AWS-managed key aws/s3 then, stores key ARNs and applies SSE-S3 when nothing is configured",
         _put_object,
+    ),
+    Patch(
+        "moto.s3.models.S3Backend.get_bucket_encryption",
+        "moto says a new bucket has no default encryption; since January 2023 every bucket has SSE-S3"
+        " (AES256) by default, and GetBucketEncryption says so",
+        _get_bucket_encryption,
     ),
     Patch(
         "moto.s3.models.S3Backend.create_multipart_upload",

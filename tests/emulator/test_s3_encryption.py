@@ -121,6 +121,22 @@ def test_a_bucket_without_default_encryption_gets_sse_s3(aws_client: Callable[[s
     s3.create_bucket(Bucket="no-default-bucket")
     s3.put_object(Bucket="no-default-bucket", Key="k", Body=b"x")
     assert s3.head_object(Bucket="no-default-bucket", Key="k")["ServerSideEncryption"] == "AES256"
+    # ...and says so, as S3 does for every bucket since January 2023
+    [rule] = s3.get_bucket_encryption(Bucket="no-default-bucket")["ServerSideEncryptionConfiguration"][
+        "Rules"
+    ]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    s3.put_bucket_encryption(
+        Bucket="no-default-bucket",
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+        },
+    )
+    s3.delete_bucket_encryption(Bucket="no-default-bucket")
+    [rule] = s3.get_bucket_encryption(Bucket="no-default-bucket")["ServerSideEncryptionConfiguration"][
+        "Rules"
+    ]
+    assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
 
 
 def test_copy_object_uses_the_destinations_rules_not_the_sources(
