@@ -57,11 +57,26 @@ def check(step: Step, condition: bool, observed: str) -> None:
     step.ok = condition
 
 
+def seed_form_refused(p: Pipeline, key: str) -> str | None:
+    """How the bucket answers the seed README's upload (``--sse aws:kms``, no key id); None if stored."""
+    try:
+        p.client("s3").put_object(
+            Bucket=p.outputs["s3_bucket_name"], Key=key, Body=b"x", ServerSideEncryption="aws:kms"
+        )
+    except ClientError as error:
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return f"{error.response['Error']['Code']} (HTTP {status})"
+    return None
+
+
 def step_uploads(p: Pipeline, run_id: str) -> Step:
     step = Step(
-        "uploads become rows", "2 rows with the exact keys and S3 event times, 2 SUCCEEDED executions"
+        "uploads become rows",
+        "2 rows with the exact keys and S3 event times, 2 SUCCEEDED executions; `--sse aws:kms` alone refused",
     )
     keys = [f"demo-{run_id}/report-2026-11.csv", f"demo-{run_id}/Déjà vu + notes (v2) ✓.txt"]
+    say("      upload form: no --sse option (default encryption applies the pipeline's key), or")
+    say("      --sse aws:kms --sse-kms-key-id <kms_s3_key_arn>; the demo names the key")
     for key in keys:
         say(f"      uploading s3://{p.outputs['s3_bucket_name']}/{key}")
         p.upload(key, f"content of {key}\n".encode())
@@ -77,7 +92,16 @@ def step_uploads(p: Pipeline, run_id: str) -> Step:
         good += exact and execution["status"] == "SUCCEEDED"
         say(f"      row: Filename={key!r} UploadTimestamp={row.get('UploadTimestamp', {}).get('S')}")
         say(f"           execution {execution['name']} -> {execution['status']}")
-    check(step, good == 2, f"{good} of 2 rows exact, executions SUCCEEDED")
+    refused = seed_form_refused(p, f"demo-{run_id}/seed-form.txt")
+    say(
+        f"      the seed's `--sse aws:kms` without a key id -> {refused or 'STORED'}"
+        " (it would be encrypted with the AWS-managed aws/s3 key, not the pipeline's)"
+    )
+    check(
+        step,
+        good == 2 and refused is not None,
+        f"{good} of 2 rows exact, executions SUCCEEDED; seed form {refused}",
+    )
     return step
 
 

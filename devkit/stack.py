@@ -167,7 +167,12 @@ def _print_exports(endpoint: str, ca_bundle: Path | None, emulator: str) -> None
         f"  export PATH={path}:$PATH\n"
         "  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=eu-central-1 "
         f"AWS_DEFAULT_REGION=eu-central-1 ENDPOINT_URL={endpoint}{tls}\n"
-        f"then follow README's 'Run it locally, by hand'. `{down}` destroys it and stops the emulator."
+        "Upload without --sse (the bucket's default encryption applies the pipeline's key), or name the key:\n"
+        "  aws --endpoint-url $ENDPOINT_URL s3 cp file.csv s3://$(terraform output -raw s3_bucket_name)/file.csv\n"
+        "  aws --endpoint-url $ENDPOINT_URL s3 cp file.csv s3://$(terraform output -raw s3_bucket_name)/file.csv \\\n"
+        "      --sse aws:kms --sse-kms-key-id $(terraform output -raw kms_s3_key_arn)\n"
+        "(`--sse aws:kms` alone is refused: S3 would encrypt with the AWS-managed aws/s3 key, not the pipeline's.)\n"
+        f"Then follow README's 'Run it locally, by hand'. `{down}` destroys it and stops the emulator."
     )
 
 

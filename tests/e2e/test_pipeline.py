@@ -380,3 +380,70 @@ def test_an_upload_asking_for_sse_s3_is_refused_by_the_bucket_policy(
 
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
     assert pipeline.executions_for(key) == []
+
+
+# --- the documented upload forms (README "Deploy to real AWS") --------------------------------
+
+
+def head(pipeline: Pipeline, key: str) -> tuple[str | None, str | None]:
+    found = pipeline.client("s3").head_object(Bucket=pipeline.outputs["s3_bucket_name"], Key=key)
+    return found.get("ServerSideEncryption"), found.get("SSEKMSKeyId")
+
+
+def test_an_upload_without_an_sse_option_lands_under_the_pipeline_key(pipeline: Pipeline) -> None:
+    key = f"{unique('no-sse')}/plain.csv"
+    pipeline.client("s3").put_object(Bucket=pipeline.outputs["s3_bucket_name"], Key=key, Body=b"x")
+
+    assert head(pipeline, key) == ("aws:kms", pipeline.outputs["kms_s3_key_arn"])
+    assert pipeline.wait_for_final_execution(key)["status"] == "SUCCEEDED"
+    assert len(pipeline.rows_for(key)) == 1
+
+
+def test_an_upload_naming_the_pipeline_key_lands_under_it(pipeline: Pipeline) -> None:
+    key = f"{unique('named-key')}/named.csv"
+    pipeline.upload(key)  # --sse aws:kms --sse-kms-key-id <kms_s3_key_arn>
+
+    assert head(pipeline, key) == ("aws:kms", pipeline.outputs["kms_s3_key_arn"])
+    assert pipeline.wait_for_final_execution(key)["status"] == "SUCCEEDED"
+
+
+def test_the_seed_form_aws_kms_without_a_key_id_is_refused(
+    pipeline: Pipeline, request: pytest.FixtureRequest
+) -> None:
+    """On AWS it would be stored under the AWS-managed aws/s3 key, bypassing the pipeline's key."""
+    differs_on_ministack(
+        request,
+        "--sse aws:kms without a key id answers 400 InvalidArgument (AWS stores the object under "
+        "aws/s3, which the bucket policy refuses with 403), and the account root is not subject to "
+        "a bucket policy's Deny",
+    )
+    key = f"{unique('seed-form')}/seed.csv"
+    with pytest.raises(ClientError) as refused:
+        pipeline.client("s3").put_object(
+            Bucket=pipeline.outputs["s3_bucket_name"], Key=key, Body=b"x", ServerSideEncryption="aws:kms"
+        )
+
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert pipeline.executions_for(key) == []
+
+
+def test_a_20_mb_multipart_upload_lands_under_the_pipeline_key_as_one_row(pipeline: Pipeline) -> None:
+    """`aws s3 cp` switches to multipart above 8 MB; part uploads carry no SSE header."""
+    import io
+
+    from boto3.s3.transfer import TransferConfig
+
+    key = f"{unique('multipart')}/twenty.bin"
+    cli_defaults = TransferConfig(multipart_threshold=8 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024)
+    pipeline.client("s3").upload_fileobj(
+        io.BytesIO(b"m" * (20 * 1024 * 1024)), pipeline.outputs["s3_bucket_name"], key, Config=cli_defaults
+    )
+
+    assert head(pipeline, key) == ("aws:kms", pipeline.outputs["kms_s3_key_arn"])
+    execution = pipeline.wait_for_final_execution(key)
+    assert execution["status"] == "SUCCEEDED"
+    assert json.loads(execution["input"])["event_name"] == "ObjectCreated:CompleteMultipartUpload"
+    assert len(pipeline.executions_for(key)) == 1
+    [row] = pipeline.rows_for(key)
+    assert row["Size"]["N"] == str(20 * 1024 * 1024)
