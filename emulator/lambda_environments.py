@@ -456,33 +456,23 @@ class EnvironmentPool:
         if closed:
             environment.kill()
 
-    def release(self, lease: Lease, environment: ExecutionEnvironment | None, reusable: bool) -> None:
-        """End a lease; the environment goes back to the idle set or is stopped."""
-        stop = environment
+    def release(self, lease: Lease, environment: ExecutionEnvironment, reusable: bool) -> None:
+        """End a lease: the environment goes back to the idle set, or is stopped and forgotten."""
         with self._cond:
             self._last_release = time.monotonic()
             self.stats.busy[lease.function_arn] -= 1
-            current = (
-                self._current.get((lease.function_arn, environment.spec.version)) if environment else None
-            )
-            keep = (
-                environment is not None
-                and reusable
-                and self.settings.warm
-                and not self._closed
-                and current == lease.key
-            )
-            if keep and environment is not None:
+            current = self._current.get((lease.function_arn, environment.spec.version))
+            keep = reusable and self.settings.warm and not self._closed and current == lease.key
+            if keep:
                 environment.last_used = time.monotonic()
                 self._idle.setdefault(lease.key, []).append(environment)
-                stop = None
-            elif environment is not None and environment in self._all:
+            elif environment in self._all:
                 self._forget(environment)
             else:
-                self._live -= 1  # the lease never got a running environment
+                self._live -= 1  # its init failed, or it never started: it was never registered
             self._cond.notify_all()
-        if stop is not None:
-            stop.kill()
+        if not keep:
+            environment.kill()
 
     # --- housekeeping
     def _reap_loop(self) -> None:

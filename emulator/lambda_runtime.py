@@ -40,7 +40,6 @@ from emulator.lambda_environments import (
     EnvironmentPool,
     EnvironmentSpec,
     ExecutionEnvironment,
-    Lease,
     LogLines,
     PoolSettings,
     RunOutcome,
@@ -298,37 +297,45 @@ class LocalLambdaRunner:
             )
         spec = self._spec(fn, code_dir, extra)
         lease = self.pool.acquire(spec, _reserved_concurrency(fn), wait_for_capacity=not throttle)
-        environment, outcome = None, None
+        # Held here, not only inside _run: whatever happens, release() gets the environment back
+        # (kept for reuse, or stopped) and no process is left behind.
+        environment = lease.environment or ExecutionEnvironment(spec)
+        outcome: RunOutcome | None = None
         try:
-            environment, outcome, init_ms, started_ms = self._run(lease, spec, request_id, event_text, fn)
+            outcome, init_ms, started_ms = self._run(
+                environment, lease.environment is None, request_id, event_text, fn
+            )
         finally:
             self.pool.release(lease, environment, reusable=bool(outcome and outcome.reusable))
-        stream = environment.spec.log_stream if environment else spec.log_stream
-        result = self._report(fn, stream, request_id, outcome, started_ms, init_ms)
+        result = self._report(fn, environment.spec.log_stream, request_id, outcome, started_ms, init_ms)
         result.cold = lease.environment is None
         return result
 
     def _run(
-        self, lease: Lease, spec: EnvironmentSpec, request_id: str, event_text: str, fn: LambdaFunction
-    ) -> tuple[ExecutionEnvironment | None, RunOutcome, float | None, int]:
+        self,
+        environment: ExecutionEnvironment,
+        cold: bool,
+        request_id: str,
+        event_text: str,
+        fn: LambdaFunction,
+    ) -> tuple[RunOutcome, float | None, int]:
+        """The invocation in ``environment``, started first when ``cold`` (its init phase)."""
         started_ms = now_ms()
-        environment = lease.environment
         init_ms: float | None = None
         init_lines: LogLines = []
-        if environment is None:
-            environment = ExecutionEnvironment(spec)
+        if cold:
             init = environment.start(self.settings.init_timeout)
             init_ms = init.init_ms
             init_lines = environment.init_lines()
             if not init.ok:
                 error = dict(init.error or {})
                 error["requestId"] = request_id
-                return None, RunOutcome(json.dumps(error), True, init_lines, False), init_ms, started_ms
+                return RunOutcome(json.dumps(error), True, init_lines, False), init_ms, started_ms
             self.pool.started(environment)
             started_ms = now_ms()
         outcome = environment.run(request_id, event_text, fn.function_arn, float(fn.timeout or 3))
         outcome.lines[:0] = init_lines
-        return environment, outcome, init_ms, started_ms
+        return outcome, init_ms, started_ms
 
     def _report(
         self,
