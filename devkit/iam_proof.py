@@ -216,146 +216,156 @@ def state_resources(stack: Stack) -> list[dict[str, Any]]:
     return resources
 
 
+def _role_carriers(pipeline: Pipeline, resource: dict[str, Any], inline: dict[Any, str]) -> list[Carrier]:
+    """The trust policy, inline policies and attached managed policies of one role."""
+    iam = pipeline.client("iam")
+    role = iam.get_role(RoleName=resource["values"]["name"])["Role"]
+    name, arn = role["RoleName"], role["Arn"]
+    found = [
+        Carrier(
+            "trust-policy",
+            name,
+            "",
+            resource["address"],
+            _doc(role["AssumeRolePolicyDocument"]),
+            "",
+            lambda d: iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(d)),
+        )
+    ]
+    for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+        document = _doc(iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"])
+        found.append(
+            Carrier(
+                "role-policy",
+                name,
+                policy_name,
+                inline.get((name, policy_name), f"inline policy {policy_name} of role {name}"),
+                document,
+                arn,
+                lambda d, p=policy_name: iam.put_role_policy(
+                    RoleName=name, PolicyName=p, PolicyDocument=json.dumps(d)
+                ),
+            )
+        )
+    for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+        policy_arn = attached["PolicyArn"]
+        version = iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"]
+        version_document = iam.get_policy_version(PolicyArn=policy_arn, VersionId=version)["PolicyVersion"]
+        found.append(
+            Carrier(
+                "managed-policy",
+                name,
+                policy_arn,
+                f"aws_iam_role_policy_attachment (role {name})",
+                _doc(version_document["Document"]),
+                arn,
+                lambda d, a=policy_arn: _replace_managed_policy(iam, a, d),
+            )
+        )
+    return found
+
+
+def _topic_carrier(pipeline: Pipeline, resource: dict[str, Any]) -> Carrier:
+    sns, topic = pipeline.client("sns"), resource["values"]["arn"]
+    document = _doc(sns.get_topic_attributes(TopicArn=topic)["Attributes"].get("Policy"))
+    return Carrier(
+        "topic-policy",
+        topic,
+        "",
+        resource["address"],
+        document,
+        "",
+        lambda d: sns.set_topic_attributes(
+            TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(d)
+        ),
+    )
+
+
+def _queue_carrier(pipeline: Pipeline, resource: dict[str, Any]) -> Carrier:
+    sqs, queue = pipeline.client("sqs"), resource["values"]["queue_url"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])["Attributes"]
+    return Carrier(
+        "queue-policy",
+        queue,
+        "",
+        resource["address"],
+        _doc(attributes.get("Policy")),
+        "",
+        lambda d: sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": json.dumps(d)}),
+    )
+
+
+def _bucket_carrier(pipeline: Pipeline, resource: dict[str, Any]) -> Carrier:
+    s3, bucket = pipeline.client("s3"), resource["values"]["bucket"]
+    return Carrier(
+        "bucket-policy",
+        bucket,
+        "",
+        resource["address"],
+        _doc(s3.get_bucket_policy(Bucket=bucket)["Policy"]),
+        "",
+        lambda d: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(d)),
+    )
+
+
+def _key_carrier(pipeline: Pipeline, resource: dict[str, Any]) -> Carrier:
+    kms, key = pipeline.client("kms"), resource["values"]["arn"]
+    return Carrier(
+        "key-policy",
+        key,
+        "default",
+        resource["address"],
+        _doc(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]),
+        "",
+        lambda d: kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(d)),
+    )
+
+
+def _function_policy_carrier(pipeline: Pipeline, function: str, resources: list[dict[str, Any]]) -> Carrier:
+    """One function policy holds every permission of the function."""
+    lam = pipeline.client("lambda")
+    addresses = ", ".join(
+        r["address"]
+        for r in resources
+        if r["type"] == "aws_lambda_permission" and r["values"].get("function_name") == function
+    )
+    return Carrier(
+        "lambda-permission",
+        function,
+        "",
+        addresses,
+        _doc(lam.get_policy(FunctionName=function)["Policy"]),
+        "",
+        lambda d: _replace_permissions(lam, function, d),
+    )
+
+
+_RESOURCE_CARRIERS: dict[str, Callable[[Pipeline, dict[str, Any]], Carrier]] = {
+    "aws_sns_topic_policy": _topic_carrier,
+    "aws_sqs_queue_policy": _queue_carrier,
+    "aws_s3_bucket_policy": _bucket_carrier,
+    "aws_kms_key": _key_carrier,
+}
+
+
 def carriers(pipeline: Pipeline, resources: list[dict[str, Any]]) -> list[Carrier]:
-    found: list[Carrier] = []
-    iam, sns, sqs = pipeline.client("iam"), pipeline.client("sns"), pipeline.client("sqs")
-    s3, kms, lam = pipeline.client("s3"), pipeline.client("kms"), pipeline.client("lambda")
+    """Every deployed policy document of the stack's resources, read back through the AWS API."""
     inline = {
         (r["values"].get("role"), r["values"].get("name")): r["address"]
         for r in resources
         if r["type"] == "aws_iam_role_policy"
     }
+    found: list[Carrier] = []
+    functions: list[str] = []
     for resource in resources:
-        kind, values, address = resource["type"], resource.get("values", {}), resource["address"]
+        kind = resource["type"]
         if kind == "aws_iam_role":
-            role = iam.get_role(RoleName=values["name"])["Role"]
-            name, arn = role["RoleName"], role["Arn"]
-            found.append(
-                Carrier(
-                    "trust-policy",
-                    name,
-                    "",
-                    address,
-                    _doc(role["AssumeRolePolicyDocument"]),
-                    "",
-                    lambda d, n=name: iam.update_assume_role_policy(RoleName=n, PolicyDocument=json.dumps(d)),
-                )
-            )
-            for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
-                document = _doc(iam.get_role_policy(RoleName=name, PolicyName=policy_name)["PolicyDocument"])
-                found.append(
-                    Carrier(
-                        "role-policy",
-                        name,
-                        policy_name,
-                        inline.get((name, policy_name), f"inline policy {policy_name} of role {name}"),
-                        document,
-                        arn,
-                        lambda d, n=name, p=policy_name: iam.put_role_policy(
-                            RoleName=n, PolicyName=p, PolicyDocument=json.dumps(d)
-                        ),
-                    )
-                )
-            for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
-                policy_arn = attached["PolicyArn"]
-                version = iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"]
-                document = _doc(
-                    iam.get_policy_version(PolicyArn=policy_arn, VersionId=version)["PolicyVersion"][
-                        "Document"
-                    ]
-                )
-                found.append(
-                    Carrier(
-                        "managed-policy",
-                        name,
-                        policy_arn,
-                        f"aws_iam_role_policy_attachment (role {name})",
-                        document,
-                        arn,
-                        lambda d, a=policy_arn: _replace_managed_policy(iam, a, d),
-                    )
-                )
-        elif kind == "aws_sns_topic_policy":
-            topic = values["arn"]
-            document = _doc(sns.get_topic_attributes(TopicArn=topic)["Attributes"].get("Policy"))
-            found.append(
-                Carrier(
-                    "topic-policy",
-                    topic,
-                    "",
-                    address,
-                    document,
-                    "",
-                    lambda d, t=topic: sns.set_topic_attributes(
-                        TopicArn=t, AttributeName="Policy", AttributeValue=json.dumps(d)
-                    ),
-                )
-            )
-        elif kind == "aws_sqs_queue_policy":
-            queue = values["queue_url"]
-            document = _doc(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])["Attributes"])
-            found.append(
-                Carrier(
-                    "queue-policy",
-                    queue,
-                    "",
-                    address,
-                    _doc(document.get("Policy")),
-                    "",
-                    lambda d, q=queue: sqs.set_queue_attributes(
-                        QueueUrl=q, Attributes={"Policy": json.dumps(d)}
-                    ),
-                )
-            )
-        elif kind == "aws_s3_bucket_policy":
-            bucket = values["bucket"]
-            document = _doc(s3.get_bucket_policy(Bucket=bucket)["Policy"])
-            found.append(
-                Carrier(
-                    "bucket-policy",
-                    bucket,
-                    "",
-                    address,
-                    document,
-                    "",
-                    lambda d, b=bucket: s3.put_bucket_policy(Bucket=b, Policy=json.dumps(d)),
-                )
-            )
-        elif kind == "aws_kms_key":
-            key = values["arn"]
-            document = _doc(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"])
-            found.append(
-                Carrier(
-                    "key-policy",
-                    key,
-                    "default",
-                    address,
-                    document,
-                    "",
-                    lambda d, k=key: kms.put_key_policy(KeyId=k, PolicyName="default", Policy=json.dumps(d)),
-                )
-            )
-        elif kind == "aws_lambda_permission":
-            function = values["function_name"]
-            if any(c.kind == "lambda-permission" and c.holder == function for c in found):
-                continue  # one function policy holds every permission of the function
-            document = _doc(lam.get_policy(FunctionName=function)["Policy"])
-            found.append(
-                Carrier(
-                    "lambda-permission",
-                    function,
-                    "",
-                    ", ".join(
-                        r["address"]
-                        for r in resources
-                        if r["type"] == "aws_lambda_permission"
-                        and r["values"].get("function_name") == function
-                    ),
-                    document,
-                    "",
-                    lambda d, f=function: _replace_permissions(lam, f, d),
-                )
-            )
+            found.extend(_role_carriers(pipeline, resource, inline))
+        elif kind in _RESOURCE_CARRIERS:
+            found.append(_RESOURCE_CARRIERS[kind](pipeline, resource))
+        elif kind == "aws_lambda_permission" and resource["values"]["function_name"] not in functions:
+            functions.append(resource["values"]["function_name"])
+    found.extend(_function_policy_carrier(pipeline, function, resources) for function in functions)
     return found
 
 
