@@ -4,7 +4,7 @@
   ``build_execution_input`` over events of 1, 10 and 100 records (no AWS calls);
 - ``process_event`` with a StartExecution stand-in (the handler's own loop, logging and input JSON
   without any AWS client cost);
-- ``lambda_handler`` in-process under moto for a 10-record event: fresh sequencers every round, so
+- ``lambda_handler`` in-process under moto for a 10-record event: new object versions every round, so
   every round really starts 10 executions, and the duplicate path (a redelivered event whose
   executions have closed: 10 x ExecutionAlreadyExists).
 """
@@ -42,7 +42,12 @@ def object_key(index: int) -> str:
     return KEY_TEMPLATES[index % len(KEY_TEMPLATES)].format(index=index)
 
 
-def s3_record(key: str, sequencer: str, region: str) -> dict[str, Any]:
+def version_id(batch: int) -> str:
+    """The version id of an upload of ``batch``: a new batch is a new version of every key."""
+    return f"{VERSION_ID}{batch:06d}"
+
+
+def s3_record(key: str, sequencer: str, region: str, version: str) -> dict[str, Any]:
     """One ObjectCreated record as S3 sends it (the key form-URL-encoded)."""
     return {
         "eventVersion": "2.1",
@@ -62,7 +67,7 @@ def s3_record(key: str, sequencer: str, region: str) -> dict[str, Any]:
                 "key": quote_plus(key, safe="/"),
                 "size": 2048,
                 "eTag": "d41d8cd98f00b204e9800998ecf8427e",
-                "versionId": VERSION_ID,
+                "versionId": version,
                 "sequencer": sequencer,
             },
         },
@@ -74,9 +79,13 @@ def sequencer(batch: int, index: int) -> str:
 
 
 def s3_event(records: int, *, batch: int = 0, region: str = "eu-central-1") -> dict[str, Any]:
-    """An event of ``records`` distinct objects; another ``batch`` makes every sequencer new."""
+    """An event of ``records`` distinct objects; another ``batch`` is a new version of each (names
+    identify an object version, so a new sequencer alone would be a redelivery)."""
     return {
-        "Records": [s3_record(object_key(index), sequencer(batch, index), region) for index in range(records)]
+        "Records": [
+            s3_record(object_key(index), sequencer(batch, index), region, version_id(batch))
+            for index in range(records)
+        ]
     }
 
 
@@ -184,7 +193,7 @@ def test_process_event_without_aws(
     outcome = benchmark(trigger_functions.process_event, event, client, trigger_functions.CONFIG)
 
     expected_names = [
-        trigger_functions.execution_name(BUCKET, key, VERSION_ID, sequencer(0, index))
+        trigger_functions.execution_name(BUCKET, key, version_id(0), sequencer(0, index))
         for index, key in enumerate(keys_of(event))
     ]
     assert outcome.started == expected_names
@@ -226,7 +235,7 @@ def test_handler_starts_new_executions(
         assert (summary["started"], summary["duplicates"], summary["rejected"]) == (HANDLER_RECORDS, 0, 0)
     names = {name for summary in summaries for name in summary["executions"]}
     assert names == {
-        trigger.execution_name(BUCKET, key, VERSION_ID, sequencer(batch, index))
+        trigger.execution_name(BUCKET, key, version_id(batch), sequencer(batch, index))
         for batch in range(1, len(summaries) + 1)
         for index, key in enumerate(keys_of(s3_event(HANDLER_RECORDS)))
     }
