@@ -45,12 +45,12 @@ toolchain: $(STAMP) ## assemble terraform and the offline provider mirrors
 lint: $(STAMP) ## ruff, and terraform fmt -check
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m devkit.toolchain exec -- terraform fmt -check -recursive -diff .
+	$(PY) -m devkit.toolchain exec -- terraform fmt -check -diff . tests
 
 fmt: $(STAMP) ## format Python and HCL in place
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
-	$(PY) -m devkit.toolchain exec -- terraform fmt -recursive .
+	$(PY) -m devkit.toolchain exec -- terraform fmt . tests
 
 tf-check: package toolchain ## terraform init/validate/test against every offline provider version
 	$(PY) -m devkit.tfcheck
