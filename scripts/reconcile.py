@@ -79,6 +79,7 @@ from lambda_common.contract import ExecutionInput  # noqa: E402
 from lambda_common.key_validation import InvalidKeyError, validate_key  # noqa: E402
 from lambda_common.naming import (  # noqa: E402
     MAX_ATTEMPT,
+    execution_arn,
     execution_name,
     has_version_id,
     object_digest,
@@ -197,7 +198,7 @@ class StateMachine:
         return cls(arn=arn, **match.groupdict())
 
     def execution_arn(self, execution: str) -> str:
-        return f"arn:{self.partition}:states:{self.region}:{self.account}:execution:{self.name}:{execution}"
+        return execution_arn(self.arn, execution)  # the trigger builds it the same way
 
 
 @dataclass(frozen=True)
