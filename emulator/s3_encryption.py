@@ -4,7 +4,8 @@ moto 5.2.5 fills a missing KMS key id from the bucket's default encryption even 
 says ``x-amz-server-side-encryption: aws:kms`` without a key, so such an upload looked as if it was
 under the bucket's customer-managed key. On AWS it is encrypted with the account's AWS-managed key
 ``aws/s3`` (AWS documentation: "Specifying server-side encryption with AWS KMS"), which silently
-bypasses a pipeline's key. Here, for PutObject, CopyObject and multipart uploads (decided at
+bypasses a pipeline's key. Here, for PutObject, CopyObject (a copy onto the same key too: moto
+forced ``AES256`` there when the source was KMS-encrypted) and multipart uploads (decided at
 CreateMultipartUpload, as S3 does):
 
 * no SSE header -> the bucket's default encryption (its algorithm and key); no default -> SSE-S3
@@ -119,6 +120,30 @@ def _put_object(original: Any) -> Any:
     return put_object
 
 
+def _copy_object(original: Any) -> Any:
+    def copy_object(
+        self: Any,
+        src_key: Any,
+        dest_bucket_name: str,
+        dest_key_name: str,
+        storage: str | None = None,
+        encryption: str | None = None,
+        kms_key_id: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        in_place = src_key.name == dest_key_name and src_key.bucket_name == dest_bucket_name
+        if in_place and not encryption and src_key.encryption not in (None, "AES256"):
+            # moto would force "AES256" here, which put_object cannot tell from a header: decide now
+            chosen = choose(self.get_bucket(dest_bucket_name), None, kms_key_id)
+            encryption, kms_key_id = chosen.algorithm, chosen.kms_key_arn
+        return original(
+            self, src_key, dest_bucket_name, dest_key_name, storage, encryption, kms_key_id, *args, **kwargs
+        )
+
+    return copy_object
+
+
 def _create_multipart_upload(original: Any) -> Any:
     def create_multipart_upload(
         self: Any,
@@ -171,6 +196,12 @@ PATCHES = [
         "moto says a new bucket has no default encryption; since January 2023 every bucket has SSE-S3"
         " (AES256) by default, and GetBucketEncryption says so",
         _get_bucket_encryption,
+    ),
+    Patch(
+        "moto.s3.models.S3Backend.copy_object",
+        "moto encrypts a copy onto the same key without an SSE header with AES256 when the source"
+        " was KMS-encrypted; S3 applies the bucket's default encryption (its KMS key) then",
+        _copy_object,
     ),
     Patch(
         "moto.s3.models.S3Backend.create_multipart_upload",

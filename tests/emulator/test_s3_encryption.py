@@ -153,6 +153,26 @@ def test_copy_object_uses_the_destinations_rules_not_the_sources(
     assert applied(s3, "copy-managed.txt") == ("aws:kms", aws_managed_s3_key(aws_client)["Arn"])
 
 
+def test_a_copy_onto_the_same_key_without_a_header_gets_the_bucket_default(
+    aws_client: Callable[[str], Any], bucket_key: dict[str, str]
+) -> None:
+    """Re-encrypting in place under the bucket's key: moto forced AES256 for same-key copies."""
+    s3 = aws_client("s3")
+    s3.put_object(Bucket="sse-bucket", Key="in-place.txt", Body=b"x", ServerSideEncryption="aws:kms")
+    assert applied(s3, "in-place.txt") == ("aws:kms", aws_managed_s3_key(aws_client)["Arn"])
+    source = {"Bucket": "sse-bucket", "Key": "in-place.txt"}
+
+    response = s3.copy_object(Bucket="sse-bucket", Key="in-place.txt", CopySource=source)
+
+    assert (response.get("ServerSideEncryption"), response.get("SSEKMSKeyId")) == (
+        "aws:kms",
+        bucket_key["arn"],
+    )
+    assert applied(s3, "in-place.txt") == ("aws:kms", bucket_key["arn"])
+    s3.copy_object(Bucket="sse-bucket", Key="in-place.txt", CopySource=source, ServerSideEncryption="AES256")
+    assert applied(s3, "in-place.txt") == ("AES256", None)  # a header still decides
+
+
 def test_a_multipart_uploads_encryption_is_chosen_when_it_is_created(
     aws_client: Callable[[str], Any], bucket_key: dict[str, str]
 ) -> None:
