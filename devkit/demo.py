@@ -192,6 +192,36 @@ def step_monitor(p: Pipeline, run_id: str) -> Step:
     return step
 
 
+def summarize(steps: list[Step]) -> None:
+    say("[5/5] summary")
+    width = max((len(s.title) for s in steps), default=10)
+    for step in steps:
+        say(f"      {'PASS' if step.ok else 'FAIL'}  {step.title.ljust(width)}  expected: {step.expected}")
+        say(f"            {' ' * width}  observed: {step.observed}")
+
+
+def teardown(stack: Stack, backend: backends.Backend, pipeline: Pipeline | None, steps: list[Step]) -> None:
+    """Destroy the stack, then, whatever happened, remove the overrides and stop the backend."""
+    say("[teardown] terraform destroy ...")
+    try:
+        if pipeline is not None and backend.name == "ministack":
+            # MiniStack ignores encoding-type=url, so force_destroy cannot delete keys with '+'.
+            try:
+                pipeline.empty_bucket()
+            except (BotoCoreError, ClientError) as error:
+                say(f"[teardown] emptying the bucket failed: {error}")
+        if stack.has_state():
+            stack.destroy()
+    except workspace.TerraformError as error:
+        say(str(error))
+        steps.append(Step("terraform destroy", "the stack is destroyed", "destroy failed", ok=False))
+    finally:
+        try:
+            stack.remove_overrides()
+        finally:
+            backend.stop()
+
+
 def run(port: int, provider: str | None, emulator: str = backends.DEFAULT) -> int:
     run_id = uuid.uuid4().hex[:6]
     started = time.monotonic()
@@ -239,28 +269,8 @@ def run(port: int, provider: str | None, emulator: str = backends.DEFAULT) -> in
         say(str(error))
         steps.append(Step("terraform apply", "the stack applies", "apply failed", ok=False))
     finally:
-        say("[5/5] summary")
-        width = max((len(s.title) for s in steps), default=10)
-        for step in steps:
-            say(
-                f"      {'PASS' if step.ok else 'FAIL'}  {step.title.ljust(width)}  expected: {step.expected}"
-            )
-            say(f"            {' ' * width}  observed: {step.observed}")
-        say("[teardown] terraform destroy ...")
-        try:
-            if pipeline is not None and backend.name == "ministack":
-                # MiniStack ignores encoding-type=url, so force_destroy cannot delete keys with '+'.
-                try:
-                    pipeline.empty_bucket()
-                except (BotoCoreError, ClientError) as error:
-                    say(f"[teardown] emptying the bucket failed: {error}")
-            if stack.has_state():
-                stack.destroy()
-        except workspace.TerraformError as error:
-            say(str(error))
-            steps.append(Step("terraform destroy", "the stack is destroyed", "destroy failed", ok=False))
-        stack.remove_overrides()
-        backend.stop()
+        summarize(steps)
+        teardown(stack, backend, pipeline, steps)
         say(f"[teardown] {emulator} emulator stopped; {time.monotonic() - started:.0f} s in all")
     ok = len(steps) == 4 and all(s.ok for s in steps)
     say("demo: every step behaved as stated" if ok else "demo: some steps did not behave as stated")
