@@ -22,7 +22,10 @@ action after the HTTP method (``s3:PostObject`` for a POST). Here:
   false, as IAM defines them.
 * **Unknown operators** are never skipped silently: the statement is logged at ERROR level, counted
   in :func:`unevaluable_statements`, and treated as matching for a Deny (fail closed) and as not
-  matching for an Allow.
+  matching for an Allow. Every statement's operators are checked when the policy is stored
+  (PutBucketPolicy) and on every evaluation before any statement is evaluated, so neither a Deny
+  that decides first, nor a false condition before it, nor an Action/Resource that does not match
+  the request hides one.
 * **Principals**: only ``"*"`` / ``{"AWS": "*"}`` statements apply (the emulator does not enforce
   IAM and does not know callers).
 
@@ -248,7 +251,21 @@ def _statement_applies(statement: dict[str, Any], action: str, resource: str) ->
     return _principal_applies(statement)
 
 
-def _report_unevaluable(statement: dict[str, Any], error: Exception) -> None:
+def unknown_operators(statement: Any) -> list[str]:
+    """The condition operators of ``statement`` that the evaluator does not know, in policy order."""
+    conditions = statement.get("Condition") if isinstance(statement, dict) else None
+    if not isinstance(conditions, dict):
+        return []
+    unknown = []
+    for name in conditions:
+        try:
+            Operator.parse(str(name))
+        except UnsupportedConditionError:
+            unknown.append(str(name))
+    return unknown
+
+
+def _record_unevaluable(statement: dict[str, Any], error: Exception) -> dict[str, str]:
     entry = {
         "sid": str(statement.get("Sid", "")),
         "effect": str(statement.get("Effect")),
@@ -257,27 +274,72 @@ def _report_unevaluable(statement: dict[str, Any], error: Exception) -> None:
     with _UNEVALUABLE_LOCK:
         if entry not in _UNEVALUABLE:
             _UNEVALUABLE.append(entry)
+    return entry
+
+
+def _fail_closed(effect: str) -> str:
+    return "matching" if effect == "Deny" else "not granting"
+
+
+def _report_unevaluable(statement: dict[str, Any], error: Exception, where: str = "") -> None:
+    """Log at ERROR and list (``GET /_emulator/s3/policy``) a statement the evaluator cannot evaluate."""
+    entry = _record_unevaluable(statement, error)
     LOG.error(
         "bucket policy statement %r uses a condition the emulator cannot evaluate (%s): treated as"
-        " %s (fail closed)",
+        " %s (fail closed)%s",
         entry["sid"],
         error,
-        "matching" if entry["effect"] == "Deny" else "not granting",
+        _fail_closed(entry["effect"]),
+        where,
     )
 
 
-def evaluate(policy: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> str:
-    """``"DENIED"``, ``"PERMITTED"`` or ``"NEUTRAL"`` for ``action`` on ``resource``."""
-    permitted = False
+def check_policy(policy: dict[str, Any], bucket: str) -> list[str]:
+    """Report every statement of ``policy`` with an operator the evaluator does not know.
+
+    Run when a policy is stored, so that such a statement is reported even if no request ever
+    reaches it; returns the statements' Sids.
+    """
+    reported = []
     for statement in _as_list(policy.get("Statement", [])):
-        if not _statement_applies(statement, action, resource):
-            continue
-        try:
-            holds = _conditions_hold(statement.get("Condition") or {}, context)
-        except (UnsupportedConditionError, ValueError, AttributeError, IndexError) as exc:
-            _report_unevaluable(statement, exc)
-            holds = statement.get("Effect") == "Deny"
-        if not holds:
+        unknown = unknown_operators(statement)
+        if unknown:
+            _report_unevaluable(
+                statement,
+                UnsupportedConditionError(", ".join(unknown)),
+                f" wherever it applies (bucket {bucket})",
+            )
+            reported.append(str(statement.get("Sid", "")))
+    return reported
+
+
+def _holds(statement: dict[str, Any], context: dict[str, str], unknown: list[str]) -> bool:
+    """Whether the statement's conditions hold; one that cannot be evaluated fails closed."""
+    if unknown:
+        return statement.get("Effect") == "Deny"  # reported before the evaluation began
+    try:
+        return _conditions_hold(statement.get("Condition") or {}, context)
+    except (UnsupportedConditionError, ValueError, AttributeError, IndexError) as exc:
+        _report_unevaluable(statement, exc)
+        return statement.get("Effect") == "Deny"
+
+
+def evaluate(policy: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> str:
+    """``"DENIED"``, ``"PERMITTED"`` or ``"NEUTRAL"`` for ``action`` on ``resource``.
+
+    Every statement's operators are checked before any is evaluated: a statement with an unknown
+    operator is reported even when the first Deny decides, or when it does not apply to this request.
+    """
+    statements = _as_list(policy.get("Statement", []))
+    unknown = [unknown_operators(statement) for statement in statements]
+    for statement, names in zip(statements, unknown, strict=True):
+        if names:
+            applies = _statement_applies(statement, action, resource)
+            where = "" if applies else f" where it applies (not to {action} on {resource})"
+            _report_unevaluable(statement, UnsupportedConditionError(", ".join(names)), where)
+    permitted = False
+    for statement, names in zip(statements, unknown, strict=True):
+        if not _statement_applies(statement, action, resource) or not _holds(statement, context, names):
             continue
         if statement.get("Effect") == "Deny":
             LOG.info("bucket policy statement %s denies %s on %s", statement.get("Sid"), action, resource)
@@ -307,7 +369,28 @@ def _get_permission(_original: Any) -> Any:
     return get_permission
 
 
+def _put_bucket_policy(original: Any) -> Any:
+    def put_bucket_policy(self: Any, bucket_name: str, policy: bytes) -> None:
+        try:
+            document = json.loads(policy.decode() if isinstance(policy, bytes) else policy)
+        except (ValueError, UnicodeDecodeError) as exc:
+            LOG.error("bucket policy of %s is not JSON (%s): stored as moto stores it", bucket_name, exc)
+        else:
+            if isinstance(document, dict):
+                check_policy(document, bucket_name)
+        original(self, bucket_name, policy)
+
+    return put_bucket_policy
+
+
 PATCHES = [
+    Patch(
+        "moto.s3.models.S3Backend.put_bucket_policy",
+        "moto stores a bucket policy without reading its conditions; the emulator evaluates them, so"
+        " a statement with an operator it cannot evaluate is reported (ERROR log, GET"
+        " /_emulator/s3/policy) when the policy is stored, even if no request ever reaches it",
+        _put_bucket_policy,
+    ),
     Patch(
         "moto.s3.models.FakeBucket.get_permission",
         "moto counts every policy statement with a Condition as Deny (a 'deny non-TLS' policy denies"

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from emulator import s3_policy
+from emulator import Emulator, s3_policy
+from emulator.admin_client import AdminClient
 from emulator.s3_policy import Operator, RequestInfo, evaluate, s3_action
 
 pytestmark = pytest.mark.emulator
@@ -136,6 +137,47 @@ def test_an_unknown_operator_is_reported_and_fails_closed(caplog: pytest.LogCapt
     } in s3_policy.unevaluable_statements()
     allow = {**statement, "Sid": "AllowByDate", "Effect": "Allow"}
     assert decide(allow, {}) == "NEUTRAL"  # an Allow it cannot evaluate grants nothing
+
+
+def test_an_unknown_operator_is_reported_when_a_deny_decides_first(caplog: pytest.LogCaptureFixture) -> None:
+    first = deny({"StringEquals": {SSE: "AES256"}}, sid="DecidesFirst")
+    later = deny({"BinaryEquals": {SSE: "QUVTMjU2"}}, sid="NeverReached")
+    with caplog.at_level("ERROR", logger="emulator.s3"):
+        result = evaluate({"Statement": [first, later]}, "s3:PutObject", "arn:aws:s3:::b/k", {SSE: "AES256"})
+    assert result == "DENIED"
+    assert "'NeverReached' uses a condition the emulator cannot evaluate (BinaryEquals)" in caplog.text
+    assert {
+        "sid": "NeverReached",
+        "effect": "Deny",
+        "error": "BinaryEquals",
+    } in s3_policy.unevaluable_statements()
+
+
+def test_an_unknown_operator_after_a_false_condition_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    statement = deny(
+        {"StringEquals": {SSE: "AES256"}, "DateLessThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}},
+        sid="FalseThenUnknown",
+    )
+    with caplog.at_level("ERROR", logger="emulator.s3"):
+        decide(statement, {})  # StringEquals is false for a request without the header
+    assert "'FalseThenUnknown' uses a condition the emulator cannot evaluate (DateLessThan)" in caplog.text
+    assert {"sid": "FalseThenUnknown", "effect": "Deny", "error": "DateLessThan"} in (
+        s3_policy.unevaluable_statements()
+    )
+
+
+def test_an_unknown_operator_in_a_statement_that_does_not_apply_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    statement = deny({"DateGreaterThanEquals": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}}, sid="OnlyGets")
+    statement["Action"] = "s3:GetObject"
+    with caplog.at_level("ERROR", logger="emulator.s3"):
+        assert decide(statement, {}, action="s3:PutObject") == "NEUTRAL"
+    assert "'OnlyGets' uses a condition the emulator cannot evaluate (DateGreaterThanEquals)" in caplog.text
+    assert [r.levelname for r in caplog.records if "'OnlyGets'" in r.getMessage()] == ["ERROR"]
+    assert {"sid": "OnlyGets", "effect": "Deny", "error": "DateGreaterThanEquals"} in (
+        s3_policy.unevaluable_statements()
+    )
 
 
 @pytest.mark.parametrize(
@@ -309,6 +351,29 @@ def test_the_hardened_policy_accepts_plain_and_multipart_uploads(
         == "AccessDenied"
     )
     assert s3.get_object(Bucket=bucket, Key="plain.txt")["Body"].read() == b"x"
+
+
+def test_put_bucket_policy_reports_an_unknown_operator_no_request_reaches(
+    aws_client: Callable[[str], Any], bucket: str, emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stored, not yet evaluated: the statement is in the emulator log and the admin counter at once."""
+    statement = {
+        "Sid": "DeleteOnlyBeforeNewYear",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:DeleteBucket",
+        "Resource": f"arn:aws:s3:::{bucket}",
+        "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}},
+    }
+    with caplog.at_level("ERROR", logger="emulator.s3"):
+        aws_client("s3").put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Statement": [statement]}))
+
+    assert "'DeleteOnlyBeforeNewYear' uses a condition the emulator cannot evaluate (DateGreaterThan)" in (
+        caplog.text
+    )
+    assert f"(bucket {bucket})" in caplog.text
+    listed = AdminClient(emulator.endpoint_url).call("GET", "/_emulator/s3/policy")["unevaluable_statements"]
+    assert {"sid": "DeleteOnlyBeforeNewYear", "effect": "Deny", "error": "DateGreaterThan"} in listed
 
 
 def test_batch_delete_reports_denied_keys_per_key(aws_client: Callable[[str], Any], bucket: str) -> None:
