@@ -17,8 +17,10 @@ Measured against every list call the handlers, the demo, the tests and the provi
   answer). Here: pages of ``maxResults`` (default 100, AWS's) with ``nextToken``, newest first on
   ``reverseOrder``.
 
-ListTables, ListExecutions, ListObjectsV2 and Scan page correctly in moto; ListObjectVersions pages,
-and its markers are URL-encoded by :mod:`emulator.s3_listing`. All of them are covered by the tests.
+ListTables, ListExecutions, ListObjectsV2 (``MaxKeys``/``ContinuationToken``), DynamoDB
+ListTagsOfResource (10 tags a page, ``NextToken``: the monitor reads a table's tags this way) and Scan
+page correctly in moto; ListObjectVersions pages, and its markers are URL-encoded by
+:mod:`emulator.s3_listing`. All of them are covered by the tests.
 """
 
 from __future__ import annotations

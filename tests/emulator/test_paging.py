@@ -132,3 +132,56 @@ def test_list_aliases_pages_and_shows_aws_managed_aliases_without_targets(
     by_name = {a["AliasName"]: a for a in aliases}
     assert "TargetKeyId" not in by_name["alias/aws/lambda"]  # the AWS-managed key does not exist yet
     assert by_name["alias/paged-0"]["TargetKeyId"]
+
+
+def test_list_objects_v2_pages_with_max_keys_and_continuation_tokens(
+    aws_client: Callable[[str], Any],
+) -> None:
+    s3 = aws_client("s3")
+    s3.create_bucket(Bucket="paged-objects")
+    keys = [f"dir/file {i:02d}+v.txt" for i in range(11)]
+    for key in reversed(keys):
+        s3.put_object(Bucket="paged-objects", Key=key, Body=b"x")
+
+    listed, pages = items(s3, "list_objects_v2", "Contents", 4, Bucket="paged-objects")
+    assert [o["Key"] for o in listed] == keys  # every key exactly once, in key order
+    assert pages == 3
+
+    seen: list[str] = []
+    request: dict[str, Any] = {"Bucket": "paged-objects", "MaxKeys": 4}
+    for _ in range(10):
+        page = s3.list_objects_v2(**request)
+        assert page["KeyCount"] == len(page["Contents"]) <= 4
+        seen.extend(o["Key"] for o in page["Contents"])
+        if not page["IsTruncated"]:
+            assert "NextContinuationToken" not in page
+            break
+        request["ContinuationToken"] = page["NextContinuationToken"]
+    assert seen == keys
+
+
+def test_list_tags_of_resource_pages_with_next_token(aws_client: Callable[[str], Any]) -> None:
+    """The security monitor reads a table's tags page by page (moto answers 10 per page)."""
+    ddb = aws_client("dynamodb")
+    arn = ddb.create_table(
+        TableName="paged-tags",
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )["TableDescription"]["TableArn"]
+    tags = {f"tag-{i:02d}": f"value {i}" for i in range(23)}
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+    seen: list[tuple[str, str]] = []
+    pages = 0
+    request = {"ResourceArn": arn}
+    while True:  # the monitor's loop (lambda_security_monitor.table_tags)
+        page = ddb.list_tags_of_resource(**request)
+        pages += 1
+        seen.extend((tag["Key"], tag["Value"]) for tag in page["Tags"])
+        if not page.get("NextToken"):
+            break
+        request["NextToken"] = page["NextToken"]
+    assert sorted(seen) == sorted(tags.items())
+    assert len(seen) == len(tags)  # no tag twice
+    assert pages == 3
