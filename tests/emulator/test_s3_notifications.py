@@ -145,17 +145,62 @@ def test_copy_object_sends_one_copy_event(
     assert event["EventName"] == "ObjectCreated:Copy"
 
 
-def test_each_version_has_its_own_increasing_sequencer(
+def sequencer_order(sequencer: str, width: int) -> str:
+    """How AWS says to compare sequencers of one key: pad to equal length, then compare as strings."""
+    return sequencer.upper().rjust(width, "0")
+
+
+def test_each_version_has_its_own_sequencer_increasing_in_upload_order(
     aws_client: Callable[[str], Any], recorded: Callable[[str], list[dict]]
 ) -> None:
     s3 = aws_client("s3")
-    for body in (b"1", b"2", b"3"):
-        s3.put_object(Bucket=BUCKET, Key="thrice.txt", Body=body)
-    events = recorded("thrice.txt")
+    uploaded = [
+        s3.put_object(Bucket=BUCKET, Key="thrice.txt", Body=body)["VersionId"] for body in (b"1", b"2", b"3")
+    ]
+    events = recorded("thrice.txt")  # delivered asynchronously: the arrival order says nothing
     assert len(events) == 3
-    assert len({e["VersionId"] for e in events}) == 3
-    sequencers = sorted(int(e["Sequencer"], 16) for e in events)
-    assert len(set(sequencers)) == 3
+    by_version = {e["VersionId"]: e["Sequencer"] for e in events}
+    assert set(by_version) == set(uploaded)
+
+    in_upload_order = [by_version[version] for version in uploaded]
+    width = max(map(len, in_upload_order))
+    padded = [sequencer_order(s, width) for s in in_upload_order]
+    assert padded[0] < padded[1] < padded[2], in_upload_order
+    hex_values = [int(s, 16) for s in in_upload_order]
+    assert hex_values[0] < hex_values[1] < hex_values[2]
+
+
+def test_every_destination_of_one_event_gets_the_same_sequencer(
+    aws_client: Callable[[str], Any], recorded: Callable[[str], list[dict]]
+) -> None:
+    """One object event sent to a function and to a queue: S3 sends one event, one sequencer."""
+    s3, sqs = aws_client("s3"), aws_client("sqs")
+    function_arn = aws_client("lambda").get_function(FunctionName="delivery-recorder")["Configuration"][
+        "FunctionArn"
+    ]
+    queue_url = sqs.create_queue(QueueName="notified-copies")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    s3.create_bucket(Bucket="two-destinations")
+    s3.put_bucket_versioning(Bucket="two-destinations", VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_notification_configuration(
+        Bucket="two-destinations",
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [
+                {"LambdaFunctionArn": function_arn, "Events": ["s3:ObjectCreated:*"]}
+            ],
+            "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}],
+        },
+    )
+    version = s3.put_object(Bucket="two-destinations", Key="both.txt", Body=b"x")["VersionId"]
+
+    [to_function] = recorded("both.txt")
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)["Messages"]
+    [to_queue] = [record for m in messages for record in json.loads(m["Body"]).get("Records", [])]
+    assert to_queue["s3"]["object"]["versionId"] == to_function["VersionId"] == version
+    assert to_queue["s3"]["object"]["sequencer"] == to_function["Sequencer"]
+    assert to_queue["eventTime"] == to_function["EventTime"]
 
 
 def test_at_least_once_mode_delivers_the_same_event_twice(
