@@ -21,7 +21,8 @@ class Patch:
 
     ``kind``: ``"replace"`` (the target must exist; ``build`` receives the original),
     ``"add"`` (the target must not exist; ``build`` receives ``None``) or ``"entries"`` (the target
-    is a dict; ``build`` returns entries merged into it and removed again on uninstall).
+    is a dict; ``build`` returns entries merged into it; uninstall removes the keys it added and
+    puts back the values of those it replaced).
     """
 
     target: str

@@ -45,7 +45,9 @@ def resolve(path: str) -> Any:
 class _Applied:
     patch: Patch
     owner: Any
-    saved: Any  # the owner's own attribute (its __dict__ entry), or _MISSING; for entries: their keys
+    # the owner's own attribute (its __dict__ entry), or _MISSING; for entries: each key's prior
+    # value (or _MISSING), so that uninstall puts back what was there
+    saved: Any
 
 
 def _apply(patch: Patch) -> _Applied:
@@ -54,9 +56,9 @@ def _apply(patch: Patch) -> _Applied:
     if patch.kind == "entries":
         mapping = getattr(owner, name)
         entries: Mapping[Any, Any] = patch.build(mapping)
-        added = [key for key in entries if key not in mapping]
+        prior = {key: mapping.get(key, _MISSING) for key in entries}
         mapping.update(entries)
-        return _Applied(patch, mapping, added)
+        return _Applied(patch, mapping, prior)
     own = vars(owner).get(name, _MISSING) if hasattr(owner, "__dict__") else _MISSING
     exists = hasattr(owner, name)
     if patch.kind == "replace" and not exists:
@@ -72,8 +74,11 @@ def _apply(patch: Patch) -> _Applied:
 def _revert(applied: _Applied) -> None:
     patch = applied.patch
     if patch.kind == "entries":
-        for key in applied.saved:
-            applied.owner.pop(key, None)
+        for key, prior in applied.saved.items():
+            if prior is _MISSING:
+                applied.owner.pop(key, None)
+            else:
+                applied.owner[key] = prior
         return
     if applied.saved is _MISSING:
         delattr(applied.owner, patch.attribute)
@@ -87,6 +92,7 @@ def patches() -> list[Patch]:
         events,
         lambda_api,
         lambda_invoke,
+        moto_config,
         paging,
         performance,
         s3_encryption,
@@ -98,6 +104,7 @@ def patches() -> list[Patch]:
 
     found: list[Patch] = []
     for module in (
+        moto_config,
         lambda_invoke,
         lambda_api,
         s3_encryption,

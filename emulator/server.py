@@ -1,9 +1,9 @@
 """The embedded AWS emulator: moto's server app, in-process and threaded, plus the emulator's patches.
 
 ``Emulator(port=0).start()`` binds ``127.0.0.1`` (port 0 picks a free port; :attr:`Emulator.port` is the
-real one), sets ``MOTO_PORT`` to it, turns on moto's Step Functions execution, installs the patches
-of :mod:`emulator.registry` (removed again by :meth:`Emulator.stop`) and serves moto's
-``DomainDispatcherApplication`` behind :class:`emulator.app.EmulatorApp` (admin API, fault injection,
+real one), sets ``MOTO_PORT`` to it, installs the patches of :mod:`emulator.registry` (moto's Step
+Functions execution and full Lambda backend among them; removed again by :meth:`Emulator.stop`) and
+serves moto's ``DomainDispatcherApplication`` behind :class:`emulator.app.EmulatorApp` (admin API, fault injection,
 request log). The pieces: :mod:`emulator.http_server` (the HTTP server), :mod:`emulator.admin` (the
 admin API), :mod:`emulator.lambda_runtime` / :mod:`emulator.lambda_async` (Lambda) and
 :mod:`emulator.destinations` (asynchronous destinations).
@@ -80,7 +80,6 @@ class Emulator:
         self._port: int | None = None
         self._log_handlers: list[tuple[logging.Logger, logging.Handler]] = []
         self._saved_env: dict[str, str | None] = {}
-        self._saved_sfn_config: Any = None
         self._temp_dir: Path | None = None
         self._started_at: float | None = None
         self.runner: LocalLambdaRunner | None = None
@@ -145,23 +144,17 @@ class Emulator:
         return self._temp_dir
 
     def _configure_moto(self) -> None:
-        from moto.core.config import default_user_config
         from moto.moto_api._internal.models import moto_api_backend
 
         if self.reset_state:
             moto_api_backend.reset()
-        self._saved_sfn_config = default_user_config.get("stepfunctions")
-        default_user_config["stepfunctions"] = {"execute_state_machine": True}
-        default_user_config["lambda"] = {"use_docker": True}  # keep the real backend (our runner)
+        # moto's user configuration (Step Functions execution, the full Lambda backend) is an entry
+        # of the patch registry (emulator.moto_config): installed and put back with the patches.
         self._saved_env = {"MOTO_PORT": os.environ.get("MOTO_PORT")}
         # moto's Step Functions integrations read MOTO_PORT on every call (settings.moto_server_port())
         os.environ["MOTO_PORT"] = str(self.port)
 
     def _restore_moto(self) -> None:
-        from moto.core.config import default_user_config
-
-        if self._saved_sfn_config is not None:
-            default_user_config["stepfunctions"] = self._saved_sfn_config
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -78,6 +78,42 @@ def test_mock_aws_sees_plain_moto_after_an_emulator_ran() -> None:
         assert s3.head_object(Bucket="plain-moto-bucket", Key="k")["SSEKMSKeyId"] == "k-1"
 
 
+def test_entries_put_back_the_values_they_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.core.config import default_user_config
+
+    original = default_user_config["iot"]
+    replacing = Patch(
+        "moto.core.config.default_user_config",
+        "a test: one existing key replaced, one new key added",
+        lambda _config: {"iot": {"use_valid_cert": True}, "emulator-test": {"added": True}},
+        "entries",
+    )
+    monkeypatch.setattr(registry, "patches", lambda: [replacing])
+    registry.install()
+    try:
+        assert default_user_config["iot"] == {"use_valid_cert": True}
+        assert default_user_config["emulator-test"] == {"added": True}
+    finally:
+        registry.uninstall()
+    assert default_user_config["iot"] is original
+    assert "emulator-test" not in default_user_config
+
+
+def test_an_emulator_leaves_motos_configuration_as_it_found_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both keys the emulator sets (Step Functions execution, the full Lambda backend) come back."""
+    from moto.core.config import default_user_config
+
+    custom_lambda = {"use_docker": False}  # what a mock_aws(config=...) test might have set
+    monkeypatch.setitem(default_user_config, "lambda", custom_lambda)
+    before = dict(default_user_config)
+    with Emulator(port=0):
+        assert default_user_config["stepfunctions"] == {"execute_state_machine": True}
+        assert default_user_config["lambda"] == {"use_docker": True}
+    assert default_user_config == before
+    assert default_user_config["lambda"] is custom_lambda
+    assert default_user_config["stepfunctions"] is before["stepfunctions"]
+
+
 def test_a_missing_target_fails_install_with_the_patch_named(monkeypatch: pytest.MonkeyPatch) -> None:
     broken = Patch("moto.s3.models.S3Backend.no_such_method", "a moto upgrade renamed it", lambda o: o)
     real = registry.patches
