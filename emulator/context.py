@@ -18,7 +18,8 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from emulator.faults import FaultRegistry
-    from emulator.lambda_runtime import AsyncInvoker, LocalLambdaRunner
+    from emulator.lambda_async import AsyncInvoker
+    from emulator.lambda_runtime import LocalLambdaRunner
 
 
 class EmulatorNotActiveError(RuntimeError):

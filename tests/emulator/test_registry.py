@@ -171,6 +171,24 @@ def test_the_package_has_no_import_cycles() -> None:
         visit(name, (name,))
 
 
+def test_annotation_only_imports_name_what_their_module_defines() -> None:
+    """``if TYPE_CHECKING:`` imports never run, so nothing else notices one that points elsewhere."""
+    wrong = []
+    for module, tree in _emulator_modules().items():
+        annotations_only = _type_checking_nodes(tree)
+        for node in ast.walk(tree):
+            if id(node) not in annotations_only or not isinstance(node, ast.ImportFrom) or not node.module:
+                continue
+            source = importlib.import_module(node.module)
+            wrong.extend(
+                f"{module}: {node.module}.{alias.name}"
+                for alias in node.names
+                if alias.name not in vars(source)
+                or getattr(vars(source)[alias.name], "__module__", node.module) != node.module
+            )
+    assert wrong == []
+
+
 def test_no_function_is_longer_than_sixty_lines() -> None:
     long = [
         f"{module}.{node.name}: {node.end_lineno - node.lineno + 1} lines"
