@@ -10,7 +10,8 @@
 * ``fault add|list|clear`` - fault rules (see :mod:`emulator.faults`), also probabilistic;
 * ``throttle set|list|clear`` - token-bucket throttling of a target (e.g. StartExecution);
 * ``s3-notifications --copies N`` - deliver every S3 -> Lambda notification N times;
-* ``lambda [--warm|--cold] [--idle-timeout S]`` - execution environments: settings and counters;
+* ``lambda [--warm|--cold] [--idle-timeout S] [--max-per-function N]`` - execution environments:
+  settings and counters;
 * ``patches`` - the registry of every change the emulator makes to moto.
 
 The state directory (``--state-dir``, default ``.emulator`` under the current directory) holds the
@@ -347,6 +348,8 @@ def cmd_lambda(args: argparse.Namespace) -> int:
         settings["warm"] = args.warm
     if args.idle_timeout is not None:
         settings["idle_timeout"] = args.idle_timeout
+    if args.max_per_function is not None:
+        settings["max_per_function"] = args.max_per_function
     client = _client(args)
     result = (
         client.call("POST", "/_emulator/lambda", settings)
@@ -430,6 +433,9 @@ def _add_admin_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "--cold", dest="warm", action="store_const", const=False, help="a process per invocation"
     )
     lam.add_argument("--idle-timeout", type=float, help="seconds an idle environment lives")
+    lam.add_argument(
+        "--max-per-function", type=int, help="environments of one function at once (default 8; more wait)"
+    )
     lam.set_defaults(func=cmd_lambda)
     patches = sub.add_parser("patches", parents=[common], help="list every change made to moto")
     patches.add_argument("--offline", action="store_true", help="from this code, not the running emulator")

@@ -9,7 +9,7 @@
 | ``GET, POST, DELETE /_emulator/throttles`` | ``{"target", "capacity", "refill_per_second"}`` | token buckets |
 | ``GET, POST /_emulator/s3/notifications`` | ``{"copies": N}`` | each Lambda notification delivered N times |
 | ``GET /_emulator/s3/policy`` | | bucket-policy statements the evaluator could not evaluate |
-| ``GET, POST /_emulator/lambda`` | ``{"warm": bool, "idle_timeout": s}`` | invocation counters, environments; settings |
+| ``GET, POST /_emulator/lambda`` | ``{"warm": bool, "idle_timeout": s, "max_per_function": n}`` | invocation counters, environments; settings |
 | ``POST /_emulator/lambda/wait`` | ``?timeout=S`` | ``{"idle": bool, ...}`` once no async invocation is pending |
 | ``POST /_emulator/events/trigger`` | ``{"rule", "region"?, "event_bus"?, "event"?}`` | the event sent to the rule's targets |
 """
@@ -117,7 +117,11 @@ def _lambda(emulator: Emulator, request: AdminRequest) -> Answer:
     if request.method == "POST":
         data = request.json()
         try:
-            emulator.configure_lambda(warm=data.get("warm"), idle_timeout=data.get("idle_timeout"))
+            emulator.configure_lambda(
+                warm=data.get("warm"),
+                idle_timeout=data.get("idle_timeout"),
+                max_per_function=data.get("max_per_function"),
+            )
         except ValueError as exc:
             raise BadRequestError(str(exc)) from exc
     return 200, emulator.lambda_stats()

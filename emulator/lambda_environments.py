@@ -508,6 +508,7 @@ class EnvironmentPool:
                 "reaped": self.stats.reaped,
                 "warm": self.settings.warm,
                 "idle_timeout": self.settings.idle_timeout,
+                "max_per_function": self.settings.max_per_function,
                 "pids": sorted(env.pid for env in self._all if env.pid),
             }
 

@@ -393,13 +393,17 @@ class LocalLambdaRunner:
             LOG.warning("could not write logs of %s to CloudWatch: %s", fn.function_name, exc)
 
     # ------------------------------------------------------------------ control
-    def configure(self, warm: bool | None = None, idle_timeout: float | None = None) -> None:
+    def configure(
+        self, warm: bool | None = None, idle_timeout: float | None = None, max_per_function: int | None = None
+    ) -> None:
         if warm is not None:
             self.settings.warm = self.pool.settings.warm = bool(warm)
             if not warm:
                 self.pool.stop_idle()
         if idle_timeout is not None:
             self.settings.idle_timeout = self.pool.settings.idle_timeout = float(idle_timeout)
+        if max_per_function is not None:  # waiting invocations look again within a second
+            self.settings.max_per_function = self.pool.settings.max_per_function = int(max_per_function)
 
     def stats(self) -> dict[str, Any]:
         return {"invocations": self.invocation_count, **self.pool.describe()}

@@ -279,16 +279,25 @@ class Emulator:
         stats["async_completed"] = list(self.async_invoker.completed) if self.async_invoker else []
         return stats
 
-    def configure_lambda(self, warm: bool | None = None, idle_timeout: float | None = None) -> None:
-        """Switch warm environments on or off, or change how long idle ones live."""
+    def configure_lambda(
+        self, warm: bool | None = None, idle_timeout: float | None = None, max_per_function: int | None = None
+    ) -> None:
+        """Switch warm environments on or off, change how long idle ones live, or how many
+        environments one function may have at once (default 8; more invocations wait)."""
         if warm is not None and not isinstance(warm, bool):
             raise ValueError("'warm' must be true or false")
         if idle_timeout is not None and (
             isinstance(idle_timeout, bool) or not isinstance(idle_timeout, int | float) or idle_timeout <= 0
         ):
             raise ValueError("'idle_timeout' must be a positive number of seconds")
+        if max_per_function is not None and (
+            isinstance(max_per_function, bool)
+            or not isinstance(max_per_function, int)
+            or max_per_function < 1
+        ):
+            raise ValueError("'max_per_function' must be a positive integer")
         if self.runner is not None:
-            self.runner.configure(warm=warm, idle_timeout=idle_timeout)
+            self.runner.configure(warm=warm, idle_timeout=idle_timeout, max_per_function=max_per_function)
 
     def wait_for_async_invocations(self, timeout: float = 60.0) -> bool:
         """Wait until no asynchronous invocation (Event invoke, S3 notification) is pending."""

@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from emulator_helpers import zip_bytes
 
 from emulator import Emulator
+from emulator.lambda_runtime import RuntimeSettings
 
 pytestmark = pytest.mark.emulator
 
@@ -29,6 +31,7 @@ from aws_lambda_powertools import Logger
 
 logger = Logger(service="env-probe")
 INVOCATIONS = 0
+CODE = "v1"
 
 
 @logger.inject_lambda_context
@@ -41,8 +44,16 @@ def handler(event, context):
         time.sleep(event["seconds"])
     if action == "exit":
         os._exit(2)
-    return {"pid": os.getpid(), "invocations": INVOCATIONS, "greeting": os.environ.get("GREETING")}
+    return {
+        "pid": os.getpid(),
+        "invocations": INVOCATIONS,
+        "greeting": os.environ.get("GREETING"),
+        "code": CODE,
+    }
 """
+
+
+DEFAULT_PER_FUNCTION = 8  # the cap emulator/README.md documents
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +67,7 @@ def probe(make_function: Callable[..., str]) -> str:
 def lam(aws_client: Callable[[str], Any], emulator: Emulator, probe: str) -> Iterator[Any]:
     """The Lambda client, with the probe's environments stopped and settings restored afterwards."""
     yield aws_client("lambda")
-    emulator.configure_lambda(warm=True, idle_timeout=120.0)
+    emulator.configure_lambda(warm=True, idle_timeout=120.0, max_per_function=DEFAULT_PER_FUNCTION)
     aws_client("lambda").delete_function_concurrency(FunctionName="env-probe")
     assert emulator.runner is not None
     emulator.runner.pool.stop_idle()
@@ -107,6 +118,24 @@ def test_concurrent_invocations_get_environments_of_their_own(lam: Any, emulator
     assert set(stats["pids"]) >= pids
     again = {call(lam)[0]["pid"] for _ in range(4)}  # sequential calls reuse the idle ones
     assert again <= pids
+
+
+def test_one_function_gets_at_most_its_cap_of_environments_and_more_invocations_wait(
+    lam: Any, emulator: Emulator
+) -> None:
+    assert RuntimeSettings.__dataclass_fields__["max_per_function"].default == DEFAULT_PER_FUNCTION
+    assert emulator.lambda_stats()["max_per_function"] == DEFAULT_PER_FUNCTION
+    emulator.configure_lambda(max_per_function=2)  # 3 invocations stand for the 9th beyond 8
+    assert emulator.lambda_stats()["max_per_function"] == 2
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _i: call(lam, {"action": "sleep", "seconds": 1.0})[0], range(3)))
+    elapsed = time.monotonic() - started
+
+    assert len({r["pid"] for r in results}) == 2, "the third waited for an environment, not a new one"
+    assert sorted(r["invocations"] for r in results) == [1, 1, 2]  # ...and ran warm in one of them
+    assert elapsed >= 2.0, "two rounds of a 1 s invocation"
 
 
 def test_reserved_concurrency_throttles_like_lambda(lam: Any, emulator: Emulator) -> None:
@@ -161,7 +190,7 @@ def test_a_configuration_update_retires_the_old_environments(lam: Any) -> None:
     assert not alive(before["pid"])
 
 
-def test_timed_out_and_crashed_environments_are_discarded(lam: Any) -> None:
+def test_timed_out_and_crashed_environments_are_discarded(lam: Any, emulator: Emulator) -> None:
     warm, _ = call(lam)
     timed_out, _ = call(lam, {"action": "sleep", "seconds": 5})
     assert timed_out["errorType"] == "Sandbox.Timedout"
@@ -169,10 +198,31 @@ def test_timed_out_and_crashed_environments_are_discarded(lam: Any) -> None:
     assert after_timeout["pid"] != warm["pid"]
     assert not alive(warm["pid"])
 
-    crashed, _ = call(lam, {"action": "exit"})
+    crashed, _ = call(lam, {"action": "exit"})  # in the environment after_timeout ran in
     assert crashed["errorType"] == "Runtime.ExitError"
     after_crash, _ = call(lam)
     assert after_crash["pid"] != after_timeout["pid"]
+    assert not alive(after_timeout["pid"])
+    assert after_timeout["pid"] not in emulator.lambda_stats()["pids"]
+
+
+def test_a_code_update_retires_the_old_environment(lam: Any, emulator: Emulator) -> None:
+    before, _ = call(lam)
+    assert before["code"] == "v1"
+    lam.update_function_code(
+        FunctionName="env-probe", ZipFile=zip_bytes({"index.py": PROBE.replace('CODE = "v1"', 'CODE = "v2"')})
+    )
+    try:
+        after, log = call(lam)
+    finally:
+        lam.update_function_code(FunctionName="env-probe", ZipFile=zip_bytes({"index.py": PROBE}))
+
+    assert after["code"] == "v2"
+    assert after["pid"] != before["pid"]
+    assert after["invocations"] == 1
+    assert cold_start_flags(log) == [True]
+    assert not alive(before["pid"])
+    assert before["pid"] not in emulator.lambda_stats()["pids"]
 
 
 def test_idle_environments_are_reaped(lam: Any, emulator: Emulator) -> None:
