@@ -7,6 +7,8 @@ data "aws_iam_policy_document" "kms_administration" {
   statement {
     sid    = "AccountAdministersKey"
     effect = "Allow"
+    # The key administrator actions of AWS's default key policy, spelled out. Not kms:ListAliases:
+    # AWS authorizes it on "*" through IAM policies only, so a key policy cannot grant it.
     actions = [
       "kms:CancelKeyDeletion",
       "kms:CreateAlias",
@@ -18,7 +20,6 @@ data "aws_iam_policy_document" "kms_administration" {
       "kms:EnableKeyRotation",
       "kms:GetKeyPolicy",
       "kms:GetKeyRotationStatus",
-      "kms:ListAliases",
       "kms:ListGrants",
       "kms:ListKeyPolicies",
       "kms:ListResourceTags",

@@ -163,23 +163,54 @@ def without(document: dict[str, Any], index: int, actions: set[str]) -> dict[str
 
 
 class Locator:
-    """Where a statement is declared: file:line of its sid, else of its resource block."""
+    """Where a statement is declared: file:line of its sid inside the policy document its resource
+    uses (following source_policy_documents), else of that document, else of the resource."""
 
     def __init__(self, root: Path = ROOT) -> None:
         self.files = {path.name: path.read_text().splitlines() for path in sorted(root.glob("*.tf"))}
 
-    def find(self, pattern: str) -> str:
-        regex = re.compile(pattern)
+    def block(self, header: str) -> tuple[str, int, list[str]]:
+        """(file, first line number, lines) of the top-level block whose first line matches."""
+        regex = re.compile(header)
         for name, lines in self.files.items():
             for number, line in enumerate(lines, start=1):
                 if regex.search(line):
-                    return f"{name}:{number}"
-        return ""
+                    end = next((i for i in range(number, len(lines)) if lines[i] == "}"), len(lines))
+                    return name, number, lines[number - 1 : end + 1]
+        return "", 0, []
+
+    def _in_document(self, document: str, sid: str, seen: set[str]) -> str:
+        name, first, lines = self.block(rf'^data\s+"aws_iam_policy_document"\s+"{re.escape(document)}"')
+        if not lines or document in seen:
+            return ""
+        seen.add(document)
+        for offset, line in enumerate(lines):
+            if sid and re.search(rf'^\s*sid\s*=\s*"{re.escape(sid)}"', line):
+                return f"{name}:{first + offset}"
+        for source in re.findall(r"data\.aws_iam_policy_document\.(\w+)\.json", "\n".join(lines)):
+            if found := self._in_document(source, sid, seen):
+                return found
+        return "" if sid else f"{name}:{first}"
 
     def __call__(self, sid: str, address: str) -> str:
-        kind, _, name = address.partition(".")
-        where = self.find(rf'^\s*(sid|statement_id)\s*=\s*"{re.escape(sid)}"') if sid else ""
-        return where or self.find(rf'^resource\s+"{re.escape(kind)}"\s+"{re.escape(name)}"') or "?"
+        kind, _, rest = address.partition(".")
+        name = rest.split(",")[0].split(" ")[0]
+        header = (
+            rf'^output\s+"{re.escape(name)}"'
+            if kind == "output"
+            else rf'^resource\s+"{re.escape(kind)}"\s+"{re.escape(name)}"'
+        )
+        file, first, lines = self.block(header)
+        text = "\n".join(lines)
+        for document in re.findall(r"data\.aws_iam_policy_document\.(\w+)\.json", text):
+            if found := self._in_document(document, sid, set()):
+                return found
+        for offset, line in enumerate(lines):  # lambda permissions: statement_id in the resource
+            if sid and re.search(rf'^\s*statement_id\s*=\s*"{re.escape(sid)}"', line):
+                return f"{file}:{first + offset}"
+        if not file and sid:  # not found through its resource: the first statement with that sid
+            file, first, _ = self.block(rf'^\s*(sid|statement_id)\s*=\s*"{re.escape(sid)}"')
+        return f"{file}:{first}" if file else "?"
 
 
 # --- the deployed stack's policies -------------------------------------------------------------
@@ -196,6 +227,21 @@ class Carrier:
     document: dict[str, Any]
     identity: str  # the role ARN for identity policies
     apply: Callable[[dict[str, Any]], None]
+    read: Callable[[], dict[str, Any]] | None = None  # the document as deployed now
+
+
+def shape(document: dict[str, Any]) -> list[tuple[str, str, tuple[str, ...], tuple[str, ...]]]:
+    """What a policy grants, whatever way a service writes it back: (sid, effect, actions,
+    principals) per statement."""
+    return sorted(
+        (
+            str(statement.get("Sid", "")),
+            str(statement.get("Effect", "")),
+            tuple(sorted(str(a) for a in as_list(statement.get("Action")))),
+            tuple(sorted(principals_of(statement))),
+        )
+        for statement in as_list(document.get("Statement"))
+    )
 
 
 def _doc(value: Any) -> dict[str, Any]:
@@ -230,6 +276,7 @@ def _role_carriers(pipeline: Pipeline, resource: dict[str, Any], inline: dict[An
             _doc(role["AssumeRolePolicyDocument"]),
             "",
             lambda d: iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(d)),
+            lambda: _doc(iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]),
         )
     ]
     for policy_name in iam.list_role_policies(RoleName=name)["PolicyNames"]:
@@ -245,21 +292,23 @@ def _role_carriers(pipeline: Pipeline, resource: dict[str, Any], inline: dict[An
                 lambda d, p=policy_name: iam.put_role_policy(
                     RoleName=name, PolicyName=p, PolicyDocument=json.dumps(d)
                 ),
+                lambda p=policy_name: _doc(
+                    iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"]
+                ),
             )
         )
     for attached in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
         policy_arn = attached["PolicyArn"]
-        version = iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"]
-        version_document = iam.get_policy_version(PolicyArn=policy_arn, VersionId=version)["PolicyVersion"]
         found.append(
             Carrier(
                 "managed-policy",
                 name,
                 policy_arn,
                 f"aws_iam_role_policy_attachment (role {name})",
-                _doc(version_document["Document"]),
+                _managed_policy_document(iam, policy_arn),
                 arn,
                 lambda d, a=policy_arn: _replace_managed_policy(iam, a, d),
+                lambda a=policy_arn: _managed_policy_document(iam, a),
             )
         )
     return found
@@ -278,6 +327,7 @@ def _topic_carrier(pipeline: Pipeline, resource: dict[str, Any]) -> Carrier:
         lambda d: sns.set_topic_attributes(
             TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(d)
         ),
+        lambda: _doc(sns.get_topic_attributes(TopicArn=topic)["Attributes"].get("Policy")),
     )
 
 
@@ -292,6 +342,9 @@ def _queue_carrier(pipeline: Pipeline, resource: dict[str, Any]) -> Carrier:
         _doc(attributes.get("Policy")),
         "",
         lambda d: sqs.set_queue_attributes(QueueUrl=queue, Attributes={"Policy": json.dumps(d)}),
+        lambda: _doc(
+            sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["Policy"])["Attributes"].get("Policy")
+        ),
     )
 
 
@@ -305,6 +358,7 @@ def _bucket_carrier(pipeline: Pipeline, resource: dict[str, Any]) -> Carrier:
         _doc(s3.get_bucket_policy(Bucket=bucket)["Policy"]),
         "",
         lambda d: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(d)),
+        lambda: _doc(s3.get_bucket_policy(Bucket=bucket)["Policy"]),
     )
 
 
@@ -318,6 +372,7 @@ def _key_carrier(pipeline: Pipeline, resource: dict[str, Any]) -> Carrier:
         _doc(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]),
         "",
         lambda d: kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(d)),
+        lambda: _doc(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]),
     )
 
 
@@ -337,6 +392,7 @@ def _function_policy_carrier(pipeline: Pipeline, function: str, resources: list[
         _doc(lam.get_policy(FunctionName=function)["Policy"]),
         "",
         lambda d: _replace_permissions(lam, function, d),
+        lambda: _doc(lam.get_policy(FunctionName=function)["Policy"]),
     )
 
 
@@ -414,9 +470,41 @@ def operator_carriers(
                 lambda d, u=user, o=output: iam.put_user_policy(
                     UserName=u, PolicyName=o, PolicyDocument=json.dumps(d)
                 ),
+                lambda u=user, o=output: _doc(
+                    iam.get_user_policy(UserName=u, PolicyName=o)["PolicyDocument"]
+                ),
             )
         )
     return carriers_found, operators
+
+
+def key_administrator(pipeline: Pipeline, keys: list[str]) -> tuple[Any, str]:
+    """An IAM user of the proof's own whose policy allows :data:`KEY_ADMINISTRATION` on `keys`
+    (a KMS client with its credentials, and its ARN): what it may do then depends on the keys'
+    policies, as for any principal of the account but the root."""
+    iam, user = pipeline.client("iam"), "iam-proof-key-administrator"
+    arn = iam.create_user(UserName=user)["User"]["Arn"]
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "AdministerKeys", "Effect": "Allow", "Action": list(KEY_ADMINISTRATION), "Resource": keys}
+        ],
+    }
+    iam.put_user_policy(UserName=user, PolicyName="key-administration", PolicyDocument=json.dumps(document))
+    as_admin = Pipeline(
+        pipeline.endpoint,
+        pipeline.outputs,
+        pipeline.region,
+        pipeline.ca_bundle,
+        credentials=(key["AccessKeyId"], key["SecretAccessKey"]),
+    )
+    return as_admin.client("kms"), arn
+
+
+def _managed_policy_document(iam: Any, policy_arn: str) -> dict[str, Any]:
+    version = iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"]
+    return _doc(iam.get_policy_version(PolicyArn=policy_arn, VersionId=version)["PolicyVersion"]["Document"])
 
 
 def _replace_managed_policy(iam: Any, policy_arn: str, document: dict[str, Any]) -> None:
@@ -473,6 +561,10 @@ class Outcome:
     observed: str
 
 
+class ProofError(RuntimeError):
+    """The proof could not put the stack back as it was."""
+
+
 class Stopped(TimedOut):
     """The proof saw the denial it was looking for: no need to wait for the scenario's end."""
 
@@ -489,6 +581,10 @@ class Scenarios:
     fixtures: dict[str, str] = field(default_factory=dict)
     operators: dict[str, Operator] = field(default_factory=dict)
     stop: Callable[[], bool] = _never  # set by the proof: the denial it looks for has been seen
+    admin_keys: list[str] = field(default_factory=list)  # the stack's customer-managed keys
+    admin_focus: str = ""  # set by the proof: administer this key only
+    key_admin: Any = None  # a KMS client of the key administrator (an IAM user of the proof's own)
+    key_admin_arn: str = ""
 
     def _until(self, what: str, probe: Callable[[], Any], timeout: float) -> Any:
         def stoppable() -> Any:
@@ -656,6 +752,75 @@ class Scenarios:
             execution["status"] == "SUCCEEDED", f"{summary.line()}; re-driven: {execution['status']}"
         )
 
+    def key_administration(self) -> Outcome:
+        """A key administrator of the account (an IAM user allowed the administration actions by
+        its own policy, as key policies with the account as principal require) administers the
+        stack's keys: each call is made whatever happened to the one before it."""
+        keys = [self.admin_focus] if self.admin_focus else self.admin_keys
+        if self.key_admin is None or not keys:
+            return Outcome(False, "no key administrator or no key")
+        refused = [f"{short(key)} {what}" for key in keys for what in self._administer(key)]
+        return Outcome(not refused, f"{len(keys)} key(s) administered; refused: {refused or 'nothing'}")
+
+    def _administer(self, key: str) -> list[str]:
+        root, admin = self.pipeline.client("kms"), self.key_admin
+        before = root.describe_key(KeyId=key)["KeyMetadata"]
+        rotation = root.get_key_rotation_status(KeyId=key)["KeyRotationEnabled"]
+        policy = root.get_key_policy(KeyId=key, PolicyName="default")["Policy"]
+        grantee = self.key_admin_arn
+        grant = root.create_grant(KeyId=key, GranteePrincipal=grantee, Operations=["DescribeKey"])["GrantId"]
+        tag = [{"TagKey": "IamProof", "TagValue": "key administration"}]
+        calls: list[tuple[str, Callable[[], Any]]] = [
+            ("DescribeKey", lambda: admin.describe_key(KeyId=key)),
+            ("GetKeyPolicy", lambda: admin.get_key_policy(KeyId=key, PolicyName="default")),
+            ("GetKeyRotationStatus", lambda: admin.get_key_rotation_status(KeyId=key)),
+            ("ListKeyPolicies", lambda: admin.list_key_policies(KeyId=key)),
+            ("ListResourceTags", lambda: admin.list_resource_tags(KeyId=key)),
+            ("ListGrants", lambda: admin.list_grants(KeyId=key)),
+            ("TagResource", lambda: admin.tag_resource(KeyId=key, Tags=tag)),
+            ("UntagResource", lambda: admin.untag_resource(KeyId=key, TagKeys=["IamProof"])),
+            (
+                "UpdateKeyDescription",
+                lambda: admin.update_key_description(KeyId=key, Description=before["Description"]),
+            ),
+            ("DisableKeyRotation", lambda: admin.disable_key_rotation(KeyId=key)),
+            ("EnableKeyRotation", lambda: admin.enable_key_rotation(KeyId=key)),
+            ("DisableKey", lambda: admin.disable_key(KeyId=key)),
+            ("EnableKey", lambda: admin.enable_key(KeyId=key)),
+            ("ScheduleKeyDeletion", lambda: admin.schedule_key_deletion(KeyId=key, PendingWindowInDays=7)),
+            ("CancelKeyDeletion", lambda: admin.cancel_key_deletion(KeyId=key)),
+            ("RevokeGrant", lambda: admin.revoke_grant(KeyId=key, GrantId=grant)),
+            ("PutKeyPolicy", lambda: admin.put_key_policy(KeyId=key, PolicyName="default", Policy=policy)),
+        ]
+        refused = []
+        try:
+            for name, call in calls:
+                try:
+                    call()
+                except ClientError as error:
+                    refused.append(f"{name}: {error.response['Error']['Code']}")
+        finally:
+            self._repair_key(key, before, rotation, grant)
+        return refused
+
+    def _repair_key(self, key: str, before: dict[str, Any], rotation: bool, grant: str) -> None:
+        """Put the key back as it was (as the account root, whom no key policy stops here)."""
+        root = self.pipeline.client("kms")
+        repairs: list[Callable[[], Any]] = [
+            lambda: root.cancel_key_deletion(KeyId=key),
+            lambda: root.enable_key(KeyId=key) if before["Enabled"] else root.disable_key(KeyId=key),
+            lambda: root.enable_key_rotation(KeyId=key) if rotation else root.disable_key_rotation(KeyId=key),
+            lambda: root.untag_resource(KeyId=key, TagKeys=["IamProof"]),
+            lambda: root.update_key_description(KeyId=key, Description=before["Description"]),
+            lambda: root.revoke_grant(KeyId=key, GrantId=grant),
+        ]
+        for repair in repairs:
+            with contextlib.suppress(ClientError):  # already as it was (e.g. no deletion pending)
+                repair()
+        state = root.describe_key(KeyId=key)["KeyMetadata"]
+        if state["KeyState"] != before["KeyState"]:
+            raise ProofError(f"key {key} left {state['KeyState']}, was {before['KeyState']}")
+
     def schedule(self) -> Outcome:
         restore = self.pipeline.run_schedule_soon(self.pipeline.outputs["security_scan_rule_name"])
         try:
@@ -674,7 +839,35 @@ SCENARIOS: dict[str, Callable[[Scenarios], Outcome]] = {
     "on_failure_destination": Scenarios.on_failure_destination,
     "schedule": Scenarios.schedule,
     "reconcile": Scenarios.reconcile,
+    "key_administration": Scenarios.key_administration,
 }
+# Policies carried by the resource they govern: a denial proves such a grant only on that resource.
+RESOURCE_POLICIES = {"key-policy", "topic-policy", "lambda-permission", "bucket-policy"}
+# Scenarios whose calls do not depend on each other, each naming the resource it acts on: a denial
+# of an action in them comes from that action alone, so a statement's actions taken away together
+# need no confirmation one by one.
+INDEPENDENT_CALLS = {"key_administration"}
+# What the key administrator does (kms:<call> for each call of Scenarios._administer); its own IAM
+# policy allows exactly these on the stack's keys, so the key policy decides.
+KEY_ADMINISTRATION = (
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListKeyPolicies",
+    "kms:ListResourceTags",
+    "kms:ListGrants",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateKeyDescription",
+    "kms:DisableKeyRotation",
+    "kms:EnableKeyRotation",
+    "kms:DisableKey",
+    "kms:EnableKey",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:RevokeGrant",
+    "kms:PutKeyPolicy",
+)
 # Requests MiniStack denies although AWS allows them with the deployed grants (measured; listed in
 # the README's MiniStack differences). Neither the baseline nor a proof counts them.
 WRONG_DENIALS = {
@@ -713,29 +906,45 @@ KEY_SCENARIOS = {
 
 @dataclass(frozen=True)
 class Justification:
-    """Why no emulator here can show a grant, and the AWS document that requires it."""
+    """Why no emulator here can show the grants of one declared statement, and the AWS document
+    that requires them.
+
+    It names the statement exactly (kind, sid, actions) and whose it is: the parts of the stack
+    holding it (``components``: trigger, writer, monitor, state_machine; ``account`` for the
+    account root of a key policy; ``operator`` for an exported operator policy) and/or the service
+    principals it is granted to. A grant added later, an action added to a statement, or the same
+    statement given to another part of the stack matches nothing, so it is ``unproven`` until a
+    scenario shows it or a justification names it.
+    """
 
     kinds: tuple[str, ...]
-    actions: tuple[str, ...]  # fnmatch patterns
+    sids: tuple[str, ...]  # exact; "" for statements without a sid (trust policies)
+    actions: tuple[str, ...]  # exact action names, never patterns
     reason: str
     reference: str
-    # the grant must also match: a principal pattern, or a kms:ViaService value in its condition
-    principal: str = "*"
-    via_service: str = ""
-    component: str = ""  # for identity grants: which part of the stack holds the role
+    components: tuple[str, ...] = ()
+    principals: tuple[str, ...] = ()  # service principals (fnmatch: logs.*.amazonaws.com)
+    via_service: str = ""  # the kms:ViaService service its condition must name ("" = none)
 
-    def matches(self, grant: Grant, component: str) -> bool:
-        if grant.kind not in self.kinds or not any(
-            fnmatch.fnmatchcase(grant.action, a) for a in self.actions
+    def __post_init__(self) -> None:
+        if not (self.components or self.principals):
+            raise ValueError(f"justification {self.sids} must say whose grant it covers")
+        if any(ch in action for action in self.actions for ch in "*?["):
+            raise ValueError(f"justification {self.sids} names actions by pattern")
+
+    def matches(self, grant: Grant, components: frozenset[str]) -> bool:
+        if grant.kind not in self.kinds or grant.sid not in self.sids or grant.action not in self.actions:
+            return False
+        if self.components and not (components and components <= set(self.components)):
+            return False
+        services = [p for p in grant.principals if not p.startswith("arn:")]
+        if self.principals and not (
+            services and all(any(fnmatch.fnmatchcase(p, w) for w in self.principals) for p in services)
         ):
             return False
-        if self.component and component != self.component:
-            return False
-        if self.via_service and f'"{self.via_service}.' not in grant.condition:
-            return False
-        if self.via_service == "" and "kms:ViaService" in grant.condition:
-            return False
-        return any(fnmatch.fnmatchcase(p, self.principal) for p in grant.principals) or self.principal == "*"
+        if self.via_service:
+            return f'"{self.via_service}.' in grant.condition
+        return "kms:ViaService" not in grant.condition
 
 
 NOT_CHECKED_LOGS = (
@@ -753,49 +962,78 @@ SFN_ROLE = (
     "MiniStack runs Step Functions tasks and log delivery without the state machine's role, so "
     "nothing it does is authorized as that role"
 )
+FUNCTIONS = ("trigger", "writer", "monitor")
+SNS_KEY_USE = ("kms:Decrypt", "kms:GenerateDataKey")
 JUSTIFICATIONS: tuple[Justification, ...] = (
     Justification(
         ("role-policy",),
+        ("WriteOwnLogs",),
         ("logs:CreateLogStream", "logs:PutLogEvents"),
         NOT_CHECKED_LOGS,
         "https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html",
+        components=FUNCTIONS,
     ),
     Justification(
         ("role-policy",),
+        ("WriteTraces",),
         ("xray:PutTraceSegments", "xray:PutTelemetryRecords"),
         NOT_CHECKED_XRAY,
         "https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html",
-        component="lambda",
+        components=FUNCTIONS,
     ),
     Justification(
         ("role-policy",),
-        ("kms:Decrypt", "kms:GenerateDataKey*"),
+        ("UseAlertTopicKey",),
+        SNS_KEY_USE,
         f"publishing to the SSE-KMS alert topic: {VIA_SERVICE}",
         "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
+        components=("trigger", "monitor"),
     ),
     Justification(
-        ("role-policy", "operator-policy"),
-        ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"),
-        f"reading and writing the table encrypted with the customer-managed key: {VIA_SERVICE}",
+        ("role-policy",),
+        ("UseTableKeyThroughDynamoDB",),
+        ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"),
+        f"writing the table encrypted with the customer-managed key: {VIA_SERVICE}",
         "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html",
+        components=("writer",),
+        via_service="dynamodb",
+    ),
+    Justification(
+        ("operator-policy",),
+        ("ReadTableKeyThroughDynamoDB",),
+        ("kms:Decrypt",),
+        f"scanning the table encrypted with the customer-managed key: {VIA_SERVICE}",
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html",
+        components=("operator",),
         via_service="dynamodb",
     ),
     Justification(
         ("role-policy",),
+        ("InvokeWriter",),
         ("lambda:InvokeFunction",),
         f"the state machine invokes the writer: {SFN_ROLE}",
         "https://docs.aws.amazon.com/step-functions/latest/dg/lambda-iam.html",
-        component="state_machine",
+        components=("state_machine",),
     ),
     Justification(
         ("role-policy",),
-        ("sns:Publish", "kms:Decrypt", "kms:GenerateDataKey*"),
-        f"NotifyFailure publishes to the encrypted alert topic: {SFN_ROLE}",
+        ("PublishAlerts",),
+        ("sns:Publish",),
+        f"NotifyFailure publishes to the alert topic: {SFN_ROLE}",
         "https://docs.aws.amazon.com/step-functions/latest/dg/sns-iam.html",
-        component="state_machine",
+        components=("state_machine",),
     ),
     Justification(
         ("role-policy",),
+        ("UseAlertTopicKey",),
+        SNS_KEY_USE,
+        f"NotifyFailure publishes to the encrypted alert topic: {SFN_ROLE}",
+        "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
+        components=("state_machine",),
+    ),
+    Justification(
+        ("role-policy",),
+        ("DeliverExecutionLogs",),
         (
             "logs:CreateLogDelivery",
             "logs:DeleteLogDelivery",
@@ -806,12 +1044,13 @@ JUSTIFICATIONS: tuple[Justification, ...] = (
             "logs:PutResourcePolicy",
             "logs:UpdateLogDelivery",
         ),
-        f"execution logging (level ALL) is delivered with the state machine's role: {SFN_ROLE}",
+        f"execution logging is delivered with the state machine's role: {SFN_ROLE}",
         "https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html",
-        component="state_machine",
+        components=("state_machine",),
     ),
     Justification(
         ("role-policy",),
+        ("WriteTraces",),
         (
             "xray:PutTraceSegments",
             "xray:PutTelemetryRecords",
@@ -820,122 +1059,143 @@ JUSTIFICATIONS: tuple[Justification, ...] = (
         ),
         f"X-Ray tracing of executions: {SFN_ROLE}; MiniStack emulates no X-Ray",
         "https://docs.aws.amazon.com/step-functions/latest/dg/concepts-xray-tracing.html",
-        component="state_machine",
+        components=("state_machine",),
     ),
     Justification(
         ("role-policy",),
+        ("DescribeTablesAndTags",),
         ("dynamodb:ListTagsOfResource",),
-        "the monitor reads the exemption tag of a non-compliant table; MiniStack authorizes "
+        "the monitor reads the exemption tag of a non-compliant table; MiniStack 1.5.33 authorizes "
         "ListTagsOfResource against '*' instead of the table ARN, so it denies it with or without the "
         "grant (AWS authorizes it on the table resource)",
         "https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html",
+        components=("monitor",),
     ),
     Justification(
         ("trust-policy",),
+        ("",),
         ("sts:AssumeRole",),
         "Lambda assumes the execution role as lambda.amazonaws.com; MiniStack hands the function the "
         "role's credentials without evaluating the trust policy",
         "https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html",
-        principal="lambda.amazonaws.com",
+        components=FUNCTIONS,
+        principals=("lambda.amazonaws.com",),
     ),
     Justification(
         ("trust-policy",),
+        ("",),
         ("sts:AssumeRole",),
         "Step Functions assumes the state machine's role as states.amazonaws.com; MiniStack never assumes it",
         "https://docs.aws.amazon.com/step-functions/latest/dg/procedure-create-iam-role.html",
-        principal="states.amazonaws.com",
+        components=("state_machine",),
+        principals=("states.amazonaws.com",),
     ),
     Justification(
         ("lambda-permission",),
+        ("AllowInvokeFromUploadBucket",),
         ("lambda:InvokeFunction",),
         "S3 invokes the trigger for each upload only if the function policy allows s3.amazonaws.com; "
         "MiniStack delivers notifications without checking the function policy",
         "https://docs.aws.amazon.com/lambda/latest/dg/with-s3.html",
-        principal="s3.amazonaws.com",
+        principals=("s3.amazonaws.com",),
     ),
     Justification(
         ("lambda-permission",),
+        ("AllowInvokeFromSchedule",),
         ("lambda:InvokeFunction",),
         "EventBridge runs the monitor on its schedule only if the function policy allows "
         "events.amazonaws.com; MiniStack invokes rule targets without checking it",
         "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html",
-        principal="events.amazonaws.com",
+        principals=("events.amazonaws.com",),
     ),
     Justification(
         ("topic-policy",),
+        ("CloudWatchAlarmsPublish",),
         ("sns:Publish",),
-        "CloudWatch alarm actions publish as cloudwatch.amazonaws.com, which the topic policy must "
-        "allow; MiniStack's alarms publish without a principal",
-        "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
-        principal="cloudwatch.amazonaws.com",
+        "CloudWatch alarm actions publish as cloudwatch.amazonaws.com, which a topic with a policy of "
+        "its own must allow; MiniStack's alarms publish without a principal",
+        "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-actions.html",
+        principals=("cloudwatch.amazonaws.com",),
     ),
     Justification(
         ("key-policy",),
-        (
-            "kms:Create*",
-            "kms:Describe*",
-            "kms:Enable*",
-            "kms:List*",
-            "kms:Put*",
-            "kms:Update*",
-            "kms:Revoke*",
-            "kms:Disable*",
-            "kms:Get*",
-            "kms:Delete*",
-            "kms:TagResource",
-            "kms:UntagResource",
-            "kms:ScheduleKeyDeletion",
-            "kms:CancelKeyDeletion",
-        ),
-        "key administration by principals of the account (Terraform, operators), the key "
-        "administrator permissions of AWS's default key policy; never used by the pipeline, and the "
-        "deployer here is the account root, which MiniStack lets past every key policy",
-        "https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html",
-        principal="arn:aws:iam::*:root",
+        ("AccountAdministersKey",),
+        ("kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"),
+        "an alias operation needs the action on the alias (IAM policy) and on the key (key policy); "
+        "MiniStack authorizes it on the alias only, so taking it out of the key policy denies nothing "
+        "(measured)",
+        "https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html",
+        components=("account",),
     ),
     Justification(
         ("key-policy",),
+        ("AccountUsesKeyThroughS3",),
         ("kms:GenerateDataKey", "kms:Decrypt"),
         f"uploads (GenerateDataKey) and reads (Decrypt) of SSE-KMS objects: {VIA_SERVICE}",
         "https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html",
+        components=("account",),
         via_service="s3",
     ),
     Justification(
         ("key-policy",),
+        ("AccountUsesKeyThroughDynamoDB", "DynamoDBCreatesGrantsForTheTable"),
         (
             "kms:Decrypt",
             "kms:DescribeKey",
             "kms:Encrypt",
-            "kms:GenerateDataKey*",
-            "kms:ReEncrypt*",
+            "kms:GenerateDataKey",
+            "kms:ReEncryptFrom",
+            "kms:ReEncryptTo",
             "kms:CreateGrant",
         ),
         f"DynamoDB uses the table's customer-managed key for the caller: {VIA_SERVICE}",
         "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html",
+        components=("account",),
         via_service="dynamodb",
     ),
     Justification(
         ("key-policy",),
-        ("kms:Decrypt", "kms:GenerateDataKey*"),
+        ("AccountUsesKeyThroughSNS",),
+        SNS_KEY_USE,
         f"publishers to the SSE-KMS topic need these on the topic's key: {VIA_SERVICE}",
         "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
+        components=("account",),
         via_service="sns",
     ),
     Justification(
         ("key-policy",),
-        ("kms:Decrypt", "kms:GenerateDataKey*"),
-        "CloudWatch alarms publish to the encrypted topic as cloudwatch.amazonaws.com, which the "
-        "key policy must allow; MiniStack's alarms publish without KMS",
+        ("PipelineRolesPublishToEncryptedTopic",),
+        SNS_KEY_USE,
+        f"the pipeline's publishers need these on the topic's key: {VIA_SERVICE}",
         "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
-        principal="cloudwatch.amazonaws.com",
+        components=("trigger", "state_machine", "monitor"),
+        via_service="sns",
     ),
     Justification(
         ("key-policy",),
-        ("kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"),
+        ("CloudWatchAlarmsPublishToEncryptedTopic",),
+        SNS_KEY_USE,
+        "CloudWatch alarms publish to the encrypted topic as cloudwatch.amazonaws.com, which the "
+        "key policy must allow; MiniStack's alarms publish without KMS",
+        "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-actions.html",
+        principals=("cloudwatch.amazonaws.com",),
+    ),
+    Justification(
+        ("key-policy",),
+        ("CloudWatchLogsUsesKeyForThisStacksLogGroups",),
+        (
+            "kms:Encrypt",
+            "kms:Decrypt",
+            "kms:ReEncryptFrom",
+            "kms:ReEncryptTo",
+            "kms:GenerateDataKey",
+            "kms:GenerateDataKeyWithoutPlaintext",
+            "kms:DescribeKey",
+        ),
         "CloudWatch Logs encrypts the stack's log groups as logs.<region>.amazonaws.com; MiniStack "
         "stores log events unencrypted",
         "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html",
-        principal="logs.*.amazonaws.com",
+        principals=("logs.*.amazonaws.com",),
     ),
 )
 
@@ -972,6 +1232,7 @@ class Proof:
     scenarios: Scenarios
     components: dict[str, str] = field(default_factory=dict)  # role name -> component
     role_arns: dict[str, str] = field(default_factory=dict)  # role ARN -> role name
+    account_root: str = ""  # arn:<partition>:iam::<account>:root
     log: Callable[[str], None] = print
 
     def discover(self) -> None:
@@ -992,12 +1253,24 @@ class Proof:
         )
         self.components[machine["roleArn"].rsplit("/", 1)[-1]] = "state_machine"
         self.role_arns[machine["roleArn"]] = machine["roleArn"].rsplit("/", 1)[-1]
+        _, partition, _, _, account, _ = outputs["step_function_arn"].split(":", 5)
+        self.account_root = f"arn:{partition}:iam::{account}:root"
 
-    def component_of(self, grant: Grant) -> str:
-        role = self.role_arns.get(grant.principals[0], "") if grant.principals else ""
+    def components_of(self, grant: Grant) -> frozenset[str]:
+        """Whose grant it is: the part of the stack holding the role (identity and trust policies),
+        ``operator`` for an exported policy, else the parts of the stack (or ``account`` for the
+        account root) among its principals. Service principals are matched by name instead."""
         if grant.kind in ("role-policy", "managed-policy", "trust-policy"):
-            role = grant.holder
-        return self.components.get(role, "")
+            return frozenset({self.components.get(grant.holder, "")} - {""})
+        if grant.kind == "operator-policy":
+            return frozenset({"operator"})
+        found = set()
+        for principal in grant.principals:
+            if principal == self.account_root:
+                found.add("account")
+            elif principal in self.role_arns:
+                found.add(self.components.get(self.role_arns[principal], ""))
+        return frozenset(found - {""})
 
     def scenarios_for(self, grant: Grant) -> tuple[str, ...]:
         names: list[str] = []
@@ -1005,6 +1278,8 @@ class Proof:
             names += COMPONENT_SCENARIOS.get(self.components.get(grant.holder, ""), ())
         elif grant.kind == "operator-policy":
             names += OUTPUT_SCENARIOS.get(grant.policy, ())
+        elif grant.kind == "key-policy" and self.administers(grant):
+            names.append("key_administration")
         elif grant.kind == "key-policy":
             for output, scenarios in KEY_SCENARIOS.items():
                 if self.pipeline.outputs.get(output) == grant.holder:
@@ -1016,6 +1291,10 @@ class Proof:
                     self.components.get(self.role_arns.get(principal, ""), ""), ()
                 )
         return tuple(dict.fromkeys(names))
+
+    def administers(self, grant: Grant) -> bool:
+        """A key-policy grant to the account itself, not through a service: key administration."""
+        return grant.principals == (self.account_root,) and "kms:ViaService" not in grant.condition
 
     def deliberate(self, denial: Denial, scenario: str) -> bool:
         component, action = DELIBERATE.get(scenario, ("", ""))
@@ -1066,6 +1345,8 @@ class Proof:
                 continue
             if grant.kind == "operator-policy" and not denial.principal.endswith(f"/{grant.holder}"):
                 continue
+            if grant.kind in RESOURCE_POLICIES and short(grant.holder) not in denial.resource:
+                continue  # a denial on another key, topic or function is not this grant's
             return scenario, denial
         return None
 
@@ -1076,6 +1357,8 @@ class Proof:
             yield
         finally:
             carrier.apply(carrier.document)
+            if carrier.read is not None and shape(carrier.read()) != shape(carrier.document):
+                raise ProofError(f"{carrier.kind} of {carrier.holder} was not restored as deployed")
 
     def prove(self, carrier: Carrier, grants: list[Grant]) -> list[Result]:
         """The grants of one statement: take them away together, then one by one where denied."""
@@ -1083,6 +1366,8 @@ class Proof:
         names = self.scenarios_for(grants[0])
         remaining = [g for g in grants if not g.action.startswith("NotAction:")] if names else []
         seen: dict[str, tuple[str, Denial]] = {}
+        self.scenarios.admin_focus = carrier.holder if "key_administration" in names else ""
+        independent = set(names) <= INDEPENDENT_CALLS
         while remaining:
             with self.taken_away(carrier, grants[0].index, {g.action for g in remaining}):
                 _, denials = self.run(names, {g.action.lower() for g in remaining})
@@ -1091,7 +1376,7 @@ class Proof:
                 break
             for grant in [g for g in remaining if g.action in hits]:
                 hit: tuple[str, Denial] | None = hits[grant.action]
-                if len(remaining) > 1:  # confirm with this one action taken away alone
+                if len(remaining) > 1 and not independent:  # confirm with this action taken away alone
                     with self.taken_away(carrier, grant.index, {grant.action}):
                         order = (hits[grant.action][0], *(n for n in names if n != hits[grant.action][0]))
                         _, alone = self.run(order, {grant.action.lower()})
@@ -1099,6 +1384,7 @@ class Proof:
                 if hit:
                     seen[grant.action] = hit
             remaining = [g for g in remaining if g.action not in hits]
+        self.scenarios.admin_focus = ""
         for grant in grants:
             if grant.action in seen:
                 scenario, denial = seen[grant.action]
@@ -1106,7 +1392,7 @@ class Proof:
                 results.append(Result(grant, "proven", scenario=scenario, denial=text))
                 continue
             justification = next(
-                (j for j in JUSTIFICATIONS if j.matches(grant, justification_component(self, grant))), None
+                (j for j in JUSTIFICATIONS if j.matches(grant, self.components_of(grant))), None
             )
             if justification is not None:
                 results.append(
@@ -1122,14 +1408,6 @@ class Proof:
                     )
                 )
         return results
-
-
-def _lambda_component(component: str) -> str:
-    return "lambda" if component in ("trigger", "writer", "monitor") else component
-
-
-def justification_component(proof: Proof, grant: Grant) -> str:
-    return _lambda_component(proof.component_of(grant))
 
 
 def enumerate_grants(carriers_found: list[Carrier], locate: Locator) -> list[tuple[Carrier, list[Grant]]]:
@@ -1212,61 +1490,50 @@ def summary(results: list[Result]) -> str:
     )
 
 
-def run(provider: str | None, report: Path = REPORT) -> int:
-    started = time.monotonic()
-    server = MiniStack(port=0, name="iam-proof")
-    print("[iam-proof] MiniStack with AUTH=true (IAM, resource and key policies enforced) ...", flush=True)
-    server.start()
-    stack = Stack.staged(server.endpoint_url, provider, name="iam-proof", ca_bundle=server.ca_bundle)
-    results: list[Result] = []
-    baseline_ok = False
-    try:
-        print(f"[iam-proof] terraform apply with hashicorp/aws {stack.provider} ...", flush=True)
-        outputs = stack.deploy()
-        pipeline = Pipeline(server.endpoint_url, outputs, ca_bundle=server.ca_bundle)
-        pipeline.subscribe_alerts("iam-proof-alerts")
-        scenarios = Scenarios(pipeline)
-        scenarios.setup()
-        operator_found, scenarios.operators = operator_carriers(pipeline, output_documents(stack))
-        proof = Proof(pipeline, server, scenarios)
-        proof.discover()
-        print(
-            f"[iam-proof] baseline: every scenario, no denial ({time.monotonic() - started:.0f} s) ...",
-            flush=True,
-        )
-        baseline_ok = proof.baseline()
-        groups = enumerate_grants(carriers(pipeline, state_resources(stack)) + operator_found, Locator())
-        total = sum(len(g) for _, g in groups)
-        print(f"[iam-proof] {total} grants in {len(groups)} statements; taking each away ...", flush=True)
-        for carrier, grants in groups:
-            results += proof.prove(carrier, grants)
-        note_overlaps(results)
-        scenarios.teardown()
-        pipeline.empty_bucket()  # see tests/e2e: MiniStack's force_destroy cannot delete keys with '+'
-    finally:
-        try:
-            if stack.has_state():
-                stack.destroy(timeout=300)
-        finally:
-            stack.remove_overrides()
-            server.stop()
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(
-        json.dumps(
-            {
-                "backend": "ministack (AUTH=true)",
-                "provider": stack.provider,
-                "baseline_ok": baseline_ok,
-                "seconds": round(time.monotonic() - started),
-                "summary": summary(results),
-                "grants": [r.entry() for r in results],
-            },
-            indent=2,
-        )
-        + "\n"
+def prove_stack(
+    stack: Stack, server: MiniStack, outputs: dict[str, str], started: float
+) -> tuple[bool, list[Result]]:
+    """Baseline, then every grant of the deployed stack taken away in turn."""
+    pipeline = Pipeline(server.endpoint_url, outputs, ca_bundle=server.ca_bundle)
+    pipeline.subscribe_alerts("iam-proof-alerts")
+    resources = state_resources(stack)
+    scenarios = Scenarios(pipeline)
+    scenarios.setup()
+    scenarios.admin_keys = [r["values"]["arn"] for r in resources if r["type"] == "aws_kms_key"]
+    scenarios.key_admin, scenarios.key_admin_arn = key_administrator(pipeline, scenarios.admin_keys)
+    operator_found, scenarios.operators = operator_carriers(pipeline, output_documents(stack))
+    proof = Proof(pipeline, server, scenarios)
+    proof.discover()
+    print(
+        f"[iam-proof] baseline: every scenario, no denial ({time.monotonic() - started:.0f} s) ...",
+        flush=True,
     )
+    baseline_ok = proof.baseline()
+    groups = enumerate_grants(carriers(pipeline, resources) + operator_found, Locator())
+    total = sum(len(g) for _, g in groups)
+    print(f"[iam-proof] {total} grants in {len(groups)} statements; taking each away ...", flush=True)
+    results: list[Result] = []
+    for carrier, grants in groups:
+        results += proof.prove(carrier, grants)
+    note_overlaps(results)
+    scenarios.teardown()
+    pipeline.empty_bucket()  # see tests/e2e: MiniStack's force_destroy cannot delete keys with '+'
+    return baseline_ok, results
+
+
+def finish(results: list[Result], baseline_ok: bool, report: Path, facts: dict[str, Any]) -> int:
+    """Write the report, print the table and, last, the summary; 0 only when every grant is
+    proven or justified after a clean baseline."""
+    report.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        **facts,
+        "baseline_ok": baseline_ok,
+        "summary": summary(results),
+        "grants": [r.entry() for r in results],
+    }
+    report.write_text(json.dumps(document, indent=2) + "\n")
     print(table(results))
-    print(f"[iam-proof] {report.relative_to(ROOT)} written; {time.monotonic() - started:.0f} s in all")
+    print(f"[iam-proof] {report} written")
     if not baseline_ok:
         print("[iam-proof] the baseline failed: a scenario misbehaved or a request was denied (see above)")
     unproven = [r for r in results if r.status == "unproven"]
@@ -1278,6 +1545,31 @@ def run(provider: str | None, report: Path = REPORT) -> int:
     return 0 if baseline_ok and not unproven and results else 1
 
 
+def run(provider: str | None, report: Path = REPORT) -> int:
+    started = time.monotonic()
+    server = MiniStack(port=0, name="iam-proof")
+    print("[iam-proof] MiniStack with AUTH=true (IAM, resource and key policies enforced) ...", flush=True)
+    server.start()
+    stack = Stack.staged(server.endpoint_url, provider, name="iam-proof", ca_bundle=server.ca_bundle)
+    baseline_ok, results = False, []
+    try:
+        print(f"[iam-proof] terraform apply with hashicorp/aws {stack.provider} ...", flush=True)
+        baseline_ok, results = prove_stack(stack, server, stack.deploy(), started)
+    finally:
+        try:
+            if stack.has_state():
+                stack.destroy(timeout=300)
+        finally:
+            stack.remove_overrides()
+            server.stop()
+    facts = {
+        "backend": "ministack (AUTH=true)",
+        "provider": stack.provider,
+        "seconds": round(time.monotonic() - started),
+    }
+    return finish(results, baseline_ok, report, facts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devkit.iam_proof", description=__doc__.split("\n\n")[0])
     parser.add_argument("--provider", default=None, help="hashicorp/aws version (default: newest offline)")
@@ -1285,7 +1577,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return run(args.provider, args.report)
-    except (MiniStackError, workspace.TerraformError, toolchain.ToolchainError) as error:
+    except (MiniStackError, ProofError, workspace.TerraformError, toolchain.ToolchainError) as error:
         print(f"iam-proof: {error}", file=sys.stderr)
         return 2
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from devkit import iam_proof
 from devkit.iam_proof import Grant, Result
+from devkit.ministack import Denial
 
 DOCUMENT = {
     "Version": "2012-10-17",
@@ -86,37 +89,67 @@ def test_an_emptied_statement_goes_and_a_lone_one_becomes_a_deny() -> None:
     assert statement["Action"] == "sts:AssumeRole"
 
 
-def test_a_justification_matches_by_kind_action_and_kms_via_service() -> None:
-    writer_kms = Grant(
-        "role-policy",
-        "writer-role",
-        "p",
-        3,
-        "UseTableKey",
-        "kms:Encrypt",
-        ("arn:aws:iam::0:role/writer-role",),
-        json.dumps({"StringEquals": {"kms:ViaService": "dynamodb.eu-central-1.amazonaws.com"}}),
-        "a",
-        "iam.tf:1",
+def grant(
+    kind: str, sid: str, action: str, principals: tuple[str, ...], condition: dict | None = None
+) -> Grant:
+    return Grant(kind, "holder", "p", 0, sid, action, principals, json.dumps(condition or {}), "a", "x.tf:1")
+
+
+VIA_DYNAMODB = {"StringEquals": {"kms:ViaService": "dynamodb.eu-central-1.amazonaws.com"}}
+WRITER_ROLE = ("arn:aws:iam::0:role/writer-role",)
+
+
+def justified(candidate: Grant, components: set[str]) -> list[iam_proof.Justification]:
+    return [j for j in iam_proof.JUSTIFICATIONS if j.matches(candidate, frozenset(components))]
+
+
+def test_a_justification_covers_exactly_the_statement_it_names() -> None:
+    table_key = grant("role-policy", "UseTableKeyThroughDynamoDB", "kms:Encrypt", WRITER_ROLE, VIA_DYNAMODB)
+    (match,) = justified(table_key, {"writer"})
+    assert match.reference.startswith("https://docs.aws.amazon.com/")
+
+    assert not justified(table_key, {"trigger"}), "the same statement given to another function"
+    assert not justified(table_key, set()), "a role that is no part of the stack"
+    renamed = grant("role-policy", "UseAnyKey", "kms:Encrypt", WRITER_ROLE, VIA_DYNAMODB)
+    assert not justified(renamed, {"writer"}), "a statement no justification names"
+    widened = grant(
+        "role-policy", "UseTableKeyThroughDynamoDB", "kms:ReEncryptFrom", WRITER_ROLE, VIA_DYNAMODB
     )
-    matching = [j for j in iam_proof.JUSTIFICATIONS if j.matches(writer_kms, "lambda")]
-    assert matching
-    assert matching[0].reference.startswith("https://docs.aws.amazon.com/")
-    s3_key_encrypt = Grant(
+    assert not justified(widened, {"writer"}), "an action added to a justified statement"
+    unconditioned = grant("role-policy", "UseTableKeyThroughDynamoDB", "kms:Encrypt", WRITER_ROLE)
+    assert not justified(unconditioned, {"writer"}), "the key used directly, not through DynamoDB"
+
+
+def test_resource_policy_justifications_need_the_named_principal() -> None:
+    alarms = grant("topic-policy", "CloudWatchAlarmsPublish", "sns:Publish", ("cloudwatch.amazonaws.com",))
+    assert justified(alarms, set())
+    anyone = grant("topic-policy", "CloudWatchAlarmsPublish", "sns:Publish", ("*",))
+    assert not justified(anyone, set()), "the statement opened to everybody"
+    s3_encrypt = grant(
         "key-policy",
-        "arn:key",
-        "default",
-        1,
         "AccountUsesKeyThroughS3",
         "kms:Encrypt",
         ("arn:aws:iam::0:root",),
-        json.dumps({"StringEquals": {"kms:ViaService": "s3.eu-central-1.amazonaws.com"}}),
-        "aws_kms_key.s3",
-        "kms.tf:1",
+        {"StringEquals": {"kms:ViaService": "s3.eu-central-1.amazonaws.com"}},
     )
-    assert not [j for j in iam_proof.JUSTIFICATIONS if j.matches(s3_key_encrypt, "")], (
-        "S3 documents only GenerateDataKey and Decrypt: Encrypt on the S3 key is not justified"
+    assert not justified(s3_encrypt, {"account"}), "S3 documents only GenerateDataKey and Decrypt"
+    alias = grant("key-policy", "AccountAdministersKey", "kms:CreateAlias", ("arn:aws:iam::0:root",))
+    assert justified(alias, {"account"})
+    assert not justified(alias, set()), "administration by a principal that is not the stack's account"
+    import_key = grant(
+        "key-policy", "AccountAdministersKey", "kms:GetParametersForImport", ("arn:aws:iam::0:root",)
     )
+    assert not justified(import_key, {"account"})
+
+
+def test_every_justification_says_whose_grant_and_cites_aws() -> None:
+    for justification in iam_proof.JUSTIFICATIONS:
+        assert justification.reference.startswith("https://docs.aws.amazon.com/"), justification.sids
+        assert justification.components or justification.principals
+    with pytest.raises(ValueError, match="by pattern"):
+        iam_proof.Justification(("role-policy",), ("S",), ("kms:Get*",), "r", "u", components=("writer",))
+    with pytest.raises(ValueError, match="whose grant"):
+        iam_proof.Justification(("role-policy",), ("S",), ("kms:GetKeyPolicy",), "r", "u")
 
 
 def test_the_summary_counts_each_status_and_unproven_is_last_word() -> None:
@@ -130,13 +163,21 @@ def test_the_summary_counts_each_status_and_unproven_is_last_word() -> None:
     assert "unproven" in iam_proof.table(results)
 
 
-def test_the_locator_points_at_the_sid_or_the_resource(tmp_path: Path) -> None:
+def test_the_locator_follows_the_resource_to_its_policy_document(tmp_path: Path) -> None:
     (tmp_path / "iam.tf").write_text(
-        'resource "aws_iam_role_policy" "trigger" {\n}\n\ndata "x" "y" {\n  statement {\n    sid = "Start"\n  }\n}\n'
+        'data "aws_iam_policy_document" "shared" {\n  statement {\n    sid = "Logs"\n  }\n}\n\n'
+        'data "aws_iam_policy_document" "trigger" {\n'
+        "  source_policy_documents = [data.aws_iam_policy_document.shared.json]\n"
+        '  statement {\n    sid = "Start"\n  }\n}\n\n'
+        'data "aws_iam_policy_document" "writer" {\n  statement {\n    sid = "Logs"\n  }\n}\n\n'
+        'resource "aws_iam_role_policy" "trigger" {\n  policy = data.aws_iam_policy_document.trigger.json\n}\n\n'
+        'resource "aws_iam_role_policy" "writer" {\n  policy = data.aws_iam_policy_document.writer.json\n}\n'
     )
     locate = iam_proof.Locator(tmp_path)
-    assert locate("Start", "aws_iam_role_policy.trigger") == "iam.tf:6"
-    assert locate("", "aws_iam_role_policy.trigger") == "iam.tf:1"
+    assert locate("Start", "aws_iam_role_policy.trigger") == "iam.tf:10"
+    assert locate("Logs", "aws_iam_role_policy.trigger") == "iam.tf:3", "through source_policy_documents"
+    assert locate("Logs", "aws_iam_role_policy.writer") == "iam.tf:16", "the writer's own Logs statement"
+    assert locate("", "aws_iam_role_policy.writer") == "iam.tf:14", "no sid: the document"
 
 
 def test_an_unproven_grant_names_the_other_grant_that_gives_the_same_action() -> None:
@@ -182,3 +223,127 @@ def test_a_denial_is_shown_as_its_message_on_one_line() -> None:
     xml = "<Error>\n<Code>AccessDenied</Code><Message>User: r is not\n authorized</Message></Error>"
     assert iam_proof.denial_text(xml) == "User: r is not authorized"
     assert iam_proof.denial_text('{"__type": "AccessDeniedException", "message": "User: r"}') == "User: r"
+
+
+# --- the proof's loop, on a fake backend whose only behaviour is the policy it is given ----------
+
+ROLE = "arn:aws:iam::000000000000:role/trigger-role"
+
+
+class FakeServer:
+    """MiniStack's denial log: the scenarios append to it."""
+
+    def __init__(self) -> None:
+        self.log: list[Denial] = []
+
+    def denial_offset(self) -> int:
+        return len(self.log)
+
+    def denials(self, offset: int = 0) -> tuple[list[Denial], int]:
+        return self.log[offset:], len(self.log)
+
+
+class FakePolicy:
+    """A deployed role policy: what the proof applies is what the scenarios see."""
+
+    def __init__(self, document: dict) -> None:
+        self.deployed = document
+        self.applied: list[dict] = []
+
+    def apply(self, document: dict) -> None:
+        self.applied.append(document)
+        self.deployed = document
+
+    def allows(self, action: str) -> bool:
+        return any(
+            s["Effect"] == "Allow" and action in iam_proof.as_list(s.get("Action"))
+            for s in self.deployed["Statement"]
+        )
+
+
+def fake_proof(monkeypatch: pytest.MonkeyPatch, policy: FakePolicy, calls: list[str]) -> iam_proof.Proof:
+    """A proof whose trigger scenarios make `calls` as the trigger role, denied unless allowed."""
+    server = FakeServer()
+
+    def scenario(_: object) -> iam_proof.Outcome:
+        for action in calls:
+            if not policy.allows(action):
+                server.log.append(
+                    Denial("svc", action, f"{ROLE.replace(':role/', ':assumed-role/')}/s", "arn:r", "")
+                )
+        return iam_proof.Outcome(True, "ran")
+
+    for name in iam_proof.COMPONENT_SCENARIOS["trigger"]:
+        monkeypatch.setitem(iam_proof.SCENARIOS, name, scenario)
+    monkeypatch.setattr(iam_proof.time, "sleep", lambda seconds: None)
+    proof = iam_proof.Proof(pipeline=None, server=server, scenarios=iam_proof.Scenarios(pipeline=None))  # type: ignore[arg-type]
+    proof.components["trigger-role"] = "trigger"
+    return proof
+
+
+def test_a_grant_is_proven_only_by_the_denial_its_removal_causes(monkeypatch: pytest.MonkeyPatch) -> None:
+    document = {
+        "Statement": [
+            {
+                "Sid": "Work",
+                "Effect": "Allow",
+                "Action": ["states:StartExecution", "sns:Publish", "s3:GetObject"],
+            },
+        ]
+    }
+    policy = FakePolicy(document)
+    proof = fake_proof(monkeypatch, policy, calls=["states:StartExecution", "sns:Publish"])
+    carrier = iam_proof.Carrier(
+        "role-policy", "trigger-role", "p", "a", document, ROLE, policy.apply, lambda: policy.deployed
+    )
+    (statement,) = [g for _, g in iam_proof.enumerate_grants([carrier], lambda sid, address: "iam.tf:1")]
+
+    results = {r.grant.action: r for r in proof.prove(carrier, statement)}
+
+    assert results["states:StartExecution"].status == "proven"
+    assert results["states:StartExecution"].scenario == iam_proof.COMPONENT_SCENARIOS["trigger"][0]
+    assert results["sns:Publish"].status == "proven"
+    assert results["s3:GetObject"].status == "unproven", "nothing needs it and nothing justifies it"
+    assert "no justification" in results["s3:GetObject"].reason
+    assert policy.deployed == document, "restored as deployed"
+    assert {a for d in policy.applied for s in d["Statement"] for a in iam_proof.as_list(s["Action"])} >= {
+        "s3:GetObject"
+    }
+
+
+def test_a_policy_not_restored_as_deployed_stops_the_proof(monkeypatch: pytest.MonkeyPatch) -> None:
+    document = {
+        "Statement": [{"Sid": "Work", "Effect": "Allow", "Action": ["states:StartExecution", "sns:Publish"]}]
+    }
+    policy = FakePolicy(document)
+    proof = fake_proof(monkeypatch, policy, calls=["states:StartExecution"])
+    stuck = {"Statement": [{"Sid": "Work", "Effect": "Allow", "Action": "sns:Publish"}]}
+    carrier = iam_proof.Carrier(
+        "role-policy", "trigger-role", "p", "a", document, ROLE, policy.apply, lambda: stuck
+    )
+    (statement,) = [g for _, g in iam_proof.enumerate_grants([carrier], lambda sid, address: "")]
+
+    with pytest.raises(iam_proof.ProofError, match="not restored"):
+        proof.prove(carrier, statement)
+
+
+def test_the_exit_status_is_0_only_with_a_clean_baseline_and_nothing_unproven(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    found = grants()
+    proven = Result(found[0], "proven", scenario="upload", denial="denied")
+    justified_one = Result(found[1], "justified", reason="r", reference="https://docs.aws.amazon.com/x")
+    report = tmp_path / "iam-proof.json"
+
+    assert iam_proof.finish([proven, justified_one], True, report, {"provider": "5.100.0"}) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1 of 2 grants proven, 1 justified, 0 unproven"
+    written = json.loads(report.read_text())
+    assert [g["status"] for g in written["grants"]] == ["proven", "justified"]
+    assert written["provider"] == "5.100.0"
+    assert written["baseline_ok"] is True
+
+    unproven = Result(found[2], "unproven", reason="no denial")
+    assert iam_proof.finish([proven, unproven], True, report, {}) == 1
+    assert "UNPROVEN: role-policy trigger-role Start states:StartExecution" in capsys.readouterr().out
+    assert iam_proof.finish([proven], False, report, {}) == 1, "a baseline with a denial fails the proof"
+    assert iam_proof.finish([], True, report, {}) == 1, "no grants found is a failure, not a pass"
