@@ -15,7 +15,7 @@ import boto3
 import pytest
 from emulator_helpers import assert_nothing_left, child_pids, free_port, port_accepts
 
-from emulator import Emulator, EmulatorError, wait_until_healthy
+from emulator import AdminClient, Emulator, EmulatorError, wait_until_healthy
 from emulator.http_server import port_is_free
 
 pytestmark = pytest.mark.emulator
@@ -150,6 +150,34 @@ def test_cli_start_status_stop_round_trip(tmp_path: Path) -> None:
     assert not_running.returncode == 3
     assert json.loads(not_running.stdout)["running"] is False
     assert _cli("stop", *common, cwd=tmp_path).returncode == 0
+
+
+def test_cli_fault_add_stores_probability_and_seed_and_lambda_sets_the_cap(tmp_path: Path) -> None:
+    with Emulator(port=0) as emu:
+        admin = ("--endpoint-url", emu.endpoint_url)
+        added = _cli(
+            *("fault", *admin, "add", "--target", "DynamoDB_20120810.PutItem"),
+            *(
+                "--probability",
+                "0.25",
+                "--seed",
+                "7",
+                "--error-code",
+                "ProvisionedThroughputExceededException",
+            ),
+            cwd=tmp_path,
+        )
+        assert added.returncode == 0, added.stderr
+        rules = AdminClient(emu.endpoint_url).call("GET", "/_emulator/faults")["faults"]
+        [rule] = [r for r in rules if r["id"] == added.stdout.strip()]
+        assert (rule["probability"], rule["seed"]) == (0.25, 7)
+        assert rule["error_code"] == "ProvisionedThroughputExceededException"
+        assert rule["times"] is None
+
+        capped = _cli("lambda", *admin, "--max-per-function", "3", cwd=tmp_path)
+        assert capped.returncode == 0, capped.stderr
+        assert json.loads(capped.stdout)["max_per_function"] == 3
+        assert emu.lambda_stats()["max_per_function"] == 3
 
 
 def test_cli_start_fails_clearly_when_the_port_is_taken(tmp_path: Path) -> None:
