@@ -72,6 +72,9 @@ SCRUBBED = (
 )
 
 
+INSTALL_TIMEOUT = 900.0  # seconds for each install step (creating the venv, pip install)
+
+
 class MiniStackError(RuntimeError):
     """MiniStack could not be installed, started or stopped; the message says why."""
 
@@ -87,8 +90,16 @@ def ensure_installed() -> Path:
     python = _venv_python()
     if python.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
         return python
-    print(f"installing MiniStack into {VENV.relative_to(ROOT)} (requirements-ministack.txt) ...", flush=True)
-    steps = [
+    where = VENV.relative_to(ROOT) if VENV.is_relative_to(ROOT) else VENV
+    print(f"installing MiniStack into {where} (requirements-ministack.txt) ...", flush=True)
+    for step in _install_steps(python):
+        _run_install_step(step)
+    stamp.write_text(digest + "\n")
+    return python
+
+
+def _install_steps(python: Path) -> list[list[str]]:
+    return [
         [sys.executable, "-m", "venv", "--clear", str(VENV)],
         [
             str(python),
@@ -101,15 +112,22 @@ def ensure_installed() -> Path:
             str(REQUIREMENTS),
         ],
     ]
-    for step in steps:
-        result = subprocess.run(step, capture_output=True, text=True, timeout=900, check=False)
-        if result.returncode != 0:
-            raise MiniStackError(
-                f"`{' '.join(step)}` failed with exit status {result.returncode}:\n"
-                f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
-            )
-    stamp.write_text(digest + "\n")
-    return python
+
+
+def _run_install_step(step: list[str]) -> None:
+    """Run one install step; a failure or a timeout is a MiniStackError naming it, with its output."""
+    try:
+        result = toolchain.run_bounded(step, INSTALL_TIMEOUT)
+    except subprocess.TimeoutExpired as expired:
+        raise MiniStackError(
+            f"installing MiniStack: {toolchain.timeout_message(expired)}\n"
+            "Check the network or the package index (pip's proxy settings), then run it again."
+        ) from None
+    if result.returncode != 0:
+        raise MiniStackError(
+            f"`{' '.join(step)}` failed with exit status {result.returncode}:\n"
+            f"{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
+        )
 
 
 def free_port(host: str = HOST) -> int:

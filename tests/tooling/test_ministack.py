@@ -8,6 +8,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from devkit import toolchain
+from devkit import ministack, toolchain
 from devkit.ministack import MiniStack, group_members
 
 REGION = "eu-central-1"
@@ -141,3 +142,52 @@ def test_the_cli_leaves_it_running_in_the_background_until_stop(tmp_path: Path) 
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert group_members(info["pgid"]) == []
     assert _cli("status", state=tmp_path).returncode == 3
+
+
+def test_an_install_that_hangs_is_a_ministack_error_naming_the_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip stuck on a network that never answers: the step is stopped and named, nothing is stamped."""
+    requirements = tmp_path / "requirements-ministack.txt"
+    requirements.write_text("ministack\n")
+    pid_file = tmp_path / "child.pid"
+    stuck = [
+        sys.executable,
+        "-c",
+        "import subprocess, sys, time\n"
+        "print('Collecting ministack', flush=True)\n"
+        "print('Retrying after connection broken', file=sys.stderr, flush=True)\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(300)\n",
+    ]
+    monkeypatch.setattr(ministack, "VENV", tmp_path / "venv")
+    monkeypatch.setattr(ministack, "REQUIREMENTS", requirements)
+    monkeypatch.setattr(ministack, "_install_steps", lambda _python: [stuck])
+    monkeypatch.setattr(ministack, "INSTALL_TIMEOUT", 1.0)
+
+    started = time.monotonic()
+    with pytest.raises(ministack.MiniStackError) as failed:
+        ministack.ensure_installed()
+
+    assert time.monotonic() - started < 30
+    message = str(failed.value)
+    assert f"`{sys.executable} -c" in message
+    assert "did not finish within 1 s" in message
+    assert "Collecting ministack" in message
+    assert "Retrying after connection broken" in message
+    assert not (tmp_path / "venv" / ".installed").exists()
+    assert _gone(int(pid_file.read_text())), "what the step started is stopped with it"
+
+
+def _gone(pid: int) -> bool:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.1)
+    return False

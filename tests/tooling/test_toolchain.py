@@ -6,6 +6,8 @@ import json
 import re
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,52 @@ def test_overrides_follow_the_provider_major(
     assert variables["s3_force_destroy"] is True
     overrides.remove(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def _hanging_command(path: Path, pid_file: Path, lines: list[str]) -> Path:
+    """An executable that prints ``lines``, starts a child (like a plugin) and then hangs."""
+    printed = "".join(f"print({line!r}, flush=True)\n" for line in lines)
+    path.write_text(
+        f"#!{sys.executable}\n"
+        "import subprocess, sys, time\n"
+        f"{printed}"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(300)\n"
+    )
+    path.chmod(0o755)
+    return path
+
+
+def _gone(pid: int) -> bool:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_terraform_on_path_that_hangs_is_a_toolchain_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    hanging = _hanging_command(tmp_path / "terraform", pid_file, ["checking for updates", "still waiting"])
+    monkeypatch.delenv("TOOLCHAIN_HIDE_MACHINE", raising=False)
+    monkeypatch.setattr(toolchain.shutil, "which", lambda name: str(hanging) if name == "terraform" else None)
+    monkeypatch.setattr(toolchain, "TERRAFORM_VERSION_TIMEOUT", 1.0)
+
+    started = time.monotonic()
+    with pytest.raises(toolchain.ToolchainError) as failed:
+        toolchain.terraform_executable()
+
+    assert time.monotonic() - started < 30
+    message = str(failed.value)
+    assert f"`{hanging} version` did not finish within 1 s" in message
+    assert message.index("checking for updates") < message.index("still waiting")
+    assert "TOOLCHAIN_HIDE_MACHINE=1" in message
+    assert _gone(int(pid_file.read_text())), "what the command started is stopped with it"
