@@ -130,8 +130,9 @@ data "aws_iam_policy_document" "uploads_bucket" {
     }
   }
 
-  # A named key must be the pipeline key. S3 compares the header as sent, so every form that names
-  # this key is accepted: key ARN, key id, alias name and alias ARN.
+  # A named key must be the pipeline key, as its key ARN or key id (S3 compares the header as sent).
+  # Aliases are refused: kms:UpdateAlias can repoint one to another key, and an alias name resolves
+  # in the requester's account, so either could land an object under a key other than this one.
   statement {
     sid       = "DenyAnotherKmsKey"
     effect    = "Deny"
@@ -152,12 +153,7 @@ data "aws_iam_policy_document" "uploads_bucket" {
     condition {
       test     = "StringNotEquals"
       variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-      values = [
-        aws_kms_key.s3.arn,
-        aws_kms_key.s3.key_id,
-        aws_kms_alias.s3.name,
-        aws_kms_alias.s3.arn,
-      ]
+      values   = [aws_kms_key.s3.arn, aws_kms_key.s3.key_id]
     }
   }
 

@@ -407,6 +407,51 @@ def test_an_upload_naming_the_pipeline_key_lands_under_it(pipeline: Pipeline) ->
     assert pipeline.wait_for_final_execution(key)["status"] == "SUCCEEDED"
 
 
+def test_an_upload_naming_the_pipeline_key_by_its_bare_key_id_lands_under_it(
+    pipeline: Pipeline, request: pytest.FixtureRequest
+) -> None:
+    key = f"{unique('key-id')}/by-id.csv"
+    key_arn = pipeline.outputs["kms_s3_key_arn"]
+    pipeline.client("s3").put_object(
+        Bucket=pipeline.outputs["s3_bucket_name"],
+        Key=key,
+        Body=b"x",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=key_arn.rsplit("/", 1)[1],
+    )
+
+    # Accepted on every backend (above); only what HeadObject reports differs.
+    differs_on_ministack(
+        request,
+        "an object's SSEKMSKeyId is stored and reported as sent (the bare key id); AWS reports the key ARN",
+    )
+    assert head(pipeline, key) == ("aws:kms", key_arn)
+
+
+def test_an_upload_naming_the_pipeline_key_by_its_alias_is_refused(
+    pipeline: Pipeline, request: pytest.FixtureRequest
+) -> None:
+    """An alias can be repointed to another key and resolves in the requester's account."""
+    differs_on_ministack(
+        request,
+        "the account root (access key test) is not subject to a bucket policy's explicit Deny; on AWS it is",
+    )
+    key_id = pipeline.outputs["kms_s3_key_arn"].rsplit("/", 1)[1]
+    [alias] = [a["AliasName"] for a in pipeline.client("kms").list_aliases(KeyId=key_id)["Aliases"]]
+    key = f"{unique('alias')}/by-alias.csv"
+    with pytest.raises(ClientError) as refused:
+        pipeline.client("s3").put_object(
+            Bucket=pipeline.outputs["s3_bucket_name"],
+            Key=key,
+            Body=b"x",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=alias,
+        )
+
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+
+
 def test_the_seed_form_aws_kms_without_a_key_id_is_refused(
     pipeline: Pipeline, request: pytest.FixtureRequest
 ) -> None:
