@@ -179,6 +179,18 @@ def test_each_key_carries_its_own_policy_document() -> None:
     }
 
 
+def test_the_upload_bucket_policy_is_the_hardened_document() -> None:
+    """What tests/pipeline.tftest.hcl cannot compare at plan: that document is read only at apply."""
+    policies = {
+        name: (body["bucket"], body["policy"])
+        for _, kind, name, body in blocks("resource")
+        if kind == "aws_s3_bucket_policy"
+    }
+    assert policies == {
+        "uploads": ("${aws_s3_bucket.uploads.id}", "${data.aws_iam_policy_document.uploads_bucket.json}")
+    }
+
+
 def test_every_log_group_is_named_in_the_logs_key_policy_and_encrypted_with_it() -> None:
     """The logs key serves only the log groups in local.log_group_names: a log group named any
     other way would be refused by CloudWatch Logs (its ARN is not in the key policy's condition)."""
