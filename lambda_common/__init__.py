@@ -1,6 +1,7 @@
 """Code shared by the pipeline's Lambda functions, shipped whole in every function zip.
 
-- :mod:`lambda_common.key_validation`: the one S3 object key validator (trigger, writer);
+- :mod:`lambda_common.key_validation`: the one S3 object key validator (trigger, writer) and the
+  folder-marker rule (trigger, reconcile tool);
 - :mod:`lambda_common.contract`: the trigger -> state machine -> writer input, declared once;
 - :mod:`lambda_common.naming`: the deterministic execution name of an object version (trigger,
   reconcile tool);

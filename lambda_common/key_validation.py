@@ -1,4 +1,5 @@
-"""The one S3 object key validator shared by the trigger and the writer.
+"""The one S3 object key validator shared by the trigger and the writer, and the folder-marker
+rule shared by the trigger and the reconcile tool.
 
 Imported as ``from lambda_common.key_validation import ...``; standard library only.
 """
@@ -88,3 +89,12 @@ def validate_key(key: str) -> str:
                 f"key segment {segment!r} becomes a dot segment when percent-decoded again", key=key
             )
     return key
+
+
+def is_folder_marker(key: str, size: int | None) -> bool:
+    """A zero-byte object whose key ends in ``/``: what consoles create for a "folder".
+
+    The trigger ignores it and the reconcile tool never re-drives it. A key ending in ``/`` that
+    carries data (size > 0, or a size S3 did not state) is an ordinary upload and is ingested.
+    """
+    return key.endswith("/") and size == 0

@@ -34,7 +34,7 @@ from lambda_common.alerts import (
     truncate_listing,
 )
 from lambda_common.contract import ExecutionInput
-from lambda_common.key_validation import InvalidKeyError, decode_s3_key, validate_key
+from lambda_common.key_validation import InvalidKeyError, decode_s3_key, is_folder_marker, validate_key
 from lambda_common.naming import execution_arn, execution_name
 
 # Powertools has no built-in correlation path for S3 notifications; S3's request id ties the log
@@ -275,15 +275,6 @@ def _decoded_for_display(raw_key: str) -> str:
         return decode_s3_key(raw_key)
     except InvalidKeyError:
         return raw_key
-
-
-def is_folder_marker(key: str, size: int | None) -> bool:
-    """A zero-byte object whose key ends in ``/``: what consoles create for a "folder".
-
-    A key ending in ``/`` that carries data (size > 0, or a size S3 did not state) is an ordinary
-    upload and is ingested.
-    """
-    return key.endswith("/") and size == 0
 
 
 def process_record(

@@ -76,7 +76,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a script from any directory: lambda
     sys.path.insert(0, str(REPO_ROOT))
 
 from lambda_common.contract import ExecutionInput  # noqa: E402
-from lambda_common.key_validation import InvalidKeyError, validate_key  # noqa: E402
+from lambda_common.key_validation import InvalidKeyError, is_folder_marker, validate_key  # noqa: E402
 from lambda_common.naming import (  # noqa: E402
     MAX_ATTEMPT,
     execution_arn,
@@ -254,8 +254,8 @@ class ObjectVersion:
 
     @property
     def is_folder_marker(self) -> bool:
-        """The trigger's rule (lambda_trigger/index.py: is_folder_marker): zero bytes, key ends in ``/``."""
-        return self.key.endswith("/") and self.size == 0
+        """The trigger's rule, from the one place it is written (``lambda_common.key_validation``)."""
+        return is_folder_marker(self.key, self.size)
 
     def name(self, attempt: int = 0) -> str:
         return execution_name(self.bucket, self.key, self.version_id, None, attempt=attempt)

@@ -162,3 +162,21 @@ def test_the_error_message_shows_an_invisible_character_escaped(key_validation: 
 
     assert "\u202e" not in str(caught.value)
     assert str(caught.value).startswith("rejected S3 object key 'invoice\\u202efdp.exe': ")
+
+
+@pytest.mark.parametrize(
+    ("key", "size", "expected"),
+    [
+        pytest.param("reports/", 0, True, id="zero-byte-key-ending-in-slash"),
+        pytest.param("a/b/c/", 0, True, id="nested-folder"),
+        pytest.param("reports/", 2, False, id="slash-key-with-data"),
+        pytest.param("reports/", None, False, id="size-not-stated"),
+        pytest.param("reports", 0, False, id="empty-file-without-slash"),
+        pytest.param("reports/x.csv", 0, False, id="empty-file-in-a-folder"),
+    ],
+)
+def test_a_folder_marker_is_a_zero_byte_key_ending_in_a_slash(
+    key_validation: ModuleType, key: str, size: int | None, expected: bool
+) -> None:
+    """The one rule the trigger ignores and the reconcile tool never re-drives."""
+    assert key_validation.is_folder_marker(key, size) is expected
