@@ -1039,6 +1039,35 @@ def test_table_tags_are_read_page_by_page(monitor_functions: ModuleType) -> None
     assert tags == {"team": "data", EXEMPTION_TAG: "SEC-1"}
 
 
+def test_an_exemption_tag_on_the_second_page_of_tags_exempts_the_table(
+    monitor: ModuleType, lambda_context: FakeLambdaContext, alert_topic: SubscribedTopic
+) -> None:
+    # Given a table on the AWS-owned key with ten other tags first, so that ListTagsOfResource
+    # (moto: ten tags a page) returns the exemption tag only on the page after a NextToken
+    tags = {f"tag-{index:02d}": "x" for index in range(10)} | {EXEMPTION_TAG: "legacy import, SEC-7"}
+    create_table("paged-tags-table", tags=tags)
+    pages = []
+    monitor.CLIENTS.regions[0].dynamodb.meta.events.register(
+        "after-call.dynamodb.ListTagsOfResource", lambda parsed, **_: pages.append(parsed)
+    )
+
+    # When the monitor scans
+    report = monitor.lambda_handler({}, lambda_context)
+
+    # Then the tag was found on the second page and the table is reported exempted, with no alert
+    assert [bool(page.get("NextToken")) for page in pages] == [True, False]
+    assert EXEMPTION_TAG not in {tag["Key"] for tag in pages[0]["Tags"]}
+    [finding] = report["exempted"]
+    assert (finding["name"], finding["status"], finding["exemption"]) == (
+        "paged-tags-table",
+        "EXEMPTED",
+        "legacy import, SEC-7",
+    )
+    assert report["non_compliant"] == []
+    assert report["alert_sent"] is False
+    assert alert_topic.received() == []
+
+
 # --- report and alert --------------------------------------------------------------------------
 
 
