@@ -111,10 +111,11 @@ class Pipeline:
 
     # --- acting --------------------------------------------------------------------------------
     def upload(self, key: str, body: bytes = b"hello\n") -> None:
-        """PutObject with SSE-KMS and the bucket's own key named, as the bucket policy asks.
+        """PutObject with SSE-KMS and the bucket's own key named by its ARN.
 
-        Naming the key matters on AWS: ``aws:kms`` without a key id means the AWS-managed
-        ``aws/s3`` key, not the bucket's customer-managed one.
+        One of the forms the bucket policy lets through (the key ARN or key id; or no SSE header,
+        and default encryption applies the key). ``aws:kms`` without a key id would mean the
+        AWS-managed ``aws/s3`` key on AWS, which the policy refuses.
         """
         self.client("s3").put_object(
             Bucket=self.outputs["s3_bucket_name"],
