@@ -20,6 +20,10 @@ missing ones exactly as the trigger would have:
   than ``--settle-seconds`` ago (default 900, Lambda's maximum timeout) counts as in flight: the
   writer invocation it was waiting for may still write the row.
 
+Every listed version counts, also one hidden by a later delete marker: the table records uploads,
+and the trigger would have ingested that upload before the delete. Delete markers are not object
+versions; a version deleted for good is no longer listed.
+
 Keys the validator rejects and folder markers (a zero-byte key ending in ``/``) are not ingestible:
 they are counted apart (``rejected``, ``folder_markers``) and never re-driven. An object without a
 version id (written while versioning was off) is reported missing but not re-driven: the trigger's
@@ -451,7 +455,8 @@ def _pagination(page_size: int | None) -> dict[str, Any]:
 def list_object_versions(
     s3: Any, bucket: str, progress: Progress, page_size: int | None = None
 ) -> list[ObjectVersion]:
-    """Every object version of the bucket (delete markers are not objects)."""
+    """Every object version of the bucket, those hidden by a delete marker included (still
+    uploads); delete markers themselves are not objects."""
     progress.phase("listing object versions")
     versions: list[ObjectVersion] = []
     paginator = s3.get_paginator("list_object_versions")

@@ -550,6 +550,33 @@ def test_rejected_keys_and_folder_markers_are_counted_apart_and_never_redriven(s
     assert list(stack.executions()) == [execution_name(stack.bucket, "odd/", with_data.version_id)]
 
 
+def test_a_version_hidden_by_a_delete_marker_is_still_an_upload_and_is_redriven(stack: Stack) -> None:
+    # Given a lost upload deleted afterwards (a delete marker is now its key's latest version), and
+    # a lost upload whose version was deleted for good (DeleteObject with its version id)
+    hidden = stack.upload("deleted/report.csv")
+    stack.s3.delete_object(Bucket=stack.bucket, Key=hidden.key)
+    purged = stack.upload("purged/report.csv")
+    stack.s3.delete_object(Bucket=stack.bucket, Key=purged.key, VersionId=purged.version_id)
+    listing = stack.s3.list_object_versions(Bucket=stack.bucket)
+    assert [(m["Key"], m["IsLatest"]) for m in listing["DeleteMarkers"]] == [(hidden.key, True)]
+
+    # When the tool re-drives
+    summary = stack.run(redrive=True)
+
+    # Then the hidden version counts as an upload (the table records uploads, and the trigger
+    # would have ingested it before the delete): it is re-driven and gets its row. The delete
+    # marker is no object version, and the purged version, no longer listed, is not re-driven.
+    assert counts(summary) == {
+        "objects": 1, "ingested": 0, "in_flight": 0, "missing": 1, "redriven": 1,
+        "rejected": 0, "folder_markers": 0, "failed": 0,
+    }  # fmt: skip
+    assert summary.redriven_executions == (execution_name(stack.bucket, hidden.key, hidden.version_id),)
+    assert set(stack.wait_until_settled().values()) == {"SUCCEEDED"}
+    [row] = stack.rows(hidden.key)
+    assert (row["VersionId"], row["UploadTimestamp"]) == (hidden.version_id, hidden.last_modified)
+    assert stack.rows(purged.key) == []
+
+
 def test_more_object_versions_than_one_page_are_all_seen(stack: Stack) -> None:
     # Given seven versions, listed two per page
     uploads = [stack.upload(f"paged/{index}.csv") for index in range(5)]
