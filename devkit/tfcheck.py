@@ -17,18 +17,23 @@ from devkit import toolchain, workspace
 
 
 def check(version: str) -> tuple[bool, str]:
+    """(passed, one line per step: init, validate, terraform test; the failing step's output)."""
     ws = workspace.stage(version)
     for generated in (*ws.path.glob("*_override.tf"), *ws.path.glob("*.auto.tfvars.json")):
         generated.unlink()  # left by an e2e run: the checks are about the configuration as committed
+    done = []
     try:
         ws.init()
+        done.append("init ok")
         ws.run("validate", "-no-color")
+        done.append("validate ok")
         extra = ["-var", "lambda_runtime=python3.8"] if toolchain.version_tuple(version)[0] < 4 else []
         result = ws.run("test", "-no-color", *extra, check=False)
     except workspace.TerraformError as error:
-        return False, str(error)
+        failed = ("init", "validate")[len(done)]
+        return False, ", ".join([*done, f"{failed} FAILED"]) + f"\n{error}"
     summary = re.search(r"(Success|Failure)! .*", result.stdout)
-    line = summary.group(0) if summary else "no test summary"
+    line = ", ".join(done) + f"; terraform test: {summary.group(0) if summary else 'no test summary'}"
     if result.returncode != 0:
         return False, f"{line}\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
     return True, line
@@ -48,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for version in versions:
         ok, detail = check(version)
-        print(
-            f"hashicorp/aws {version}: init ok, validate {'ok' if ok else 'FAILED'}; terraform test: {detail}"
-        )
+        print(f"hashicorp/aws {version}: {detail}")
         failed |= not ok
     return 1 if failed else 0
 

@@ -275,9 +275,10 @@ run "kms_keys_are_separate_rotated_and_aliased" {
     condition = alltrue([
       for s in data.aws_iam_policy_document.kms_administration.statement :
       s.effect == "Allow" && contains(s.actions, "kms:PutKeyPolicy") && !contains(s.actions, "kms:Decrypt") &&
+      !contains(s.actions, "kms:ListAliases") &&
       toset(one(s.principals).identifiers) == toset(["arn:aws:iam::123456789012:root"])
     ])
-    error_message = "administration is for the account only and does not include data use"
+    error_message = "administration is for the account only, does not include data use, and leaves out kms:ListAliases (IAM-only)"
   }
 
   assert {
