@@ -9,10 +9,12 @@ fault modes. Nothing here asserts a time; ``make bench`` measures throughput.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import unquote_plus
 
 import pytest
@@ -29,6 +31,8 @@ FILES = 1000
 UPLOAD_THREADS = 16
 START_EXECUTION = "AWSStepFunctions.StartExecution"
 PUT_ITEM = "DynamoDB_20120810.PutItem"
+# A giving-up delivery's last DescribeExecution comes just before Lambda writes its on-failure record.
+DECISION_SLACK = timedelta(seconds=2)
 
 
 @dataclass
@@ -126,6 +130,29 @@ def other_alerts(alerts: list[Alert]) -> list[str]:
     return [alert.subject for alert in alerts if "requestContext" not in (alert.json() or {})]
 
 
+def gave_up_by_key(alerts: list[Alert]) -> dict[str, datetime]:
+    """When the last delivery of each key named by an on-failure record gave up (its timestamp)."""
+    found: dict[str, datetime] = {}
+    for alert in alerts:
+        record = alert.json() or {}
+        if "requestContext" not in record:
+            continue
+        at = datetime.fromisoformat(record["timestamp"])
+        for entry in record["requestPayload"]["Records"]:
+            key = unquote_plus(entry["s3"]["object"]["key"])
+            found[key] = max(found.get(key, at), at)
+    return found
+
+
+def first_start_by_key(described: list[dict]) -> dict[str, datetime]:
+    """When the first execution for each key started (described executions, input key)."""
+    found: dict[str, datetime] = {}
+    for execution in described:
+        key = json.loads(execution["input"])["key"]
+        found[key] = min(found.get(key, execution["startDate"]), execution["startDate"])
+    return found
+
+
 def ingestion_failures(alerts: list[Alert]) -> list[dict]:
     return [a.json() or {} for a in alerts if (a.json() or {}).get("alert") == "IngestionFailed"]
 
@@ -137,7 +164,9 @@ def test_a_burst_of_1000_uploads_with_duplicates_faults_and_throttling_becomes_1
     keys = [f"burst/{i:04d}.csv" for i in range(FILES)]
     emulator.set_notification_copies(2)  # S3 is at-least-once
     emulator.add_fault(PUT_ITEM, probability=0.1, seed=9, error_code="ProvisionedThroughputExceededException")
-    emulator.set_throttle(START_EXECUTION, capacity=25, refill_per_second=25)
+    # Below what the warm trigger environments ask for even on a loaded machine (about 20 calls a
+    # second with coverage on, 30 idle), with a small burst allowance: throttling must happen.
+    emulator.set_throttle(START_EXECUTION, capacity=5, refill_per_second=15)
     try:
         burst_stack.upload_all(keys)
         burst_stack.settle()
@@ -158,11 +187,23 @@ def test_a_burst_of_1000_uploads_with_duplicates_faults_and_throttling_becomes_1
     assert [key for key, count in rows.items() if count != 1] == [], "no duplicate row"
     assert burst_stack.executions_with_status("FAILED") == []
     assert ingestion_failures(alerts) == []  # transient write faults were retried, none failed for good
-    # An alert only for files that really failed: exactly the uploads whose events exhausted
-    # their retries (throttled beyond them), each named once per undelivered copy, and no alert
-    # of any other kind (no key rejected, no write failed for good).
-    assert set(undelivered_keys(alerts)) == missing
+    # An alert only for deliveries that really failed, and none of any other kind (no key
+    # rejected, no write failed for good). Every file whose deliveries all gave up is alerted (none
+    # is lost silently). A delivery that gave up while no execution existed for its object version
+    # is alerted even if its duplicate started the execution afterwards (S3 is at-least-once; no
+    # delivery can know another will still come): then the execution must have started after that
+    # delivery gave up, or the trigger would have seen it (DescribeExecution) and not failed.
+    alerted = undelivered_keys(alerts)
+    assert missing <= set(alerted), "a file none of whose deliveries started it was not alerted"
     assert other_alerts(alerts) == []
+    ingested_later = set(alerted) - missing
+    if ingested_later:
+        started = first_start_by_key(pipeline.executions_for("burst/", prefix=True))
+        gave_up = gave_up_by_key(alerts)
+        assert {k for k in ingested_later if started[k] < gave_up[k] - DECISION_SLACK} == set(), (
+            "alerted although its execution had already started when the delivery gave up"
+        )
+    record_property("alerted_then_ingested_by_a_duplicate", len(ingested_later))
 
     record_property("throttled_starts", throttle["throttled"])
     record_property("files_that_exhausted_their_retries", len(missing))
