@@ -139,14 +139,20 @@ def output_tail(text: str | bytes | None, lines: int = TAIL_LINES) -> str:
     return "\n".join([line for line in (text or "").splitlines() if line.strip()][-lines:])
 
 
-def run_bounded(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+def run_bounded(
+    command: list[str], timeout: float, *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``command`` with its output captured, in a process group of its own.
 
-    After ``timeout`` seconds the whole group is killed and :class:`subprocess.TimeoutExpired` is
-    raised with the output so far (``output``/``stderr``); :func:`timeout_message` words it.
+    After ``timeout`` seconds the whole group (a command's children too: terraform's provider
+    plugins) is killed and :class:`subprocess.TimeoutExpired` is raised with the output so far
+    (``output``/``stderr``); :func:`timeout_message` words it. Interrupted (Ctrl-C), it leaves
+    nothing behind either.
     """
     process = subprocess.Popen(
         command,
+        cwd=cwd,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

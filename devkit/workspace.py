@@ -8,9 +8,6 @@ root's ``*.tf``, the state machine definition, ``tests/`` and ``dist/``, and kee
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,20 +22,6 @@ TAIL_LINES = 40
 
 class TerraformError(RuntimeError):
     """A terraform command failed or timed out; the message names it and carries its output."""
-
-
-def tail(text: str | bytes | None, lines: int = TAIL_LINES) -> str:
-    """The last `lines` non-empty lines of a command's output."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    kept = [line for line in (text or "").splitlines() if line.strip()]
-    return "\n".join(kept[-lines:])
-
-
-def _kill_group(process: subprocess.Popen[str]) -> None:
-    """SIGKILL terraform and everything it started (provider plugins share its process group)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 @dataclass
@@ -56,33 +39,18 @@ class Workspace:
         self, *args: str, check: bool = True, timeout: float = DEFAULT_TIMEOUT
     ) -> subprocess.CompletedProcess[str]:
         """Run terraform here. Raises TerraformError when it fails (with check) or times out."""
-        process = subprocess.Popen(
-            ["terraform", *args],
-            cwd=self.path,
-            env=self.env or None,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
         try:
-            stdout, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(process)
-            stdout, stderr = process.communicate()
+            result = toolchain.run_bounded(["terraform", *args], timeout, cwd=self.path, env=self.env or None)
+        except subprocess.TimeoutExpired as expired:
             raise TerraformError(
-                f"{self.describe(args)} timed out after {timeout:.0f} s and was stopped. "
-                f"Last output:\n{tail(stdout)}\n{tail(stderr)}"
+                f"{self.describe(args)} timed out after {timeout:.0f} s and was stopped. Last output:\n"
+                f"{toolchain.output_tail(expired.output, TAIL_LINES)}\n"
+                f"{toolchain.output_tail(expired.stderr, TAIL_LINES)}"
             ) from None
-        finally:
-            if process.poll() is None:  # interrupted (e.g. Ctrl-C): leave no terraform behind
-                _kill_group(process)
-                process.wait()
-        result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
         if check and result.returncode != 0:
             raise TerraformError(
                 f"{self.describe(args)} failed with exit status {result.returncode}:\n"
-                f"{stdout[-4000:]}\n{stderr[-8000:]}"
+                f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
             )
         return result
 

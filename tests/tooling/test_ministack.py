@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from process_helpers import process_gone
 
 from devkit import ministack, toolchain
 from devkit.ministack import MiniStack, group_members
@@ -177,17 +178,4 @@ def test_an_install_that_hangs_is_a_ministack_error_naming_the_step(
     assert "Collecting ministack" in message
     assert "Retrying after connection broken" in message
     assert not (tmp_path / "venv" / ".installed").exists()
-    assert _gone(int(pid_file.read_text())), "what the step started is stopped with it"
-
-
-def _gone(pid: int) -> bool:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return True
-        if state in ("Z", "X"):
-            return True
-        time.sleep(0.1)
-    return False
+    assert process_gone(int(pid_file.read_text())), "what the step started is stopped with it"

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from process_helpers import process_gone
 
 from devkit import overrides, stack, toolchain, workspace
 
@@ -66,20 +67,7 @@ def test_a_terraform_timeout_is_a_terraform_error_naming_the_command_and_its_las
     assert "timed out after 2 s" in message
     assert "still creating 3" in message
     pid = int(child_pid.read_text())
-    assert _gone(pid), "the command's children must be stopped with it"
-
-
-def _gone(pid: int) -> bool:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return True
-        if state in ("Z", "X"):
-            return True
-        time.sleep(0.1)
-    return False
+    assert process_gone(pid), "the command's children must be stopped with it"
 
 
 IDENTITY = (

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from process_helpers import process_gone
 
 from devkit import overrides, toolchain
 
@@ -123,19 +124,6 @@ def _hanging_command(path: Path, pid_file: Path, lines: list[str]) -> Path:
     return path
 
 
-def _gone(pid: int) -> bool:
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return True
-        if state in ("Z", "X"):
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_a_terraform_on_path_that_hangs_is_a_toolchain_error_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -154,4 +142,4 @@ def test_a_terraform_on_path_that_hangs_is_a_toolchain_error_naming_it(
     assert f"`{hanging} version` did not finish within 1 s" in message
     assert message.index("checking for updates") < message.index("still waiting")
     assert "TOOLCHAIN_HIDE_MACHINE=1" in message
-    assert _gone(int(pid_file.read_text())), "what the command started is stopped with it"
+    assert process_gone(int(pid_file.read_text())), "what the command started is stopped with it"
