@@ -447,6 +447,17 @@ class Operator:
     credentials: tuple[str, str]
 
 
+def proof_user(
+    pipeline: Pipeline, user: str, policy: str, document: dict[str, Any]
+) -> tuple[str, tuple[str, str]]:
+    """An IAM user of the proof's own holding `document` as inline policy `policy`: (ARN, keys)."""
+    iam = pipeline.client("iam")
+    arn = iam.create_user(UserName=user)["User"]["Arn"]
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    iam.put_user_policy(UserName=user, PolicyName=policy, PolicyDocument=json.dumps(document))
+    return arn, (key["AccessKeyId"], key["SecretAccessKey"])
+
+
 def operator_carriers(
     pipeline: Pipeline, documents: dict[str, dict[str, Any]]
 ) -> tuple[list[Carrier], dict[str, Operator]]:
@@ -455,10 +466,8 @@ def operator_carriers(
     operators: dict[str, Operator] = {}
     for output, document in documents.items():
         user = f"iam-proof-{output.replace('_', '-')}"[:64]
-        arn = iam.create_user(UserName=user)["User"]["Arn"]
-        key = iam.create_access_key(UserName=user)["AccessKey"]
-        iam.put_user_policy(UserName=user, PolicyName=output, PolicyDocument=json.dumps(document))
-        operators[output] = Operator(output, user, arn, (key["AccessKeyId"], key["SecretAccessKey"]))
+        arn, credentials = proof_user(pipeline, user, output, document)
+        operators[output] = Operator(output, user, arn, credentials)
         carriers_found.append(
             Carrier(
                 "operator-policy",
@@ -482,24 +491,14 @@ def key_administrator(pipeline: Pipeline, keys: list[str]) -> tuple[Any, str]:
     """An IAM user of the proof's own whose policy allows :data:`KEY_ADMINISTRATION` on `keys`
     (a KMS client with its credentials, and its ARN): what it may do then depends on the keys'
     policies, as for any principal of the account but the root."""
-    iam, user = pipeline.client("iam"), "iam-proof-key-administrator"
-    arn = iam.create_user(UserName=user)["User"]["Arn"]
-    key = iam.create_access_key(UserName=user)["AccessKey"]
     document = {
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "AdministerKeys", "Effect": "Allow", "Action": list(KEY_ADMINISTRATION), "Resource": keys}
         ],
     }
-    iam.put_user_policy(UserName=user, PolicyName="key-administration", PolicyDocument=json.dumps(document))
-    as_admin = Pipeline(
-        pipeline.endpoint,
-        pipeline.outputs,
-        pipeline.region,
-        pipeline.ca_bundle,
-        credentials=(key["AccessKeyId"], key["SecretAccessKey"]),
-    )
-    return as_admin.client("kms"), arn
+    arn, credentials = proof_user(pipeline, "iam-proof-key-administrator", "key-administration", document)
+    return pipeline.as_user(credentials).client("kms"), arn
 
 
 def _managed_policy_document(iam: Any, policy_arn: str) -> dict[str, Any]:
@@ -728,7 +727,7 @@ class Scenarios:
             p.upload(key)
         finally:
             s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=notifications)
-        as_operator = Pipeline(p.endpoint, p.outputs, p.region, p.ca_bundle, credentials=operator.credentials)
+        as_operator = p.as_user(operator.credentials)
         clients = Clients(
             s3=as_operator.client("s3"),
             dynamodb=as_operator.client("dynamodb"),

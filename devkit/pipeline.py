@@ -83,6 +83,10 @@ class Pipeline:
             )
         return self.clients[service]
 
+    def as_user(self, credentials: tuple[str, str]) -> Pipeline:
+        """The same stack, with clients that act as the IAM user holding `credentials`."""
+        return Pipeline(self.endpoint, self.outputs, self.region, self.ca_bundle, credentials=credentials)
+
     # --- setup ---------------------------------------------------------------------------------
     def subscribe_alerts(self, queue_name: str = "pipeline-alerts-observer") -> str:
         sqs = self.client("sqs")
