@@ -14,7 +14,6 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 LOCAL_AWS := env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_SECURITY_TOKEN -u AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=eu-central-1 AWS_REGION=eu-central-1
 
 PORT     ?= 4566
-PROVIDER ?=
 # Set to deploy onto an AWS emulator you run yourself (e.g. LocalStack at http://localhost:4566).
 ENDPOINT ?=
 # The local AWS that demo/up/down start: embedded (default) or ministack (IAM enforced, own venv in
@@ -39,7 +38,7 @@ venv: $(STAMP) ## create .venv with the pinned requirements
 package: $(STAMP) ## build dist/<function>.zip (reproducible)
 	$(PY) -m devkit.packaging
 
-toolchain: $(STAMP) ## assemble terraform and the offline provider mirrors
+toolchain: $(STAMP) ## terraform, and where hashicorp/aws comes from (a local mirror, else the registry)
 	$(PY) -m devkit.toolchain setup
 
 lint: $(STAMP) ## ruff, and terraform fmt -check
@@ -52,7 +51,7 @@ fmt: $(STAMP) ## format Python and HCL in place
 	$(PY) -m ruff check --fix .
 	$(PY) -m devkit.toolchain exec -- terraform fmt . tests
 
-tf-check: package toolchain ## terraform init/validate/test against every offline provider version
+tf-check: package toolchain ## terraform init/validate/test with each provider source (every mirror version)
 	$(PY) -m devkit.tfcheck
 
 # checkov has its own venv: it pins boto3 1.35.49, the dev requirements 1.44. The environment keeps it
@@ -82,7 +81,7 @@ e2e: package toolchain ## deploy onto each emulator (EMULATOR=... for one) and r
 
 iam-proof: package toolchain ## on MiniStack: every IAM grant of the stack is needed (build/iam-proof.json)
 	mkdir -p build
-	$(LOCAL_AWS) $(PY) -m devkit.iam_proof $(if $(PROVIDER),--provider $(PROVIDER))
+	$(LOCAL_AWS) $(PY) -m devkit.iam_proof
 
 test: lint tf-check checkov ## everything: lint, terraform checks on each provider, checkov, all pytest suites
 	mkdir -p build
@@ -93,10 +92,10 @@ test: lint tf-check checkov ## everything: lint, terraform checks on each provid
 	$(LOCAL_AWS) $(PY) -m devkit.iam_proof
 
 demo: package toolchain ## the pipeline end to end on the embedded emulator (EMULATOR=ministack: MiniStack)
-	$(LOCAL_AWS) $(PY) -m devkit.demo --port $(PORT) $(if $(PROVIDER),--provider $(PROVIDER)) $(if $(EMULATOR),--emulator $(EMULATOR))
+	$(LOCAL_AWS) $(PY) -m devkit.demo --port $(PORT) $(if $(EMULATOR),--emulator $(EMULATOR))
 
 up: package toolchain ## start the emulator on 127.0.0.1:$(PORT) and deploy the stack into the repo root
-	$(LOCAL_AWS) $(PY) -m devkit.stack up --port $(PORT) $(if $(PROVIDER),--provider $(PROVIDER)) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(EMULATOR),--emulator $(EMULATOR))
+	$(LOCAL_AWS) $(PY) -m devkit.stack up --port $(PORT) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(EMULATOR),--emulator $(EMULATOR))
 
 down: $(STAMP) ## destroy the stack deployed by `make up` and stop the emulator
 	$(LOCAL_AWS) $(PY) -m devkit.stack down --port $(PORT) $(if $(ENDPOINT),--endpoint $(ENDPOINT)) $(if $(EMULATOR),--emulator $(EMULATOR))

@@ -9,8 +9,9 @@ Measured in one run, on this machine, as figures and ratios; nothing here assert
 * ``monitor_concurrent_over_serial``: the security monitor over 1,000 buckets + 1,000 tables at a
   simulated 50 ms per AWS call, one check at a time vs concurrently (read from the handler
   benchmarks' JSON when ``make bench`` ran them, else measured here);
-* ``apply_seconds`` / ``replan_seconds`` per provider version: ``terraform apply`` of the stack onto
-  a fresh emulator, and the second ``plan`` that must show no changes;
+* ``apply_seconds`` / ``replan_seconds`` per provider source (each hashicorp/aws version in a local
+  mirror, or ``registry``): ``terraform apply`` of the stack onto a fresh emulator, and the second
+  ``plan`` that must show no changes; the burst runs on the newest;
 * ``demo_seconds``: ``python -m devkit.demo`` end to end (setup, five steps, teardown).
 
 Writes ``build/bench-system.json`` and prints a table. Usage:
@@ -182,7 +183,8 @@ def table(figures: dict[str, Any]) -> str:
     burst_figures = figures["burst"]
     lines = [
         "system benchmarks (one run on this machine; ratios are what to compare)",
-        f"  burst of {burst_figures['warm']['files']} uploads, hashicorp/aws {burst_figures['provider']}:",
+        f"  burst of {burst_figures['warm']['files']} uploads,"
+        f" hashicorp/aws {toolchain.provider_label(burst_figures['provider'])}:",
         f"    warm environments       {figures['burst_files_per_s_warm']:>7} files/s"
         f"  ({burst_figures['warm']['seconds']} s, {burst_figures['warm']['cold_starts']} cold starts)",
         f"    process per invocation  {figures['burst_files_per_s_cold']:>7} files/s"
@@ -194,7 +196,8 @@ def table(figures: dict[str, Any]) -> str:
     for version, seconds in figures["apply_seconds"].items():
         clean = "no changes" if figures["replan_clean"][version] else "CHANGES"
         lines.append(
-            f"  terraform apply, hashicorp/aws {version}: {seconds} s; re-plan {figures['replan_seconds'][version]} s ({clean})"
+            f"  terraform apply, hashicorp/aws {toolchain.provider_label(version)}: {seconds} s;"
+            f" re-plan {figures['replan_seconds'][version]} s ({clean})"
         )
     if "demo" in figures:
         lines.append(f"  make demo: {figures['demo_seconds']} s (exit {figures['demo']['exit_status']})")
@@ -208,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--handlers-json", type=Path, default=ROOT / "build" / "bench-handlers.json")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
-    figures = collect(args.files, args.skip_demo, args.handlers_json)
+    try:
+        figures = collect(args.files, args.skip_demo, args.handlers_json)
+    except toolchain.ToolchainError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(figures, indent=2) + "\n")
     print(table(figures))

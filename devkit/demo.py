@@ -1,4 +1,4 @@
-"""`make demo`: the whole pipeline on a local AWS, no Docker, no internet.
+"""`make demo`: the whole pipeline on a local AWS, no Docker, no internet (given a local provider mirror).
 
 Starts the emulator (``--emulator embedded``, the default, or ``ministack``: MiniStack with IAM
 enforced), applies the real Terraform with the real hashicorp/aws provider, then shows five steps,
@@ -222,10 +222,10 @@ def teardown(stack: Stack, backend: backends.Backend, pipeline: Pipeline | None,
             backend.stop()
 
 
-def run(port: int, provider: str | None, emulator: str = backends.DEFAULT) -> int:
+def run(port: int, emulator: str = backends.DEFAULT) -> int:
     run_id = uuid.uuid4().hex[:6]
     started = time.monotonic()
-    build = toolchain.select(provider)
+    build = toolchain.select()  # before the backend starts: without a provider source nothing runs
     log = toolchain.ROOT / ".emulator" / "demo.log"
     backend = backends.make(emulator, port=port, log_path=log)
     if emulator == "ministack":
@@ -245,7 +245,7 @@ def run(port: int, provider: str | None, emulator: str = backends.DEFAULT) -> in
     steps: list[Step] = []
     pipeline: Pipeline | None = None
     try:
-        say(f"[setup] terraform apply with hashicorp/aws {build.version} ...")
+        say(f"[setup] terraform apply with hashicorp/aws {toolchain.provider_label(build.version)} ...")
         t0 = time.monotonic()
         outputs = stack.deploy()
         say(f"[setup] applied in {time.monotonic() - t0:.0f} s; bucket {outputs['s3_bucket_name']}")
@@ -280,7 +280,6 @@ def run(port: int, provider: str | None, emulator: str = backends.DEFAULT) -> in
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devkit.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=4566)
-    parser.add_argument("--provider", default=None, help="hashicorp/aws version (default: newest offline)")
     parser.add_argument(
         "--emulator",
         choices=backends.NAMES,
@@ -289,9 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        return run(args.port, args.provider, args.emulator)
+        return run(args.port, args.emulator)
     except toolchain.ToolchainError as error:
-        say(f"demo: {error}")
+        print(f"demo: {error}", file=sys.stderr)
         return 2
 
 

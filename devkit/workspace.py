@@ -1,9 +1,11 @@
-"""Terraform working directories for one provider version each.
+"""Terraform working directories for one hashicorp/aws source each.
 
-A ``.terraform.lock.hcl`` pins one version per provider, so the same configuration is checked
-against 3.39.0 and 5.x from separate working directories under ``build/tf/``: each links the
-root's ``*.tf``, the state machine definition, ``tests/`` and ``dist/``, and keeps its own
-``.terraform/``, lock file, state and generated override files.
+A ``.terraform.lock.hcl`` pins one version per provider, so each provider source the toolchain
+offers (every version in range in a local mirror, or ``registry``: the newest from
+registry.terraform.io) gets its own working directory under ``build/tf/`` (``build/tf/5.100.0``,
+``build/tf/registry``, ...): each links the root's ``*.tf``, the state machine definition,
+``tests/`` and ``dist/``, and keeps its own ``.terraform/``, lock file, state and generated
+override files.
 """
 
 from __future__ import annotations
@@ -26,14 +28,14 @@ class TerraformError(RuntimeError):
 
 @dataclass
 class Workspace:
-    """A terraform working directory bound to one hashicorp/aws version."""
+    """A terraform working directory bound to one hashicorp/aws source (a version, or ``registry``)."""
 
     path: Path
     provider: str
     env: dict[str, str] = field(default_factory=dict)
 
     def describe(self, args: tuple[str, ...]) -> str:
-        return f"terraform {' '.join(args)} (hashicorp/aws {self.provider}, {self.path})"
+        return f"terraform {' '.join(args)} (hashicorp/aws {toolchain.provider_label(self.provider)}, {self.path})"
 
     def run(
         self, *args: str, check: bool = True, timeout: float = DEFAULT_TIMEOUT

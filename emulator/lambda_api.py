@@ -1,4 +1,4 @@
-"""Lambda API additions and fixes for the hashicorp/aws provider (3.39.0 and 5.x) on moto 5.2.5.
+"""Lambda API additions and fixes for the hashicorp/aws provider (5.x) on moto 5.2.5.
 
 moto's Lambda API is REST-JSON: a request is routed by the URL patterns of ``moto.awslambda.urls``
 and the action is found by matching method + URI against botocore's service model; the action's

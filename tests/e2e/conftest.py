@@ -1,8 +1,11 @@
-"""The stack deployed onto each local AWS backend, once per (backend, hashicorp/aws version).
+"""The stack deployed onto each local AWS backend, once per (backend, hashicorp/aws source).
 
-Parametrizations: the embedded emulator with every provider version available offline (3.39.0 and
-5.100.0 here), and MiniStack (IAM enforced, TLS) with the newest. ``E2E_BACKENDS`` (set by ``make
-e2e`` from ``EMULATOR``) keeps only the named backends, e.g. ``E2E_BACKENDS=ministack``.
+Parametrizations: the embedded emulator with every provider source the toolchain has, and MiniStack
+(IAM enforced, TLS) with the newest. With one source (here 5.100.0 from /opt/tf-plugins; without a
+mirror, ``registry``: the newest from registry.terraform.io) that is embedded + MiniStack on it;
+each further version in range found in a local mirror adds an embedded run. ``E2E_BACKENDS`` (set
+by ``make e2e`` from ``EMULATOR``) keeps only the named backends, e.g. ``E2E_BACKENDS=ministack``.
+Without any source (offline, no mirror) every test fails with the toolchain's one sentence.
 
 The module-scoped ``deployed`` fixture starts the backend on a free port, applies the real
 configuration with the real provider, records a second plan, yields a Deployment to drive it, then
@@ -29,13 +32,29 @@ from devkit.backends import Backend
 from devkit.pipeline import Pipeline
 from devkit.stack import Stack
 
-PROVIDERS = [build.version for build in toolchain.providers()]
+
+def _providers() -> tuple[list[str], str]:
+    """The provider sources, oldest first, and ''; without any, a placeholder and the reason."""
+    try:
+        return [build.version for build in toolchain.providers()], ""
+    except toolchain.ToolchainError as error:
+        return ["none"], f"e2e: {error}"
+
+
+PROVIDERS, UNAVAILABLE = _providers()
 ALL_TARGETS = [("embedded", version) for version in PROVIDERS] + [("ministack", PROVIDERS[-1])]
 WANTED = {name for name in os.environ.get("E2E_BACKENDS", "").replace(",", " ").split() if name}
 TARGETS = [target for target in ALL_TARGETS if not WANTED or target[0] in WANTED]
 # The burst proof (test_burst.py) needs the embedded emulator's fault modes: with only other
 # backends wanted (EMULATOR=ministack make e2e) it is not collected.
 collect_ignore = [] if not WANTED or "embedded" in WANTED else ["test_burst.py"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def provider_source() -> None:
+    """Without a hashicorp/aws source every e2e test fails with the toolchain's sentence, no traceback."""
+    if UNAVAILABLE:
+        pytest.fail(UNAVAILABLE, pytrace=False)
 
 
 @dataclass

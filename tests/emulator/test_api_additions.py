@@ -1,4 +1,4 @@
-"""API actions added to moto for the hashicorp/aws provider (3.39.0 and 5.x)."""
+"""API actions added to moto for the hashicorp/aws provider (5.x)."""
 
 from __future__ import annotations
 

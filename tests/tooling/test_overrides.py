@@ -1,4 +1,4 @@
-"""The generated provider override is what `terraform fmt` would write, for every provider major.
+"""The generated provider override is what `terraform fmt` would write, for every provider source.
 
 `make lint` runs `terraform fmt -check -recursive .`, which also reaches the overrides that local
 deploys leave in build/tf/ and in the repository root; an unformatted one failed the next run.
@@ -14,7 +14,7 @@ import pytest
 from devkit import overrides, toolchain
 
 
-@pytest.mark.parametrize("version", ["3.39.0", "5.100.0"])
+@pytest.mark.parametrize("version", ["5.100.0", "registry"])
 @pytest.mark.parametrize("ca_bundle", [None, Path("/tmp/ministack-ca.pem")], ids=["http", "tls"])
 def test_the_override_is_terraform_fmt_clean(version: str, ca_bundle: Path | None, tmp_path: Path) -> None:
     override = tmp_path / overrides.OVERRIDE_FILE

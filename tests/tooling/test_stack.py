@@ -21,15 +21,10 @@ from process_helpers import process_gone
 
 from devkit import overrides, stack, toolchain, workspace
 
-NEWEST = toolchain.select(None).version
 
-
-@pytest.mark.parametrize("version", ["3.39.0", "5.100.0"])
-def test_the_override_bounds_provider_retries_and_trusts_only_a_given_ca(
-    tmp_path: Path, version: str
-) -> None:
+def test_the_override_bounds_provider_retries_and_trusts_only_a_given_ca(tmp_path: Path) -> None:
     bundle = tmp_path / "ca.pem"
-    overrides.write(tmp_path, "https://127.0.0.1:4566", version, ca_bundle=bundle)
+    overrides.write(tmp_path, "https://127.0.0.1:4566", "5.100.0", ca_bundle=bundle)
     block = (tmp_path / overrides.OVERRIDE_FILE).read_text()
 
     settings = {
@@ -37,8 +32,19 @@ def test_the_override_bounds_provider_retries_and_trusts_only_a_given_ca(
     }
     assert settings["max_retries"] == str(overrides.MAX_RETRIES)
     assert overrides.MAX_RETRIES <= 3
-    # provider 3.x has no custom_ca_bundle (devkit.stack sets SSL_CERT_FILE for it instead)
-    assert (settings.get("custom_ca_bundle") == f'"{bundle}"') == version.startswith("5.")
+    assert settings["custom_ca_bundle"] == f'"{bundle}"'
+    overrides.write(tmp_path, "http://127.0.0.1:4566", "5.100.0")
+    assert "custom_ca_bundle" not in (tmp_path / overrides.OVERRIDE_FILE).read_text()
+
+
+def test_the_ca_bundle_never_becomes_ssl_cert_file(tmp_path: Path) -> None:
+    """SSL_CERT_FILE would replace the roots terraform checks registry.terraform.io with."""
+    ws = workspace.Workspace(tmp_path, "registry", {"PATH": "/usr/bin"})
+    deployment = stack.Stack(ws, "https://127.0.0.1:4566", tmp_path / "ca.pem")
+    assert "SSL_CERT_FILE" not in deployment.workspace.env
+    usage = stack.usage_text(deployment.endpoint, deployment.ca_bundle, "ministack", "/x/rc", tmp_path)
+    assert f"AWS_CA_BUNDLE={tmp_path / 'ca.pem'}" in usage
+    assert "SSL_CERT_FILE" not in usage
 
 
 def test_a_terraform_timeout_is_a_terraform_error_naming_the_command_and_its_last_output(
@@ -112,7 +118,7 @@ def broken_endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def failed_apply(broken_endpoint: str) -> tuple[stack.Stack, str]:
-    deployment = stack.Stack.staged(broken_endpoint, NEWEST, name="broken-endpoint")
+    deployment = stack.Stack.staged(broken_endpoint, name="broken-endpoint")
     with pytest.raises(workspace.TerraformError) as failed:
         # The bound is the requirement: a broken endpoint fails the apply in under 2 minutes (the
         # default of 25 retries would take far longer); past it the apply ends as "timed out", and
@@ -138,7 +144,7 @@ def test_down_says_what_it_left_behind_when_destroy_fails(
     ws = deployment.workspace.path
     topic = "arn:aws:sns:eu-central-1:123456789012:file-ingestion-dev-alerts"
     (ws / "terraform.tfstate").write_text(json.dumps(_state_with_topic(topic)))
-    overrides.write(ws, broken_endpoint, NEWEST)
+    overrides.write(ws, broken_endpoint, deployment.provider)
 
     status = stack.down(4566, broken_endpoint, directory=ws)
 
@@ -267,3 +273,35 @@ def test_make_up_offers_only_the_upload_forms_that_work() -> None:
     ]
     assert "alone is refused" in mention
     assert "ENDPOINT_URL=http://127.0.0.1:4566" in text
+
+
+@pytest.fixture
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No mirror and no registry; .tools in tmp_path."""
+    monkeypatch.setenv("TOOLCHAIN_HIDE_MACHINE", "1")
+    monkeypatch.delenv("TF_PROVIDER_MIRRORS", raising=False)
+    monkeypatch.setattr(toolchain, "registry_reachable", lambda: False)
+    monkeypatch.setattr(toolchain, "TOOLS", tmp_path / "tools")
+
+
+@pytest.mark.usefixtures("offline")
+def test_up_without_a_provider_source_starts_nothing_and_says_why_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(stack.Managed, "start", lambda self: pytest.fail("no emulator may start"))
+
+    assert stack.main(["up", "--port", "4566"]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"stack: {toolchain.offline_message()}"]
+    assert captured.out == ""
+
+
+@pytest.mark.usefixtures("offline")
+def test_down_without_a_provider_source_still_cleans_up(tmp_path: Path) -> None:
+    """`make up` went online, `make down` offline: nothing to destroy needs a provider download."""
+    (tmp_path / overrides.OVERRIDE_FILE).write_text("# left by make up\n")
+
+    assert stack.down(4566, "http://127.0.0.1:9", directory=tmp_path) == 0
+
+    assert not (tmp_path / overrides.OVERRIDE_FILE).exists()

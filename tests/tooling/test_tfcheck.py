@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from devkit import tfcheck, workspace
+from devkit import tfcheck, toolchain, workspace
 
 
 class FakeWorkspace:
@@ -60,8 +60,38 @@ def test_a_passing_check_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     (tmp_path / "e2e_override.tf").write_text("# left by an e2e run\n")
     monkeypatch.setattr(workspace, "stage", lambda version: FakeWorkspace(tmp_path))
 
-    assert tfcheck.check("3.39.0") == (
+    assert tfcheck.check("registry") == (
         True,
         "init ok, validate ok; terraform test: Success! 25 passed, 0 failed.",
     )
     assert not (tmp_path / "e2e_override.tf").exists(), "checks the configuration as committed"
+
+
+def test_a_warning_fails_the_check_and_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    output = (
+        "Success! 25 passed, 0 failed.\n"
+        "╷\n│ Warning: Argument is deprecated\n│\n│   with aws_s3_bucket.uploads,\n╵\n"
+        "╷\n│ Warning: Argument is deprecated\n╵\n"
+    )
+    monkeypatch.setattr(workspace, "stage", lambda version: FakeWorkspace(tmp_path, test_output=output))
+
+    assert tfcheck.check("5.100.0") == (
+        False,
+        "init ok, validate ok; terraform test: Success! 25 passed, 0 failed.; FAILED on 1 warning(s):\n"
+        "Warning: Argument is deprecated",
+    )
+
+
+def test_every_mirror_version_is_checked_by_its_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    builds = [toolchain.ProviderBuild(v, tmp_path / v) for v in ("5.61.0", "6.0.0")]
+    monkeypatch.setattr(toolchain, "providers", lambda: builds)
+    monkeypatch.setattr(toolchain, "terraform_executable", lambda: Path("/usr/bin/terraform"))
+    checked: list[str] = []
+    monkeypatch.setattr(tfcheck, "check", lambda version: (checked.append(version) is None, "ok"))
+
+    assert tfcheck.main([]) == 0
+
+    assert checked == ["5.61.0", "6.0.0"]
+    assert capsys.readouterr().out.splitlines()[1:] == ["hashicorp/aws 5.61.0: ok", "hashicorp/aws 6.0.0: ok"]
