@@ -3,6 +3,8 @@ resource "aws_dynamodb_table" "metadata" {
   billing_mode = "PAY_PER_REQUEST"
   hash_key     = "Filename"
   range_key    = "UploadTimestamp"
+  # A `terraform destroy` (or a console click) cannot delete the table while this is on.
+  deletion_protection_enabled = var.dynamodb_deletion_protection
 
   attribute {
     name = "Filename"

@@ -78,6 +78,27 @@ data "aws_iam_policy_document" "trigger" {
     actions   = ["states:DescribeExecution"]
     resources = ["arn:${local.partition}:states:${var.aws_region}:${local.account_id}:execution:${aws_sfn_state_machine.ingestion.name}:*"]
   }
+
+  statement {
+    sid    = "UseExecutionKeyThroughStepFunctions"
+    effect = "Allow"
+    # The state machine's customer-managed key: StartExecution encrypts the input (GenerateDataKey)
+    # and DescribeExecution decrypts it (Decrypt), both as the caller.
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.stepfunctions.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["states.${var.aws_region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:aws:states:stateMachineArn"
+      values   = [local.state_machine_arn]
+    }
+  }
 }
 
 resource "aws_iam_role" "trigger" {
@@ -250,6 +271,20 @@ data "aws_iam_policy_document" "step_functions" {
     resources = ["*"]
   }
 
+  # AWS's documented execution-role grant for a state machine encrypted with a customer-managed key.
+  statement {
+    sid       = "EncryptOwnExecutions"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.stepfunctions.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:aws:states:stateMachineArn"
+      values   = [local.state_machine_arn]
+    }
+  }
+
   statement {
     sid    = "WriteTraces"
     effect = "Allow"
@@ -327,5 +362,25 @@ data "aws_iam_policy_document" "reconcile_operator" {
     effect    = "Allow"
     actions   = ["states:StartExecution"]
     resources = [aws_sfn_state_machine.ingestion.arn]
+  }
+
+  statement {
+    sid    = "UseExecutionKeyThroughStepFunctions"
+    effect = "Allow"
+    # Describing (Decrypt) and starting (GenerateDataKey) executions of the encrypted state machine.
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.stepfunctions.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["states.${var.aws_region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:aws:states:stateMachineArn"
+      values   = [local.state_machine_arn]
+    }
   }
 }

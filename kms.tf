@@ -1,4 +1,4 @@
-# Four customer-managed keys (S3, DynamoDB, SNS, log groups), so that a grant on one never opens
+# Five customer-managed keys (S3, DynamoDB, SNS, log groups, Step Functions), so that a grant on one never opens
 # another. Each key policy: the account administers the key; principals of the account may use the
 # data keys only through the owning service (kms:ViaService), in addition to their own IAM
 # permissions; the logs key is used only by CloudWatch Logs, for this stack's log groups.
@@ -294,4 +294,108 @@ resource "aws_kms_key" "logs" {
 resource "aws_kms_alias" "logs" {
   name          = "alias/${local.name_prefix}-logs"
   target_key_id = aws_kms_key.logs.key_id
+}
+
+# Step Functions encrypts the state machine's definition and every execution's input, output and
+# history with this key (a second layer over its AWS-owned key). The encryption context names the
+# state machine, so the key serves this state machine only.
+data "aws_iam_policy_document" "kms_stepfunctions" {
+  source_policy_documents = [data.aws_iam_policy_document.kms_administration.json]
+
+  # Principals of the account (the state machine's role, the trigger, an operator) use the key
+  # through Step Functions, each also needing its own IAM grant.
+  statement {
+    sid     = "AccountUsesKeyThroughStepFunctions"
+    effect  = "Allow"
+    actions = ["kms:Decrypt", "kms:GenerateDataKey"]
+    # In a key policy "*" means "this key": AWS requires exactly that value here.
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["states.${var.aws_region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:aws:states:stateMachineArn"
+      values   = [local.state_machine_arn]
+    }
+  }
+
+  statement {
+    sid     = "StepFunctionsUsesKeyForThisStateMachine"
+    effect  = "Allow"
+    actions = ["kms:Decrypt", "kms:GenerateDataKey"]
+    # In a key policy "*" means "this key": AWS requires exactly that value here.
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["states.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceArn"
+      values   = [local.state_machine_arn]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:aws:states:stateMachineArn"
+      values   = [local.state_machine_arn]
+    }
+  }
+
+  # Execution logging: CloudWatch Logs' delivery service reads the encrypted execution events
+  # before writing them into the (separately encrypted) log group.
+  statement {
+    sid     = "LogDeliveryDecryptsExecutionEvents"
+    effect  = "Allow"
+    actions = ["kms:Decrypt"]
+    # In a key policy "*" means "this key": AWS requires exactly that value here.
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["delivery.logs.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:aws:states:stateMachineArn"
+      values   = [local.state_machine_arn]
+    }
+  }
+}
+
+resource "aws_kms_key" "stepfunctions" {
+  description             = "${local.name_prefix}: Step Functions executions (input, output, history)"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_deletion_window_days
+  policy                  = data.aws_iam_policy_document.kms_stepfunctions.json
+}
+
+resource "aws_kms_alias" "stepfunctions" {
+  name          = "alias/${local.name_prefix}-stepfunctions"
+  target_key_id = aws_kms_key.stepfunctions.key_id
 }

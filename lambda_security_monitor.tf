@@ -23,8 +23,15 @@ resource "aws_lambda_function" "security_monitor" {
       EXEMPTION_TAG_KEY            = var.security_exemption_tag_key
       POWERTOOLS_SERVICE_NAME      = "security-monitor"
       POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
-      LOG_LEVEL                    = "INFO"
     }
+  }
+
+  # Lambda's JSON log format: the handlers' Powertools lines are JSON already and pass through as
+  # they are; Lambda filters them by `level` (AWS_LAMBDA_LOG_LEVEL, which Powertools also reads).
+  logging_config {
+    log_format            = "JSON"
+    application_log_level = var.lambda_log_level
+    log_group             = aws_cloudwatch_log_group.security_monitor.name
   }
 
   tracing_config {

@@ -24,8 +24,15 @@ resource "aws_lambda_function" "trigger" {
       ALERT_TOPIC_ARN              = aws_sns_topic.alerts.arn
       POWERTOOLS_SERVICE_NAME      = "ingestion-trigger"
       POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
-      LOG_LEVEL                    = "INFO"
     }
+  }
+
+  # Lambda's JSON log format: the handlers' Powertools lines are JSON already and pass through as
+  # they are; Lambda filters them by `level` (AWS_LAMBDA_LOG_LEVEL, which Powertools also reads).
+  logging_config {
+    log_format            = "JSON"
+    application_log_level = var.lambda_log_level
+    log_group             = aws_cloudwatch_log_group.trigger.name
   }
 
   tracing_config {

@@ -22,8 +22,15 @@ resource "aws_lambda_function" "writer" {
       TABLE_NAME                   = aws_dynamodb_table.metadata.name
       POWERTOOLS_SERVICE_NAME      = "ingestion-writer"
       POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
-      LOG_LEVEL                    = "INFO"
     }
+  }
+
+  # Lambda's JSON log format: the handlers' Powertools lines are JSON already and pass through as
+  # they are; Lambda filters them by `level` (AWS_LAMBDA_LOG_LEVEL, which Powertools also reads).
+  logging_config {
+    log_format            = "JSON"
+    application_log_level = var.lambda_log_level
+    log_group             = aws_cloudwatch_log_group.writer.name
   }
 
   tracing_config {

@@ -53,6 +53,11 @@ output "kms_sns_key_arn" {
   value       = aws_kms_key.sns.arn
 }
 
+output "kms_stepfunctions_key_arn" {
+  description = "ARN of the customer-managed key encrypting the state machine's definition and executions."
+  value       = aws_kms_key.stepfunctions.arn
+}
+
 output "security_scan_rule_name" {
   description = "Name of the EventBridge rule that runs the security monitor on its schedule."
   value       = aws_cloudwatch_event_rule.security_scan.name

@@ -4,8 +4,8 @@ terraform {
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # 3.39.0 and 5.100.0 are both tested; 6.x is not.
-      version = ">= 3.39.0, < 6.0.0"
+      # Tested on 5.100.0; the arguments used are checked against 6.62.0 (tests/test_provider_6x.py).
+      version = ">= 5.61.0, < 7.0.0"
     }
   }
 }
@@ -38,6 +38,9 @@ locals {
   dist_dir     = "${path.module}/${var.lambda_package_dir}"
   # Namespace of the handlers' EMF metrics (Powertools Metrics).
   metrics_namespace = "FileIngestion"
+  # Known before the state machine exists: its key's policy names it, and it uses that key.
+  state_machine_name = "${local.name_prefix}-ingestion"
+  state_machine_arn  = "arn:${local.partition}:states:${var.aws_region}:${local.account_id}:stateMachine:${local.state_machine_name}"
   # Names of the four log groups, known before they exist: the logs key's policy names their ARNs,
   # and the log groups use the key, so deriving the ARNs from the resources would be a cycle.
   log_group_names = {

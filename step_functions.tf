@@ -5,7 +5,7 @@ resource "aws_cloudwatch_log_group" "state_machine" {
 }
 
 resource "aws_sfn_state_machine" "ingestion" {
-  name     = "${local.name_prefix}-ingestion"
+  name     = local.state_machine_name
   role_arn = aws_iam_role.step_functions.arn
   type     = "STANDARD"
 
@@ -24,6 +24,12 @@ resource "aws_sfn_state_machine" "ingestion" {
     log_destination        = "${aws_cloudwatch_log_group.state_machine.arn}:*"
     include_execution_data = var.state_machine_include_execution_data
     level                  = "ALL"
+  }
+
+  encryption_configuration {
+    type                              = "CUSTOMER_MANAGED_KMS_KEY"
+    kms_key_id                        = aws_kms_key.stepfunctions.arn
+    kms_data_key_reuse_period_seconds = var.state_machine_kms_data_key_reuse_seconds
   }
 
   tracing_configuration {

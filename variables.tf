@@ -33,13 +33,24 @@ variable "tags" {
 }
 
 variable "lambda_runtime" {
-  description = "Python runtime of the three functions. Provider 3.x only knows up to python3.8, so local runs on it override this."
+  description = "Python runtime of the three functions (the handlers need Python 3.11 or newer)."
   type        = string
   default     = "python3.12"
 
   validation {
     condition     = can(regex("^python3\\.[0-9]+$", var.lambda_runtime))
     error_message = "lambda_runtime must be a Python 3 Lambda runtime identifier such as python3.12."
+  }
+}
+
+variable "lambda_log_level" {
+  description = "Application log level of the three functions (Lambda's JSON log format filters the handlers' structured logs below it)."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"], var.lambda_log_level)
+    error_message = "lambda_log_level must be one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL."
   }
 }
 
@@ -150,6 +161,23 @@ variable "noncurrent_version_expiration_days" {
   description = "Days after which noncurrent object versions in the upload bucket are deleted."
   type        = number
   default     = 90
+}
+
+variable "dynamodb_deletion_protection" {
+  description = "Deletion protection of the metadata table: while true, neither terraform destroy nor anyone else can delete it. The local stacks (make up/demo) set false."
+  type        = bool
+  default     = true
+}
+
+variable "state_machine_kms_data_key_reuse_seconds" {
+  description = "How long Step Functions reuses a data key of the state machine's customer-managed key before asking KMS for a new one (60-900 s; longer means fewer KMS requests)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.state_machine_kms_data_key_reuse_seconds >= 60 && var.state_machine_kms_data_key_reuse_seconds <= 900
+    error_message = "state_machine_kms_data_key_reuse_seconds must be between 60 and 900."
+  }
 }
 
 variable "s3_force_destroy" {

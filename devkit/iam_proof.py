@@ -897,6 +897,7 @@ KEY_SCENARIOS = {
     "kms_s3_key_arn": ("upload",),
     "kms_dynamodb_key_arn": ("upload",),
     "kms_sns_key_arn": ("rejected_key",),
+    "kms_stepfunctions_key_arn": ("upload",),
 }
 
 
@@ -1049,6 +1050,32 @@ JUSTIFICATIONS: tuple[Justification, ...] = (
     ),
     Justification(
         ("role-policy",),
+        ("EncryptOwnExecutions",),
+        ("kms:Decrypt", "kms:GenerateDataKey"),
+        f"Step Functions encrypts and decrypts the executions' data with the state machine's role: {SFN_ROLE}",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html",
+        components=("state_machine",),
+    ),
+    Justification(
+        ("role-policy",),
+        ("UseExecutionKeyThroughStepFunctions",),
+        ("kms:Decrypt", "kms:GenerateDataKey"),
+        f"starting and describing executions of the encrypted state machine: {VIA_SERVICE}",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html",
+        components=("trigger",),
+        via_service="states",
+    ),
+    Justification(
+        ("operator-policy",),
+        ("UseExecutionKeyThroughStepFunctions",),
+        ("kms:Decrypt", "kms:GenerateDataKey"),
+        f"listing, describing and re-driving executions of the encrypted state machine: {VIA_SERVICE}",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html",
+        components=("operator",),
+        via_service="states",
+    ),
+    Justification(
+        ("role-policy",),
         ("WriteTraces",),
         (
             "xray:PutTraceSegments",
@@ -1178,6 +1205,33 @@ JUSTIFICATIONS: tuple[Justification, ...] = (
         "key policy must allow; MiniStack's alarms publish without KMS",
         "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-actions.html",
         principals=("cloudwatch.amazonaws.com",),
+    ),
+    Justification(
+        ("key-policy",),
+        ("AccountUsesKeyThroughStepFunctions",),
+        ("kms:Decrypt", "kms:GenerateDataKey"),
+        f"principals of the account use the execution key through Step Functions: {VIA_SERVICE}",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html",
+        components=("account",),
+        via_service="states",
+    ),
+    Justification(
+        ("key-policy",),
+        ("StepFunctionsUsesKeyForThisStateMachine",),
+        ("kms:Decrypt", "kms:GenerateDataKey"),
+        "Step Functions encrypts the state machine's definition and executions as states.amazonaws.com; "
+        "MiniStack keeps them unencrypted and makes no KMS request for them",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html",
+        principals=("states.amazonaws.com",),
+    ),
+    Justification(
+        ("key-policy",),
+        ("LogDeliveryDecryptsExecutionEvents",),
+        ("kms:Decrypt",),
+        "CloudWatch Logs' delivery service decrypts the encrypted execution events it delivers; "
+        "MiniStack delivers no execution logs",
+        "https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html",
+        principals=("delivery.logs.amazonaws.com",),
     ),
     Justification(
         ("key-policy",),
@@ -1571,11 +1625,11 @@ def run(provider: str | None, report: Path = REPORT) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devkit.iam_proof", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--provider", default=None, help="hashicorp/aws version (default: newest offline)")
     parser.add_argument("--report", type=Path, default=REPORT)
     args = parser.parse_args(argv)
     try:
-        return run(args.provider, args.report)
+        # The provider source is resolved before MiniStack starts: without one, nothing is started.
+        return run(toolchain.select().version, args.report)
     except (MiniStackError, ProofError, workspace.TerraformError, toolchain.ToolchainError) as error:
         print(f"iam-proof: {error}", file=sys.stderr)
         return 2

@@ -65,6 +65,15 @@ override_resource {
 }
 
 override_resource {
+  target          = aws_kms_key.stepfunctions
+  override_during = plan
+  values = {
+    arn    = "arn:aws:kms:eu-central-1:123456789012:key/55555555-5555-5555-5555-555555555555"
+    key_id = "55555555-5555-5555-5555-555555555555"
+  }
+}
+
+override_resource {
   target          = aws_iam_role.trigger
   override_during = plan
   values = {
@@ -250,7 +259,7 @@ run "kms_keys_are_separate_rotated_and_aliased" {
   command = plan
 
   assert {
-    condition     = aws_kms_key.s3.enable_key_rotation && aws_kms_key.dynamodb.enable_key_rotation && aws_kms_key.sns.enable_key_rotation && aws_kms_key.logs.enable_key_rotation
+    condition     = aws_kms_key.s3.enable_key_rotation && aws_kms_key.dynamodb.enable_key_rotation && aws_kms_key.sns.enable_key_rotation && aws_kms_key.logs.enable_key_rotation && aws_kms_key.stepfunctions.enable_key_rotation
     error_message = "every customer-managed key must rotate"
   }
 
@@ -258,14 +267,16 @@ run "kms_keys_are_separate_rotated_and_aliased" {
     condition = (
       aws_kms_alias.s3.name == "alias/file-ingestion-dev-s3" && aws_kms_alias.dynamodb.name == "alias/file-ingestion-dev-dynamodb" &&
       aws_kms_alias.sns.name == "alias/file-ingestion-dev-sns" && aws_kms_alias.logs.name == "alias/file-ingestion-dev-logs" &&
-      aws_kms_alias.logs.target_key_id == aws_kms_key.logs.key_id
+      aws_kms_alias.logs.target_key_id == aws_kms_key.logs.key_id &&
+      aws_kms_alias.stepfunctions.name == "alias/file-ingestion-dev-stepfunctions" &&
+      aws_kms_alias.stepfunctions.target_key_id == aws_kms_key.stepfunctions.key_id
     )
     error_message = "each key needs its alias"
   }
 
   assert {
     condition = alltrue([
-      for doc in [data.aws_iam_policy_document.kms_s3, data.aws_iam_policy_document.kms_dynamodb, data.aws_iam_policy_document.kms_sns, data.aws_iam_policy_document.kms_logs] :
+      for doc in [data.aws_iam_policy_document.kms_s3, data.aws_iam_policy_document.kms_dynamodb, data.aws_iam_policy_document.kms_sns, data.aws_iam_policy_document.kms_logs, data.aws_iam_policy_document.kms_stepfunctions] :
       contains(doc.source_policy_documents, data.aws_iam_policy_document.kms_administration.json)
     ])
     error_message = "every key policy must include the account administration statement"
@@ -373,30 +384,48 @@ run "upload_bucket_is_versioned_kms_encrypted_and_expires_objects" {
   command = plan
 
   assert {
-    condition     = aws_s3_bucket.uploads.versioning[0].enabled
-    error_message = "versioning must be enabled"
+    condition = (
+      aws_s3_bucket_versioning.uploads.bucket == aws_s3_bucket.uploads.id &&
+      aws_s3_bucket_versioning.uploads.versioning_configuration[0].status == "Enabled"
+    )
+    error_message = "versioning must be enabled on the upload bucket"
   }
 
   assert {
     condition = (
-      aws_s3_bucket.uploads.server_side_encryption_configuration[0].rule[0].apply_server_side_encryption_by_default[0].sse_algorithm == "aws:kms" &&
-      aws_s3_bucket.uploads.server_side_encryption_configuration[0].rule[0].apply_server_side_encryption_by_default[0].kms_master_key_id == aws_kms_key.s3.arn &&
-      aws_s3_bucket.uploads.server_side_encryption_configuration[0].rule[0].bucket_key_enabled
+      aws_s3_bucket_server_side_encryption_configuration.uploads.bucket == aws_s3_bucket.uploads.id &&
+      one(aws_s3_bucket_server_side_encryption_configuration.uploads.rule[*].apply_server_side_encryption_by_default[0].sse_algorithm) == "aws:kms" &&
+      one(aws_s3_bucket_server_side_encryption_configuration.uploads.rule[*].apply_server_side_encryption_by_default[0].kms_master_key_id) == aws_kms_key.s3.arn &&
+      one(aws_s3_bucket_server_side_encryption_configuration.uploads.rule[*].bucket_key_enabled)
     )
     error_message = "default encryption must be SSE-KMS with the S3 key and an S3 bucket key"
   }
 
   assert {
+    condition = (
+      aws_s3_bucket_ownership_controls.uploads.bucket == aws_s3_bucket.uploads.id &&
+      aws_s3_bucket_ownership_controls.uploads.rule[0].object_ownership == "BucketOwnerEnforced"
+    )
+    error_message = "ACLs must be disabled (BucketOwnerEnforced)"
+  }
+
+  assert {
     condition = alltrue([
-      for r in aws_s3_bucket.uploads.lifecycle_rule : r.enabled && r.expiration[0].days == 90
-      && r.noncurrent_version_expiration[0].days == 90 && r.abort_incomplete_multipart_upload_days == 7
+      for r in aws_s3_bucket_lifecycle_configuration.uploads.rule : r.status == "Enabled" && r.expiration[0].days == 90
+      && r.noncurrent_version_expiration[0].noncurrent_days == 90
+      && r.abort_incomplete_multipart_upload[0].days_after_initiation == 7
       if r.id == "expire-objects"
-    ]) && length([for r in aws_s3_bucket.uploads.lifecycle_rule : r if r.id == "expire-objects"]) == 1
+    ]) && length([for r in aws_s3_bucket_lifecycle_configuration.uploads.rule : r if r.id == "expire-objects"]) == 1
     error_message = "objects expire after 90 days, noncurrent versions after 90, incomplete uploads are aborted after 7"
   }
 
   assert {
-    condition     = one([for r in aws_s3_bucket.uploads.lifecycle_rule : r.enabled && r.expiration[0].expired_object_delete_marker == true if r.id == "remove-expired-delete-markers"])
+    condition     = aws_s3_bucket_lifecycle_configuration.uploads.bucket == aws_s3_bucket.uploads.id
+    error_message = "the lifecycle rules must apply to the upload bucket"
+  }
+
+  assert {
+    condition     = one([for r in aws_s3_bucket_lifecycle_configuration.uploads.rule : r.status == "Enabled" && r.expiration[0].expired_object_delete_marker == true if r.id == "remove-expired-delete-markers"])
     error_message = "expired delete markers must be removed"
   }
 
@@ -422,7 +451,7 @@ run "object_expiration_is_configurable" {
   }
 
   assert {
-    condition     = one([for r in aws_s3_bucket.uploads.lifecycle_rule : r.expiration[0].days if r.id == "expire-objects"]) == 30
+    condition     = one([for r in aws_s3_bucket_lifecycle_configuration.uploads.rule : r.expiration[0].days if r.id == "expire-objects"]) == 30
     error_message = "object_expiration_days must drive the expiration rule"
   }
 }
@@ -559,6 +588,24 @@ run "metadata_table_is_on_demand_kms_encrypted_with_pitr" {
     condition     = aws_dynamodb_table.metadata.point_in_time_recovery[0].enabled
     error_message = "point-in-time recovery must be on"
   }
+
+  assert {
+    condition     = aws_dynamodb_table.metadata.deletion_protection_enabled == true
+    error_message = "deletion protection must be on by default"
+  }
+}
+
+run "deletion_protection_can_be_turned_off_for_throwaway_stacks" {
+  command = plan
+
+  variables {
+    dynamodb_deletion_protection = false
+  }
+
+  assert {
+    condition     = aws_dynamodb_table.metadata.deletion_protection_enabled == false
+    error_message = "dynamodb_deletion_protection must drive the table's deletion protection"
+  }
 }
 
 run "alert_topic_is_encrypted_and_only_named_publishers_publish" {
@@ -647,6 +694,120 @@ run "functions_have_own_roles_log_groups_and_tracing" {
     )
     error_message = "timeouts and code hash"
   }
+}
+
+run "functions_log_json_at_the_configured_level_into_their_own_groups" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for pair in [[aws_lambda_function.trigger, aws_cloudwatch_log_group.trigger], [aws_lambda_function.writer, aws_cloudwatch_log_group.writer], [aws_lambda_function.security_monitor, aws_cloudwatch_log_group.security_monitor]] :
+      pair[0].logging_config[0].log_format == "JSON" && pair[0].logging_config[0].application_log_level == "INFO" &&
+      pair[0].logging_config[0].log_group == pair[1].name
+    ])
+    error_message = "every function logs JSON at INFO into its own managed, encrypted log group"
+  }
+
+  assert {
+    condition = alltrue([
+      for f in [aws_lambda_function.trigger, aws_lambda_function.writer, aws_lambda_function.security_monitor] :
+      !contains(keys(f.environment[0].variables), "LOG_LEVEL") && !contains(keys(f.environment[0].variables), "POWERTOOLS_LOG_LEVEL")
+    ])
+    error_message = "the log level comes from logging_config alone (Powertools reads AWS_LAMBDA_LOG_LEVEL); a second setting would disagree"
+  }
+}
+
+run "function_log_level_is_configurable" {
+  command = plan
+
+  variables {
+    lambda_log_level = "DEBUG"
+  }
+
+  assert {
+    condition = alltrue([
+      for f in [aws_lambda_function.trigger, aws_lambda_function.writer, aws_lambda_function.security_monitor] :
+      f.logging_config[0].application_log_level == "DEBUG"
+    ])
+    error_message = "lambda_log_level must reach every function"
+  }
+}
+
+run "unknown_log_level_is_rejected" {
+  command = plan
+
+  variables {
+    lambda_log_level = "VERBOSE"
+  }
+
+  expect_failures = [var.lambda_log_level]
+}
+
+run "state_machine_is_encrypted_with_its_own_key" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_sfn_state_machine.ingestion.encryption_configuration[0].type == "CUSTOMER_MANAGED_KMS_KEY" &&
+      aws_sfn_state_machine.ingestion.encryption_configuration[0].kms_key_id == aws_kms_key.stepfunctions.arn &&
+      aws_sfn_state_machine.ingestion.encryption_configuration[0].kms_data_key_reuse_period_seconds == 300
+    )
+    error_message = "the state machine's definition and executions are encrypted with the Step Functions key"
+  }
+
+  assert {
+    condition     = aws_sfn_state_machine.ingestion.arn == "arn:aws:states:eu-central-1:123456789012:stateMachine:file-ingestion-dev-ingestion"
+    error_message = "the ARN the key policy names is the state machine's"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.kms_stepfunctions.statement : s if s.sid == "StepFunctionsUsesKeyForThisStateMachine"
+      && one(s.principals).type == "Service" && toset(one(s.principals).identifiers) == toset(["states.amazonaws.com"])
+      && toset(s.actions) == toset(["kms:Decrypt", "kms:GenerateDataKey"])
+      && anytrue([for c in s.condition : c.variable == "aws:SourceArn" && toset(c.values) == toset([aws_sfn_state_machine.ingestion.arn])])
+      && anytrue([for c in s.condition : c.variable == "aws:SourceAccount" && toset(c.values) == toset(["123456789012"])])
+      && anytrue([for c in s.condition : c.variable == "kms:EncryptionContext:aws:states:stateMachineArn" && toset(c.values) == toset([aws_sfn_state_machine.ingestion.arn])])
+    ]) != null
+    error_message = "Step Functions may use the key only for this state machine, in this account"
+  }
+
+  assert {
+    condition = alltrue([
+      for s in data.aws_iam_policy_document.kms_stepfunctions.statement :
+      anytrue([for c in s.condition : c.variable == "kms:EncryptionContext:aws:states:stateMachineArn" && toset(c.values) == toset([aws_sfn_state_machine.ingestion.arn])])
+      if contains(s.actions, "kms:Decrypt") || contains(s.actions, "kms:GenerateDataKey")
+    ])
+    error_message = "every data use of the Step Functions key is bound to this state machine's encryption context"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.step_functions.statement : s if s.sid == "EncryptOwnExecutions"
+      && toset(s.actions) == toset(["kms:Decrypt", "kms:GenerateDataKey"]) && toset(s.resources) == toset([aws_kms_key.stepfunctions.arn])
+      && anytrue([for c in s.condition : c.variable == "kms:EncryptionContext:aws:states:stateMachineArn" && toset(c.values) == toset([aws_sfn_state_machine.ingestion.arn])])
+    ]) != null
+    error_message = "the state machine's role may use its key for its own executions only"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.trigger.statement : s if s.sid == "UseExecutionKeyThroughStepFunctions"
+      && toset(s.resources) == toset([aws_kms_key.stepfunctions.arn])
+      && anytrue([for c in s.condition : c.variable == "kms:ViaService" && toset(c.values) == toset(["states.eu-central-1.amazonaws.com"])])
+    ]) != null
+    error_message = "the trigger starts and describes encrypted executions through Step Functions only"
+  }
+}
+
+run "state_machine_data_key_reuse_is_bounded" {
+  command = plan
+
+  variables {
+    state_machine_kms_data_key_reuse_seconds = 30
+  }
+
+  expect_failures = [var.state_machine_kms_data_key_reuse_seconds]
 }
 
 run "trigger_failures_are_retried_twice_then_alerted" {
@@ -1014,6 +1175,9 @@ run "reconcile_operator_policy_grants_exactly_what_the_tool_calls" {
       }
       RedriveMissingUploads = {
         effect = "Allow", actions = ["states:StartExecution"], resources = [aws_sfn_state_machine.ingestion.arn]
+      }
+      UseExecutionKeyThroughStepFunctions = {
+        effect = "Allow", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [aws_kms_key.stepfunctions.arn]
       }
     })
     error_message = "the operator may list the bucket's versions, scan the table, list/describe/start the state machine's executions, nothing else"

@@ -51,7 +51,14 @@ STAR_RESOURCE_ACTIONS = {
     "logs:DescribeLogGroups",
     "kms:ListAliases",
 }
-KEY_POLICY_DOCUMENTS = {"kms_administration", "kms_s3", "kms_dynamodb", "kms_sns", "kms_logs"}
+KEY_POLICY_DOCUMENTS = {
+    "kms_administration",
+    "kms_s3",
+    "kms_dynamodb",
+    "kms_sns",
+    "kms_logs",
+    "kms_stepfunctions",
+}
 
 
 def unquote(value: object) -> object:
@@ -176,6 +183,7 @@ def test_each_key_carries_its_own_policy_document() -> None:
         "dynamodb": "${data.aws_iam_policy_document.kms_dynamodb.json}",
         "sns": "${data.aws_iam_policy_document.kms_sns.json}",
         "logs": "${data.aws_iam_policy_document.kms_logs.json}",
+        "stepfunctions": "${data.aws_iam_policy_document.kms_stepfunctions.json}",
     }
 
 
@@ -236,7 +244,8 @@ def test_every_output_has_a_description_and_the_seed_names_exist() -> None:
 
 def test_the_reconcile_operator_policy_grants_exactly_the_calls_the_tool_makes() -> None:
     """scripts/reconcile.py names the IAM action of every AWS call it makes (``aws_errors(...)``);
-    the operator policy grants those, plus the table key's use through DynamoDB, and is an output."""
+    the operator policy grants those, plus the use of the table key (through DynamoDB) and of the
+    execution key (through Step Functions), and is an output."""
     document = policy_documents()["reconcile_operator"]
     granted = {str(unquote(a)) for statement in document["statement"] for a in statement["actions"]}
     script = (ROOT / "scripts" / "reconcile.py").read_text()
@@ -248,7 +257,8 @@ def test_the_reconcile_operator_policy_grants_exactly_the_calls_the_tool_makes()
         "states:DescribeExecution",
         "states:StartExecution",
     }
-    assert granted == called | {"kms:Decrypt"}
+    # kms: the table key through DynamoDB, the execution key through Step Functions
+    assert granted == called | {"kms:Decrypt", "kms:GenerateDataKey"}
     outputs = {name: body for _, _, name, body in blocks("output")}
     assert outputs["reconcile_operator_policy_json"]["value"] == (
         "${data.aws_iam_policy_document.reconcile_operator.json}"
@@ -261,7 +271,7 @@ def test_provider_file_is_for_real_aws_only() -> None:
     assert unquote(terraform["required_version"]) == ">= 1.7.0"
     aws = terraform["required_providers"][0]["aws"]
     assert unquote(aws["source"]) == "hashicorp/aws"
-    assert unquote(aws["version"]) == ">= 3.39.0, < 6.0.0"
+    assert unquote(aws["version"]) == ">= 5.61.0, < 7.0.0"
     provider = document["provider"][0]['"aws"']
     assert set(provider) - {"__is_block__", "__comments__"} == {"region", "default_tags"}
 
