@@ -18,6 +18,11 @@ Everything the handler prints (stdout and stderr share one pipe) goes to the par
 to CloudWatch Logs; after each invocation this process writes :data:`END_MARKER` and the request id
 on its own line, so the parent knows where that invocation's output ends. This file imports nothing
 from the emulator package or moto: it runs with the function's code first on ``sys.path``.
+
+Logging follows the Lambda Python runtime (``awslambdaric``): a root-logger handler writes the
+tab-separated text format, or with ``AWS_LAMBDA_LOG_FORMAT=JSON`` (a function whose LoggingConfig
+says JSON) one JSON object per record; ``AWS_LAMBDA_LOG_LEVEL`` sets the root logger's level, and
+an unhandled error is logged as text lines joined by ``\\r``, or under JSON as one JSON object.
 """
 
 from __future__ import annotations
@@ -36,6 +41,35 @@ from typing import Any, TextIO
 END_MARKER = "\x00emulator-invocation-end "
 _LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s"
 _CURRENT_REQUEST = {"id": ""}
+# LogRecord attributes the runtime's JSON formatter does not copy into the object (awslambdaric's
+# list); any other attribute (``extra=...``) becomes a field of its own.
+_RESERVED_FIELDS = frozenset(
+    {
+        "name",
+        "msg",
+        "args",
+        "levelname",
+        "levelno",
+        "pathname",
+        "filename",
+        "module",
+        "exc_info",
+        "exc_text",
+        "stack_info",
+        "lineno",
+        "funcName",
+        "created",
+        "msecs",
+        "relativeCreated",
+        "thread",
+        "threadName",
+        "processName",
+        "process",
+        "aws_request_id",
+        "tenant_id",
+        "_frame_type",
+    }
+)
 
 Handler = Callable[[Any, "LambdaContext"], Any]
 
@@ -76,18 +110,64 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
+def json_log_format() -> bool:
+    """The function's LoggingConfig says JSON (Lambda sets ``AWS_LAMBDA_LOG_FORMAT`` then)."""
+    return os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
+
+
+def iso_timestamp(seconds: float) -> str:
+    """``2026-12-06T11:22:33.123Z``: ISO 8601 in UTC with milliseconds, as the runtime writes it."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{stamp}.{int(seconds * 1000) % 1000:03d}Z"
+
+
+class JsonFormatter(logging.Formatter):
+    """The Lambda Python runtime's JSON formatter: one object per record, on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = min(50, max(0, record.levelno)) // 10 * 10  # the runtime rounds custom levels down
+        exc_info = record.exc_info
+        result: dict[str, Any] = {
+            "timestamp": iso_timestamp(record.created),
+            "level": logging.getLevelName(level),
+            "message": record.getMessage(),
+            "logger": record.name,
+            "stackTrace": traceback.format_tb(exc_info[2]) if exc_info else None,
+            "errorType": exc_info[0].__name__ if exc_info and exc_info[0] else None,
+            "errorMessage": str(exc_info[1]) if exc_info else None,
+            "requestId": getattr(record, "aws_request_id", None),
+            "location": f"{record.pathname}:{record.funcName}:{record.lineno}" if exc_info else None,
+        }
+        result.update(
+            (key, value)
+            for key, value in record.__dict__.items()
+            if key not in _RESERVED_FIELDS and key not in result
+        )
+        fields = {key: value for key, value in result.items() if value is not None}
+        return json.dumps(fields, ensure_ascii=False, default=str)
+
+
+def _root_level(value: str | None) -> str | None:
+    """``AWS_LAMBDA_LOG_LEVEL`` as a Python level name: TRACE is DEBUG; FATAL and WARN exist."""
+    level = {"TRACE": "DEBUG"}.get((value or "").upper(), (value or "").upper())
+    return level if level in logging.getLevelNamesMapping() else None
+
+
 def _configure_logging() -> None:
-    """Mirror the Lambda Python runtime: a root handler with its tab-separated text format."""
+    """Mirror the Lambda Python runtime: a root handler, in its text or (LoggingConfig) JSON format."""
     handler = logging.StreamHandler(sys.stdout)
-    formatter = logging.Formatter(_LOG_FORMAT, "%Y-%m-%dT%H:%M:%S")
-    formatter.converter = time.gmtime
-    handler.setFormatter(formatter)
+    if json_log_format():
+        handler.setFormatter(JsonFormatter())
+    else:
+        formatter = logging.Formatter(_LOG_FORMAT, "%Y-%m-%dT%H:%M:%S")
+        formatter.converter = time.gmtime
+        handler.setFormatter(formatter)
     handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
     root.addHandler(handler)
-    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL")
+    level = _root_level(os.environ.get("AWS_LAMBDA_LOG_LEVEL"))
     if level:
-        root.setLevel(level.upper())
+        root.setLevel(level)
 
 
 def _decimal_serializer(obj: object) -> float:
@@ -107,6 +187,12 @@ def _error(exc: BaseException, error_type: str | None = None, skip_frames: int =
 
 
 def _log_error(error: dict[str, Any]) -> None:
+    if json_log_format():
+        # The runtime's JSON form: the error's own fields next to timestamp and level.
+        record = {"timestamp": iso_timestamp(time.time()), "level": "ERROR", **error}
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+        return
     # The runtime logs an unhandled error as one CloudWatch event: lines are joined with "\r".
     lines = [f"[ERROR] {error['errorType']}: {error['errorMessage']}", "Traceback (most recent call last):"]
     lines.extend(frame.rstrip("\n") for frame in error["stackTrace"])

@@ -11,7 +11,10 @@ moto 5.2.5 runs Lambda code only in Docker. :class:`LocalLambdaRunner` runs it l
   starts) unless ``warm`` is off (a process per invocation);
 * the function timeout is enforced (the process group is killed; ``Sandbox.Timedout``);
 * each environment writes to its own log stream of ``/aws/lambda/<name>`` with START/END/REPORT
-  lines (``Init Duration`` on a cold start), like Lambda;
+  lines (``Init Duration`` on a cold start), like Lambda; with ``LoggingConfig.LogFormat`` JSON
+  (:class:`LogSettings`) the runtime logs JSON records, Lambda's JSON platform events replace those
+  lines (filtered by ``SystemLogLevel``) and application lines below ``ApplicationLogLevel`` are
+  dropped;
 * errors come back in Lambda's shape (``errorMessage``/``errorType``/``stackTrace``), so Step
   Functions ``Retry``/``Catch`` match the exception class.
 """
@@ -19,6 +22,7 @@ moto 5.2.5 runs Lambda code only in Docker. :class:`LocalLambdaRunner` runs it l
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -31,7 +35,7 @@ import tempfile
 import threading
 import uuid
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +65,18 @@ DUMMY_SESSION_TOKEN = "emulator-lambda-session-token"  # noqa: S105 - a fixed du
 # Environment variables passed through from the emulator's own environment to every function.
 _PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "LD_LIBRARY_PATH", "SYSTEMROOT", "TMPDIR")
 _MAX_LOG_RESULT_BYTES = 4096
+# Lambda's log levels (ApplicationLogLevel, SystemLogLevel, a JSON line's "level") and Python's names.
+_LEVELS = {
+    "TRACE": 5,
+    "DEBUG": 10,
+    "INFO": 20,
+    "WARN": 30,
+    "WARNING": 30,
+    "ERROR": 40,
+    "FATAL": 50,
+    "CRITICAL": 50,
+}
+_INFO = _LEVELS["INFO"]
 
 
 @dataclass
@@ -116,6 +132,133 @@ def log_group_name(fn: LambdaFunction) -> str:
     """The function's log group: ``LoggingConfig.LogGroup`` if set, else ``/aws/lambda/<name>``."""
     custom = (getattr(fn, "_emulator_logging", None) or {}).get("LogGroup")
     return str(custom or f"/aws/lambda/{fn.function_name}")
+
+
+def line_level(text: str) -> int:
+    """The level Lambda gives an application log line under JSON: a JSON object's ``level`` (or
+    ``log_level``) field; INFO for anything else (plain text, no or an unknown level)."""
+    stripped = text.strip()
+    if not stripped.startswith("{"):
+        return _INFO
+    try:
+        record = json.loads(stripped)
+    except ValueError:
+        return _INFO
+    level = record.get("level", record.get("log_level")) if isinstance(record, dict) else None
+    return _LEVELS.get(level.upper(), _INFO) if isinstance(level, str) else _INFO
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """What the runtime does with the function's LoggingConfig (Lambda's advanced logging controls).
+
+    Text (the default): the runtime's text format, START/END/REPORT lines, nothing filtered. JSON:
+    ``AWS_LAMBDA_LOG_FORMAT``/``AWS_LAMBDA_LOG_LEVEL`` in the function's environment (the runtime then
+    logs JSON records at that level), application lines below ``ApplicationLogLevel`` dropped, and
+    JSON platform events (``platform.start``, ``platform.report``: INFO) kept from ``SystemLogLevel``.
+    """
+
+    json_format: bool = False
+    application_level: str = "INFO"
+    system_level: str = "INFO"
+
+    @classmethod
+    def of(cls, fn: LambdaFunction) -> LogSettings:
+        config = getattr(fn, "_emulator_logging", None) or {}
+        if str(config.get("LogFormat") or "Text").upper() != "JSON":
+            return cls()
+        application = str(config.get("ApplicationLogLevel") or "INFO").upper()
+        return cls(True, application, str(config.get("SystemLogLevel") or "INFO").upper())
+
+    def environment(self) -> dict[str, str]:
+        if not self.json_format:
+            return {}
+        return {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": self.application_level}
+
+    def application(self, lines: LogLines) -> LogLines:
+        """The function's output lines Lambda delivers: every one, or under JSON those at or above
+        ``ApplicationLogLevel``, each exactly as written (never wrapped or re-encoded)."""
+        if not self.json_format:
+            return lines
+        threshold = _LEVELS.get(self.application_level, _INFO)
+        return [(ts, text) for ts, text in lines if line_level(text) >= threshold]
+
+    def system(self, level: str) -> bool:
+        """Whether a platform event of ``level`` is delivered."""
+        return _LEVELS[level] >= _LEVELS.get(self.system_level, _INFO)
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class Invocation:
+    """One finished invocation as its platform log lines describe it."""
+
+    request_id: str
+    version: str
+    memory: int
+    started_ms: int
+    ended_ms: int
+    init_ms: float | None
+    outcome: RunOutcome
+
+    @property
+    def duration(self) -> float:
+        return max(float(self.ended_ms - self.started_ms), 0.0)
+
+    def error_type(self) -> str | None:
+        if not self.outcome.errored:
+            return None
+        with contextlib.suppress(ValueError, AttributeError):
+            return str(json.loads(self.outcome.payload).get("errorType") or "Runtime.Unknown")
+        return "Runtime.Unknown"
+
+    def text_lines(self, timeout_line: str | None) -> LogLines:
+        """START, the output, END and REPORT, in Lambda's text format."""
+        duration = self.duration
+        report = (
+            f"REPORT RequestId: {self.request_id}\tDuration: {duration:.2f} ms\t"
+            f"Billed Duration: {int(duration) + 1} ms\tMemory Size: {self.memory} MB\t"
+            f"Max Memory Used: {self.memory} MB"
+        )
+        if self.init_ms is not None:
+            report += f"\tInit Duration: {self.init_ms:.2f} ms"
+        if timeout_line is not None:
+            report += "\tStatus: timeout"
+        start = (self.started_ms, f"START RequestId: {self.request_id} Version: {self.version}")
+        lines: LogLines = [start, *self.outcome.lines]
+        if timeout_line is not None:
+            lines.append((self.ended_ms, timeout_line))
+        end = f"END RequestId: {self.request_id}"
+        return [*lines, (self.ended_ms, end), (self.ended_ms, report)]
+
+    def json_lines(self, settings: LogSettings, timed_out: bool) -> LogLines:
+        """``platform.start``, the delivered output and ``platform.report``, as Lambda's JSON events."""
+        metrics: dict[str, Any] = {
+            "durationMs": round(self.duration, 2),
+            "billedDurationMs": int(self.duration) + 1,
+            "memorySizeMB": self.memory,
+            "maxMemoryUsedMB": self.memory,
+        }
+        if self.init_ms is not None:
+            metrics["initDurationMs"] = round(self.init_ms, 2)
+        report: dict[str, Any] = {"requestId": self.request_id, "metrics": metrics}
+        error_type = self.error_type()
+        report["status"] = "timeout" if timed_out else ("error" if error_type else "success")
+        if error_type:
+            report["errorType"] = error_type
+        start = {"requestId": self.request_id, "version": self.version}
+        lines = settings.application(self.outcome.lines)
+        if settings.system("INFO"):
+            lines = [(self.started_ms, _platform_event(self.started_ms, "platform.start", start)), *lines]
+            lines.append((self.ended_ms, _platform_event(self.ended_ms, "platform.report", report)))
+        return lines
+
+
+def _platform_event(ms: int, kind: str, record: dict[str, Any]) -> str:
+    return json.dumps({"time": _iso(ms), "type": kind, "record": record}, separators=(",", ":"))
 
 
 class CodeCache:
@@ -196,6 +339,7 @@ def configuration_key(fn: LambdaFunction, code_dir: Path, extra_paths: list[str]
         "timeout": fn.timeout,
         "memory": fn.memory_size,
         "log_group": log_group_name(fn),
+        "logging": asdict(LogSettings.of(fn)),
     }
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -235,6 +379,7 @@ class LocalLambdaRunner:
         env.update({"HOME": "/tmp", "TZ": ":UTC", "PYTHONUNBUFFERED": "1"})  # noqa: S108
         env.update(_function_environment(fn))
         env.update(self.settings.extra_env)
+        env.update(LogSettings.of(fn).environment())
         env.update(
             {
                 "_HANDLER": fn.handler or "",
@@ -346,39 +491,35 @@ class LocalLambdaRunner:
         started_ms: int,
         init_ms: float | None,
     ) -> InvocationResult:
-        version = str(fn.version)
-        lines: LogLines = [(started_ms, f"START RequestId: {request_id} Version: {version}"), *outcome.lines]
+        settings = LogSettings.of(fn)
         timed_out = outcome.errored and '"Sandbox.Timedout"' in outcome.payload
+        timeout_line = None
         if timed_out:
             message = json.loads(outcome.payload)["errorMessage"]
-            stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-            lines.append((now_ms(), f"{stamp} {request_id} {message.split('Error: ', 1)[-1]}"))
-        ended_ms = max(now_ms(), lines[-1][0])
-        duration = max(float(ended_ms - started_ms), 0.0)
-        report = (
-            f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms\t"
-            f"Billed Duration: {int(duration) + 1} ms\tMemory Size: {fn.memory_size} MB\t"
-            f"Max Memory Used: {fn.memory_size} MB"
+            timeout_line = f"{_iso(now_ms())} {request_id} {message.split('Error: ', 1)[-1]}"
+        ended_ms = max([now_ms(), *(ts for ts, _ in outcome.lines)])
+        done = Invocation(request_id, str(fn.version), fn.memory_size, started_ms, ended_ms, init_ms, outcome)
+        lines = (
+            done.json_lines(settings, timed_out) if settings.json_format else done.text_lines(timeout_line)
         )
-        if init_ms is not None:
-            report += f"\tInit Duration: {init_ms:.2f} ms"
-        if timed_out:
-            report += "\tStatus: timeout"
-        lines += [(ended_ms, f"END RequestId: {request_id}"), (ended_ms, report)]
         self._write_logs(fn, stream, lines)
         LOG.info(
             "invoke %s request=%s errored=%s duration=%.0fms",
             fn.function_name,
             request_id,
             outcome.errored,
-            duration,
+            done.duration,
         )
         return InvocationResult(
-            request_id, outcome.payload, outcome.errored, "\n".join(t for _, t in lines), duration
+            request_id, outcome.payload, outcome.errored, "\n".join(t for _, t in lines), done.duration
         )
 
     def _write_logs(self, fn: LambdaFunction, log_stream: str, lines: LogLines) -> None:
-        events = [{"timestamp": ts, "message": msg} for ts, msg in lines]
+        # Chronological, as PutLogEvents demands: output of the init phase (read before the
+        # invocation started) lands before START / platform.start, where Lambda puts it.
+        from moto.logs.exceptions import LogsClientError  # moto is loaded by then; kept lazy here
+
+        events = [{"timestamp": ts, "message": msg} for ts, msg in sorted(lines, key=lambda line: line[0])]
         backend = fn.logs_backend
         group_name = log_group_name(fn)
         try:
@@ -389,7 +530,8 @@ class LocalLambdaRunner:
                     backend.create_log_stream(group_name, log_stream)
                 if events:
                     backend.put_log_events(group_name, log_stream, events)
-        except (KeyError, ValueError, RuntimeError) as exc:
+        except (KeyError, ValueError, RuntimeError, LogsClientError) as exc:
+            # Lost log lines must not fail the invocation (they do not on Lambda either).
             LOG.warning("could not write logs of %s to CloudWatch: %s", fn.function_name, exc)
 
     # ------------------------------------------------------------------ control
