@@ -208,6 +208,11 @@ def test_a_port_left_in_time_wait_is_free_for_the_next_run(tmp_path: Path) -> No
 
     port = free_port()
     with Emulator(port=port) as emu:
+        # Idle connections still open when the emulator stops: the server closes them first, so
+        # their server side (this port) ends in TIME-WAIT. botocore's own connections mostly close
+        # from the client side before the stop (their TIME-WAIT is on the client's port), so
+        # they alone left the precondition to timing.
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(5)]
         s3 = boto3.client(
             "s3",
             endpoint_url=emu.endpoint_url,
@@ -216,8 +221,10 @@ def test_a_port_left_in_time_wait_is_free_for_the_next_run(tmp_path: Path) -> No
             aws_secret_access_key="testing",
             config=Config(max_pool_connections=30),
         )
-        with ThreadPoolExecutor(30) as pool:  # keep-alive connections, closed by the server when it stops
+        with ThreadPoolExecutor(30) as pool:
             list(pool.map(lambda _i: s3.list_buckets(), range(200)))
+    for connection in idle:  # answer the server's FIN: its side moves on to TIME-WAIT
+        connection.close()
     assert not _bind_without_reuse(port), "precondition: connections in TIME-WAIT hold the port"
     assert port_is_free("127.0.0.1", port)
 
