@@ -47,6 +47,30 @@ data "aws_iam_policy_document" "write_traces" {
   }
 }
 
+# Shared by the callers of the encrypted state machine (the trigger, the reconcile operator):
+# StartExecution encrypts the input (GenerateDataKey) and DescribeExecution decrypts it (Decrypt),
+# both as the caller, through Step Functions and for this state machine only.
+data "aws_iam_policy_document" "use_execution_key" {
+  statement {
+    sid       = "UseExecutionKeyThroughStepFunctions"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.stepfunctions.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["states.${var.aws_region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:aws:states:stateMachineArn"
+      values   = [local.state_machine_arn]
+    }
+  }
+}
+
 # --- Trigger: S3 event -> validate key -> StartExecution; alerts on rejected keys ---
 
 data "aws_iam_policy_document" "trigger" {
@@ -54,6 +78,7 @@ data "aws_iam_policy_document" "trigger" {
   source_policy_documents = [
     data.aws_iam_policy_document.publish_alerts.json,
     data.aws_iam_policy_document.write_traces.json,
+    data.aws_iam_policy_document.use_execution_key.json,
   ]
 
   statement {
@@ -79,26 +104,6 @@ data "aws_iam_policy_document" "trigger" {
     resources = ["arn:${local.partition}:states:${var.aws_region}:${local.account_id}:execution:${aws_sfn_state_machine.ingestion.name}:*"]
   }
 
-  statement {
-    sid    = "UseExecutionKeyThroughStepFunctions"
-    effect = "Allow"
-    # The state machine's customer-managed key: StartExecution encrypts the input (GenerateDataKey)
-    # and DescribeExecution decrypts it (Decrypt), both as the caller.
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.stepfunctions.arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["states.${var.aws_region}.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:EncryptionContext:aws:states:stateMachineArn"
-      values   = [local.state_machine_arn]
-    }
-  }
 }
 
 resource "aws_iam_role" "trigger" {
@@ -315,6 +320,8 @@ resource "aws_iam_role_policy" "step_functions" {
 
 # Attached to nothing here: an operator's role or group gets it from output reconcile_operator_policy_json.
 data "aws_iam_policy_document" "reconcile_operator" {
+  source_policy_documents = [data.aws_iam_policy_document.use_execution_key.json]
+
   statement {
     sid       = "ListUploadVersions"
     effect    = "Allow"
@@ -364,23 +371,4 @@ data "aws_iam_policy_document" "reconcile_operator" {
     resources = [aws_sfn_state_machine.ingestion.arn]
   }
 
-  statement {
-    sid    = "UseExecutionKeyThroughStepFunctions"
-    effect = "Allow"
-    # Describing (Decrypt) and starting (GenerateDataKey) executions of the encrypted state machine.
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [aws_kms_key.stepfunctions.arn]
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["states.${var.aws_region}.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "kms:EncryptionContext:aws:states:stateMachineArn"
-      values   = [local.state_machine_arn]
-    }
-  }
 }

@@ -792,11 +792,12 @@ run "state_machine_is_encrypted_with_its_own_key" {
 
   assert {
     condition = one([
-      for s in data.aws_iam_policy_document.trigger.statement : s if s.sid == "UseExecutionKeyThroughStepFunctions"
-      && toset(s.resources) == toset([aws_kms_key.stepfunctions.arn])
+      for s in data.aws_iam_policy_document.use_execution_key.statement : s if s.sid == "UseExecutionKeyThroughStepFunctions"
+      && toset(s.actions) == toset(["kms:Decrypt", "kms:GenerateDataKey"]) && toset(s.resources) == toset([aws_kms_key.stepfunctions.arn])
       && anytrue([for c in s.condition : c.variable == "kms:ViaService" && toset(c.values) == toset(["states.eu-central-1.amazonaws.com"])])
-    ]) != null
-    error_message = "the trigger starts and describes encrypted executions through Step Functions only"
+      && anytrue([for c in s.condition : c.variable == "kms:EncryptionContext:aws:states:stateMachineArn" && toset(c.values) == toset([aws_sfn_state_machine.ingestion.arn])])
+    ]) != null && length(data.aws_iam_policy_document.use_execution_key.statement) == 1
+    error_message = "callers (trigger, operator) start and describe encrypted executions through Step Functions only, for this state machine"
   }
 }
 
@@ -1175,9 +1176,6 @@ run "reconcile_operator_policy_grants_exactly_what_the_tool_calls" {
       }
       RedriveMissingUploads = {
         effect = "Allow", actions = ["states:StartExecution"], resources = [aws_sfn_state_machine.ingestion.arn]
-      }
-      UseExecutionKeyThroughStepFunctions = {
-        effect = "Allow", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [aws_kms_key.stepfunctions.arn]
       }
     })
     error_message = "the operator may list the bucket's versions, scan the table, list/describe/start the state machine's executions, nothing else"

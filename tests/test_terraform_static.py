@@ -246,8 +246,14 @@ def test_the_reconcile_operator_policy_grants_exactly_the_calls_the_tool_makes()
     """scripts/reconcile.py names the IAM action of every AWS call it makes (``aws_errors(...)``);
     the operator policy grants those, plus the use of the table key (through DynamoDB) and of the
     execution key (through Step Functions), and is an output."""
-    document = policy_documents()["reconcile_operator"]
-    granted = {str(unquote(a)) for statement in document["statement"] for a in statement["actions"]}
+    documents = policy_documents()
+    document = documents["reconcile_operator"]
+    assert document["source_policy_documents"] == ["${data.aws_iam_policy_document.use_execution_key.json}"]
+    granted = {
+        str(unquote(a))
+        for statement in document["statement"] + documents["use_execution_key"]["statement"]
+        for a in statement["actions"]
+    }
     script = (ROOT / "scripts" / "reconcile.py").read_text()
     called = set(re.findall(r'aws_errors\(\s*"([a-z0-9]+:[A-Za-z]+)"', script))
     assert called == {
@@ -355,3 +361,13 @@ def test_the_roles_that_alert_take_the_publish_document_and_the_writer_does_not(
         if "${data.aws_iam_policy_document.publish_alerts.json}" in body.get("source_policy_documents", [])
     }
     assert publishing == {"trigger", "security_monitor", "step_functions"}
+
+
+def test_the_callers_of_the_encrypted_state_machine_take_the_execution_key_document() -> None:
+    """Starting or describing an execution needs the state machine's key through Step Functions."""
+    callers = {
+        name
+        for name, body in policy_documents().items()
+        if "${data.aws_iam_policy_document.use_execution_key.json}" in body.get("source_policy_documents", [])
+    }
+    assert callers == {"trigger", "reconcile_operator"}
