@@ -48,9 +48,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS = ROOT / ".tools"
 PROVIDER_SOURCE = "registry.terraform.io/hashicorp/aws"
-MIN_PROVIDER = (5, 61, 0)  # inclusive
-PROVIDER_CEILING = (7, 0, 0)  # exclusive
-PROVIDER_CONSTRAINT = ">= 5.61.0, < 7.0.0"  # provider.tf's
+MIN_VERSION, CEILING_VERSION = "5.61.0", "7.0.0"  # inclusive, exclusive
+PROVIDER_CONSTRAINT = f">= {MIN_VERSION}, < {CEILING_VERSION}"  # provider.tf's (a static test ties them)
 REGISTRY = "registry"  # the key of the registry source (workspace build/tf/registry, terraformrc-registry)
 REGISTRY_HOST = "registry.terraform.io"
 REGISTRY_PROBE_TIMEOUT = 3.0
@@ -78,8 +77,8 @@ def version_tuple(version: str) -> tuple[int, ...]:
 
 
 def in_range(version: str) -> bool:
-    """Whether ``version`` satisfies provider.tf's constraint, ``>= 5.61.0, < 7.0.0``."""
-    return MIN_PROVIDER <= version_tuple(version) < PROVIDER_CEILING
+    """Whether ``version`` satisfies provider.tf's constraint (:data:`PROVIDER_CONSTRAINT`)."""
+    return version_tuple(MIN_VERSION) <= version_tuple(version) < version_tuple(CEILING_VERSION)
 
 
 def terraform_platform() -> str:
@@ -92,7 +91,7 @@ def offline_message() -> str:
     """The one sentence every command stops with when no provider source exists."""
     target = terraform_platform()
     return (
-        f"no hashicorp/aws between 5.61.0 and 7.0.0 (exclusive) for {target} was found in a local mirror"
+        f"no hashicorp/aws between {MIN_VERSION} and {CEILING_VERSION} (exclusive) for {target} was found in a local mirror"
         f" and {REGISTRY_HOST} is unreachable: set TF_PROVIDER_MIRRORS=/path/to/mirror, a directory holding"
         f" {PROVIDER_SOURCE}/<version>/{target}/terraform-provider-aws_v<version>_x5"
         f" or {PROVIDER_SOURCE}/terraform-provider-aws_<version>_{target}.zip"

@@ -16,6 +16,8 @@ from pathlib import Path
 import hcl2
 import pytest
 
+from devkit import toolchain
+
 ROOT = Path(__file__).resolve().parent.parent
 TF_FILES = sorted(p for p in ROOT.glob("*.tf") if not p.name.endswith("_override.tf"))
 EXPECTED_FILES = {
@@ -278,6 +280,9 @@ def test_provider_file_is_for_real_aws_only() -> None:
     aws = terraform["required_providers"][0]["aws"]
     assert unquote(aws["source"]) == "hashicorp/aws"
     assert unquote(aws["version"]) == ">= 5.61.0, < 7.0.0"
+    assert unquote(aws["version"]) == toolchain.PROVIDER_CONSTRAINT, (
+        "the tooling picks providers in this range"
+    )
     provider = document["provider"][0]['"aws"']
     assert set(provider) - {"__is_block__", "__comments__"} == {"region", "default_tags"}
 
