@@ -5,13 +5,16 @@
   wait until healthy and exit 0 (exit 1 with a clear message if the port is taken);
 * ``stop``   - terminate the background emulator via its pidfile (exit 0 if it was not running);
 * ``status`` - print the state as JSON (exit 0 if running and healthy, 3 if not running, 1 if unhealthy);
-* ``wait``   - wait until pending asynchronous Lambda invocations are done;
+* ``wait``   - wait until pending asynchronous Lambda invocations are done and every queue of an
+  enabled SQS event source mapping is drained;
+* ``event-sources`` - SQS event source mappings: settings and counters;
 * ``trigger --rule NAME`` - deliver a Scheduled Event to an EventBridge rule's targets now;
 * ``fault add|list|clear`` - fault rules (see :mod:`emulator.faults`), also probabilistic;
 * ``throttle set|list|clear`` - token-bucket throttling of a target (e.g. StartExecution);
 * ``s3-notifications --copies N`` - deliver every S3 -> Lambda notification N times;
 * ``lambda [--warm|--cold] [--idle-timeout S] [--max-per-function N]`` - execution environments:
   settings and counters;
+* ``alarms [--evaluate]`` - the SQS alarms' last evaluation, or evaluate them now;
 * ``patches`` - the registry of every change the emulator makes to moto.
 
 The state directory (``--state-dir``, default ``.emulator`` under the current directory) holds the
@@ -34,6 +37,7 @@ from typing import Any
 
 from emulator import faults
 from emulator.admin_client import AdminClient, AdminError, EmulatorUnreachableError
+from emulator.cloudwatch_alarms import DEFAULT_INTERVAL as DEFAULT_ALARM_INTERVAL
 from emulator.http_server import port_is_free
 from emulator.server import DEFAULT_HOST, DEFAULT_PORT, Emulator, EmulatorError
 
@@ -149,6 +153,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         state_dir=state_dir,
         lambda_warm=not args.cold,
         lambda_idle_timeout=args.idle_timeout,
+        alarm_interval=args.alarm_interval,
     )
     try:
         emulator.start()
@@ -174,6 +179,7 @@ def _spawn_server(args: argparse.Namespace, state_dir: Path) -> subprocess.Popen
         *(sys.executable, "-m", "emulator", "serve", "--host", args.host, "--port", str(args.port)),
         *("--state-dir", str(state_dir), "--log-file", str(_log_file(args)), "--write-state"),
         *("--idle-timeout", str(args.idle_timeout)),
+        *("--alarm-interval", str(args.alarm_interval)),
         *(("--cold",) if args.cold else ()),
     ]
     package_root = str(Path(__file__).resolve().parent.parent)
@@ -284,11 +290,14 @@ def _client(args: argparse.Namespace) -> AdminClient:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
-    result = _client(args).call(
-        "POST", f"/_emulator/lambda/wait?timeout={args.timeout}", timeout=args.timeout + 10
-    )
-    _say(json.dumps({k: v for k, v in result.items() if k != "async_completed"}))
+    result = _client(args).wait_until_idle(args.timeout)
+    _say(json.dumps(result))
     return 0 if result.get("idle") else 1
+
+
+def cmd_event_sources(args: argparse.Namespace) -> int:
+    _say(json.dumps(_client(args).event_sources(), indent=2))
+    return 0
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
@@ -360,6 +369,15 @@ def cmd_lambda(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alarms(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.evaluate:
+        _say(json.dumps({"transitions": client.evaluate_alarms()}, indent=2))
+    else:
+        _say(json.dumps(client.alarms(), indent=2))
+    return 0
+
+
 def cmd_patches(args: argparse.Namespace) -> int:
     if args.offline:
         from emulator import registry
@@ -373,6 +391,14 @@ def cmd_patches(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
+
+
+def _non_negative_seconds(text: str) -> float:
+    """argparse type: a clear usage error for a negative interval instead of a traceback at start."""
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be >= 0 seconds")
+    return value
 
 
 def _common_parser() -> argparse.ArgumentParser:
@@ -397,6 +423,12 @@ def _add_server_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     runtime.add_argument(
         "--idle-timeout", type=float, default=120.0, help="seconds an idle environment lives"
     )
+    runtime.add_argument(
+        "--alarm-interval",
+        type=_non_negative_seconds,
+        default=DEFAULT_ALARM_INTERVAL,
+        help=f"seconds between evaluations of the SQS alarms (default {DEFAULT_ALARM_INTERVAL:g}; 0 = on demand)",
+    )
     serve = sub.add_parser("serve", parents=[common, runtime], help="run in the foreground")
     serve.add_argument("--write-state", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
@@ -410,9 +442,13 @@ def _add_server_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _add_admin_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    wait = sub.add_parser("wait", parents=[common], help="wait for pending async Lambda invocations")
+    wait = sub.add_parser(
+        "wait", parents=[common], help="wait for pending async Lambda invocations and mapped SQS queues"
+    )
     wait.add_argument("--timeout", type=float, default=60.0)
     wait.set_defaults(func=cmd_wait)
+    sources = sub.add_parser("event-sources", parents=[common], help="SQS event source mappings: counters")
+    sources.set_defaults(func=cmd_event_sources)
     trigger = sub.add_parser("trigger", parents=[common], help="fire an EventBridge (scheduled) rule now")
     trigger.add_argument("--rule", required=True, help="rule name")
     trigger.add_argument(
@@ -437,6 +473,11 @@ def _add_admin_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "--max-per-function", type=int, help="environments of one function at once (default 8; more wait)"
     )
     lam.set_defaults(func=cmd_lambda)
+    alarms = sub.add_parser("alarms", parents=[common], help="SQS alarms: last evaluation, or evaluate now")
+    alarms.add_argument(
+        "--evaluate", action="store_true", help="evaluate now; prints the state changes (notifications sent)"
+    )
+    alarms.set_defaults(func=cmd_alarms)
     patches = sub.add_parser("patches", parents=[common], help="list every change made to moto")
     patches.add_argument("--offline", action="store_true", help="from this code, not the running emulator")
     patches.set_defaults(func=cmd_patches)

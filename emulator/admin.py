@@ -7,11 +7,16 @@
 | ``GET, POST, DELETE /_emulator/faults`` | a fault rule (see :mod:`emulator.faults`) | rules / the rule / cleared count |
 | ``DELETE /_emulator/faults/<id>`` | | ``{"removed": bool}`` |
 | ``GET, POST, DELETE /_emulator/throttles`` | ``{"target", "capacity", "refill_per_second"}`` | token buckets |
-| ``GET, POST /_emulator/s3/notifications`` | ``{"copies": N}`` | each Lambda notification delivered N times |
+| ``GET, POST /_emulator/s3/notifications`` | ``{"copies": N}`` | each Lambda or SQS notification delivered N times |
 | ``GET /_emulator/s3/policy`` | | bucket-policy statements the evaluator could not evaluate |
 | ``GET, POST /_emulator/lambda`` | ``{"warm": bool, "idle_timeout": s, "max_per_function": n}`` | invocation counters, environments; settings |
 | ``POST /_emulator/lambda/wait`` | ``?timeout=S`` | ``{"idle": bool, ...}`` once no async invocation is pending |
+| ``GET /_emulator/event-sources`` | | SQS event source mappings: settings, counters; ``drained`` |
+| ``POST /_emulator/event-sources/wait`` | ``?timeout=S`` | ``{"drained": bool, "mappings": [...]}`` once every mapped queue is drained |
+| ``POST /_emulator/wait`` | ``?timeout=S`` | ``{"idle": bool, ...}`` once no async invocation is pending and every mapped queue is drained |
 | ``POST /_emulator/events/trigger`` | ``{"rule", "region"?, "event_bus"?, "event"?}`` | the event sent to the rule's targets |
+| ``GET /_emulator/alarms`` | | alarm evaluator settings, each alarm's last evaluation |
+| ``POST /_emulator/alarms/evaluate`` | | ``{"transitions": [...]}``: the SQS alarms evaluated now |
 """
 
 from __future__ import annotations
@@ -132,6 +137,17 @@ def _lambda_wait(emulator: Emulator, request: AdminRequest) -> Answer:
     return 200, {"idle": idle, **emulator.lambda_stats()}
 
 
+def _event_sources_wait(emulator: Emulator, request: AdminRequest) -> Answer:
+    drained = emulator.wait_for_event_sources(request.number("timeout", 60.0))
+    return 200, {**emulator.event_source_stats(), "drained": drained}
+
+
+def _wait(emulator: Emulator, request: AdminRequest) -> Answer:
+    idle = emulator.wait_until_idle(request.number("timeout", 60.0))
+    pending = emulator.async_invoker.pending if emulator.async_invoker else 0
+    return 200, {"idle": idle, "async_pending": pending, "event_sources": emulator.event_source_stats()}
+
+
 def _trigger(emulator: Emulator, request: AdminRequest) -> Answer:
     from moto.events.exceptions import ResourceNotFoundException
 
@@ -163,6 +179,14 @@ ROUTES: dict[tuple[str, str], Handler] = {
     **{(method, "/lambda"): _lambda for method in ("GET", "POST")},
     ("POST", "/lambda/wait"): _lambda_wait,
     ("POST", "/events/trigger"): _trigger,
+    ("GET", "/event-sources"): lambda emulator, _request: (200, emulator.event_source_stats()),
+    ("POST", "/event-sources/wait"): _event_sources_wait,
+    ("POST", "/wait"): _wait,
+    ("GET", "/alarms"): lambda emulator, _request: (200, emulator.alarm_status()),
+    ("POST", "/alarms/evaluate"): lambda emulator, _request: (
+        200,
+        {"transitions": emulator.evaluate_alarms()},
+    ),
 }
 
 

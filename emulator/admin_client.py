@@ -51,6 +51,28 @@ class AdminClient:
     def health(self, timeout: float = 2.0) -> dict[str, Any]:
         return dict(self.call("GET", HEALTH_PATH, timeout=timeout))
 
+    def evaluate_alarms(self) -> list[dict[str, Any]]:
+        """Evaluate the SQS alarms now instead of at the next ``alarm_interval``; the state changes."""
+        return list(self.call("POST", "/_emulator/alarms/evaluate")["transitions"])
+
+    def alarms(self) -> dict[str, Any]:
+        """The alarm evaluator's settings and each alarm's last evaluation (or why it is skipped)."""
+        return dict(self.call("GET", "/_emulator/alarms"))
+
+    def event_sources(self) -> dict[str, Any]:
+        """Every SQS event source mapping's settings and counters, and whether all are drained."""
+        return dict(self.call("GET", "/_emulator/event-sources"))
+
+    def wait_for_event_sources(self, timeout: float = 60.0) -> bool:
+        """Wait until every queue of an enabled SQS event source mapping is drained."""
+        path = f"/_emulator/event-sources/wait?timeout={timeout}"
+        return bool(self.call("POST", path, timeout=timeout + 10)["drained"])
+
+    def wait_until_idle(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until no async invocation is pending and every mapped queue is drained; ``idle``
+        says whether that happened within ``timeout``."""
+        return dict(self.call("POST", f"/_emulator/wait?timeout={timeout}", timeout=timeout + 10))
+
     def wait_until_healthy(self, timeout: float = 30.0, interval: float = 0.1) -> dict[str, Any]:
         """Poll the health endpoint until it answers; returns its JSON."""
         deadline = time.monotonic() + timeout

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from emulator.faults import FaultRegistry
     from emulator.lambda_async import AsyncInvoker
     from emulator.lambda_runtime import LocalLambdaRunner
+    from emulator.sqs_event_sources import EventSources
+    from emulator.sqs_move_tasks import MoveTasks
 
 
 class EmulatorNotActiveError(RuntimeError):
@@ -30,7 +32,7 @@ class EmulatorNotActiveError(RuntimeError):
 class S3Settings:
     """S3 behaviour switches (set through the admin API)."""
 
-    # How many times each S3 -> Lambda notification is delivered (AWS: at least once).
+    # How many times each S3 -> Lambda or SQS notification is delivered (AWS: at least once).
     notification_copies: int = 1
 
 
@@ -43,6 +45,8 @@ class ActiveRuntime:
     async_invoker: AsyncInvoker
     faults: FaultRegistry
     s3: S3Settings = field(default_factory=S3Settings)
+    event_sources: EventSources | None = None
+    move_tasks: MoveTasks | None = None
 
 
 _ACTIVE: ActiveRuntime | None = None

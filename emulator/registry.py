@@ -89,6 +89,7 @@ def _revert(applied: _Applied) -> None:
 def patches() -> list[Patch]:
     """Every patch, in installation order (imported lazily: moto is heavy)."""
     from emulator import (
+        cloudwatch_alarms,
         events,
         lambda_api,
         lambda_invoke,
@@ -99,6 +100,9 @@ def patches() -> list[Patch]:
         s3_listing,
         s3_notifications,
         s3_policy,
+        sqs_attributes,
+        sqs_event_sources,
+        sqs_move_tasks,
         stepfunctions_api,
     )
 
@@ -111,9 +115,13 @@ def patches() -> list[Patch]:
         s3_notifications,
         s3_policy,
         s3_listing,
+        sqs_attributes,
+        sqs_event_sources,
+        sqs_move_tasks,
         paging,
         stepfunctions_api,
         events,
+        cloudwatch_alarms,
         performance,
     ):
         for patch in module.PATCHES:

@@ -3,6 +3,14 @@
 * **Asynchronous delivery**: S3 invokes Lambda asynchronously (moto invokes it inside PutObject and
   swallows every error): the event goes to the emulator's asynchronous invoker (retries, on-failure
   destination) and the S3 request never fails because of the function.
+* **SQS destinations** (``QueueConfigurations``): the same event JSON (same record, sequencer and
+  event time as a Lambda destination of that object event) is the message body; a missing queue is
+  logged (moto swallowed every error silently) and never fails the S3 request. Lambda then reads the
+  queue through its event source mapping (:mod:`emulator.sqs_event_sources`).
+* **Test event**: putting a notification configuration with queue (or topic) destinations sends
+  ``{"Service": "Amazon S3", "Event": "s3:TestEvent", "Time", "Bucket", "RequestId", "HostId"}``
+  to each of them, as S3 does (moto's lacks ``RequestId`` and ``HostId``); it is sent once, never
+  copied.
 * **One event per created object version**: moto's CompleteMultipartUpload stores the object with
   its PutObject code path, which sends an ``ObjectCreated:Put`` event, and then sends
   ``ObjectCreated:CompleteMultipartUpload`` too; S3 sends only the latter. Events are named as S3
@@ -12,8 +20,8 @@
   ``requestParameters``, ``responseElements``; the key form-URL-encoded like S3 (``quote_plus``
   keeping ``/``; moto encodes it as ``%2F``).
 * **At-least-once, on demand**: ``S3Settings.notification_copies`` (admin API
-  ``POST /_emulator/s3/notifications``) delivers every Lambda notification that many times, as S3
-  occasionally does.
+  ``POST /_emulator/s3/notifications``) delivers every Lambda and SQS notification that many times,
+  as S3 occasionally does.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ _LAST_SEQUENCER = 0
 _EVENT = threading.local()  # the object event being sent: sequencer, event time; suppression flag
 
 PUT_EVENT = "s3:ObjectCreated:Put"
+TEST_EVENT = "s3:TestEvent"
 
 
 def next_sequencer() -> str:
@@ -127,6 +136,35 @@ def _invoke_awslambda(_original: Any) -> Any:
     return invoke_awslambda
 
 
+def _send_sqs_message(_original: Any) -> Any:
+    def send_sqs_message(account_id: str, event_body: Any, queue_name: str, region_name: str) -> None:
+        """The event as a message (``notification_copies`` times); never fails the S3 request."""
+        from moto.core.exceptions import ServiceException
+        from moto.sqs.models import sqs_backends
+
+        body = json.dumps(event_body)
+        is_test = isinstance(event_body, dict) and event_body.get("Event") == TEST_EVENT
+        copies = 1 if is_test else max(1, active().s3.notification_copies)
+        backend = sqs_backends[account_id][region_name]
+        try:
+            for _ in range(copies):
+                backend.send_message(queue_name=queue_name, message_body=body)
+        except ServiceException:
+            LOG.warning("S3 notification to queue %s (%s) dropped", queue_name, region_name, exc_info=True)
+
+    return send_sqs_message
+
+
+def _get_test_event(original: Any) -> Any:
+    def get_test_event(bucket_name: str) -> dict[str, Any]:
+        event: dict[str, Any] = original(bucket_name)
+        event.setdefault("RequestId", uuid.uuid4().hex[:16].upper())
+        event.setdefault("HostId", uuid.uuid4().hex + uuid.uuid4().hex)
+        return event
+
+    return get_test_event
+
+
 PATCHES = [
     Patch(
         "moto.s3.notifications.send_event",
@@ -151,5 +189,17 @@ PATCHES = [
         "moto invokes the function synchronously inside PutObject and swallows every error; S3"
         " invokes it asynchronously (Lambda retries, then the on-failure destination)",
         _invoke_awslambda,
+    ),
+    Patch(
+        "moto.s3.notifications._send_sqs_message",
+        "moto sends each queue notification once and swallows every error silently (a bare except);"
+        " S3 is at-least-once (the emulator's notification_copies applies to queues too) and the"
+        " emulator logs a notification it could not deliver",
+        _send_sqs_message,
+    ),
+    Patch(
+        "moto.s3.notifications._get_test_event",
+        "moto's s3:TestEvent lacks RequestId and HostId, which S3's test event carries",
+        _get_test_event,
     ),
 ]

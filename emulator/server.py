@@ -26,10 +26,14 @@ from emulator import context, registry
 from emulator import faults as faults_mod
 from emulator.admin_client import EmulatorUnreachableError, wait_until_healthy
 from emulator.app import EmulatorApp
+from emulator.cloudwatch_alarms import DEFAULT_INTERVAL as DEFAULT_ALARM_INTERVAL
+from emulator.cloudwatch_alarms import AlarmEvaluator
 from emulator.destinations import send_to_destination
 from emulator.http_server import Server, request_handler_class
 from emulator.lambda_async import AsyncInvoker
 from emulator.lambda_runtime import LocalLambdaRunner, RuntimeSettings
+from emulator.sqs_event_sources import EventSources
+from emulator.sqs_move_tasks import MoveTasks
 
 LOG = logging.getLogger("emulator")
 DEFAULT_HOST = "127.0.0.1"
@@ -62,6 +66,7 @@ class Emulator:
         reset_state: bool = True,
         lambda_warm: bool = True,
         lambda_idle_timeout: float = 120.0,
+        alarm_interval: float = DEFAULT_ALARM_INTERVAL,
     ) -> None:
         self.host = host
         self.requested_port = port
@@ -73,6 +78,8 @@ class Emulator:
         self.reset_state = reset_state
         self.lambda_warm = lambda_warm
         self.lambda_idle_timeout = lambda_idle_timeout
+        # seconds between evaluations of the SQS alarms (emulator.cloudwatch_alarms); 0: on demand only
+        self.alarm_evaluator = AlarmEvaluator(alarm_interval)
         self.faults = faults_mod.FaultRegistry()
         self.s3_settings = context.S3Settings()
         self._server: Server | None = None
@@ -84,6 +91,8 @@ class Emulator:
         self._started_at: float | None = None
         self.runner: LocalLambdaRunner | None = None
         self.async_invoker: AsyncInvoker | None = None
+        self.event_sources: EventSources | None = None
+        self.move_tasks: MoveTasks | None = None
 
     # -------------------------------------------------------------- properties
     @property
@@ -187,6 +196,8 @@ class Emulator:
             settings.max_processes = self.max_lambda_processes
         self.runner = LocalLambdaRunner(settings)
         self.async_invoker = AsyncInvoker(self.runner, send_to_destination, self.async_concurrency)
+        self.event_sources = EventSources(self.runner)
+        self.move_tasks = MoveTasks()
 
     def start(self) -> Emulator:
         """Bind, configure moto, install the patches, serve, and wait until healthy."""
@@ -204,10 +215,17 @@ class Emulator:
             assert self.async_invoker is not None
             context.activate(
                 context.ActiveRuntime(
-                    self.endpoint_url, self.runner, self.async_invoker, self.faults, self.s3_settings
+                    self.endpoint_url,
+                    self.runner,
+                    self.async_invoker,
+                    self.faults,
+                    self.s3_settings,
+                    self.event_sources,
+                    self.move_tasks,
                 )
             )
             registry.install()
+            self.alarm_evaluator.start()
             self._server = server
             self._thread = threading.Thread(target=server.serve_forever, name="emulator-server", daemon=True)
             self._thread.start()
@@ -229,15 +247,24 @@ class Emulator:
         self._cleanup()
 
     def _cleanup(self) -> None:
+        self.alarm_evaluator.stop()  # first: it reads moto's state and publishes through SNS
         server, thread = self._server, self._thread
         self._server = None
         self._thread = None
         if server is not None and thread is not None:
             server.shutdown()
             thread.join(timeout=10)
+        event_sources, self.event_sources = self.event_sources, None
+        if event_sources is not None:
+            event_sources.stop()  # no new batch; a running invocation ends when the runner closes
+        if self.move_tasks is not None:
+            self.move_tasks.stop()
+            self.move_tasks = None
         if self.async_invoker is not None:
             self.async_invoker.shutdown(timeout=10)
             self.async_invoker = None
+        if event_sources is not None:
+            event_sources.join(timeout=10)
         if self.runner is not None:
             self.runner.close()
             self.runner = None
@@ -270,6 +297,7 @@ class Emulator:
             "patches": len(registry.patches()),
             "lambda_warm": self.runner.settings.warm if self.runner else self.lambda_warm,
             "s3_notification_copies": self.s3_settings.notification_copies,
+            "alarm_interval": self.alarm_evaluator.interval,
         }
 
     def lambda_stats(self) -> dict[str, Any]:
@@ -304,6 +332,34 @@ class Emulator:
         if self.async_invoker is None:
             return True
         return self.async_invoker.wait_idle(timeout)
+
+    def wait_for_event_sources(self, timeout: float = 60.0) -> bool:
+        """Wait until every queue of an enabled SQS event source mapping is drained: no visible, in
+        flight or delayed message, and no batch being processed."""
+        if self.event_sources is None:
+            return True
+        return self.event_sources.wait_drained(timeout)
+
+    def event_source_stats(self) -> dict[str, Any]:
+        """Per SQS event source mapping: settings and counters (see emulator.sqs_event_sources)."""
+        if self.event_sources is None:
+            return {"mappings": [], "drained": True}
+        return {"mappings": self.event_sources.stats(), "drained": self.event_sources.drained()}
+
+    def wait_until_idle(self, timeout: float = 60.0) -> bool:
+        """Wait until no asynchronous invocation is pending and every mapped queue is drained, both
+        at once (a drained queue's function may queue async invocations, and those may send)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = max(deadline - time.monotonic(), 0.0)
+            if self.wait_for_async_invocations(remaining) and self.wait_for_event_sources(
+                max(deadline - time.monotonic(), 0.0)
+            ):
+                async_idle = self.async_invoker is None or self.async_invoker.pending == 0
+                if async_idle and (self.event_sources is None or self.event_sources.drained()):
+                    return True
+            if time.monotonic() >= deadline:
+                return False
 
     def trigger_rule(
         self,
@@ -355,8 +411,19 @@ class Emulator:
     def clear_throttles(self) -> int:
         return self.faults.clear_throttles()
 
+    def evaluate_alarms(self) -> list[dict[str, Any]]:
+        """Evaluate the SQS alarms now (as the background evaluator does every ``alarm_interval``
+        seconds): the state changes made, each with the SNS topics notified."""
+        if not self.running:
+            raise EmulatorError("the emulator is not started")
+        return [transition.to_dict() for transition in self.alarm_evaluator.evaluate()]
+
+    def alarm_status(self) -> dict[str, Any]:
+        """The evaluator's settings and each alarm's last evaluation (evaluated or why not)."""
+        return self.alarm_evaluator.describe()
+
     def set_notification_copies(self, copies: int) -> None:
-        """Deliver every S3 -> Lambda notification ``copies`` times (S3 is at-least-once)."""
+        """Deliver every S3 -> Lambda or SQS notification ``copies`` times (S3 is at-least-once)."""
         if isinstance(copies, bool) or not isinstance(copies, int) or not 1 <= copies <= 10:
             raise ValueError("copies must be an integer from 1 to 10")
         self.s3_settings.notification_copies = copies
