@@ -2,11 +2,13 @@
 
 - pure functions: ``parse_record`` + ``decode_s3_key``/``validate_key`` + ``execution_name`` +
   ``build_execution_input`` over events of 1, 10 and 100 records (no AWS calls);
-- ``process_event`` with a StartExecution stand-in (the handler's own loop, logging and input JSON
-  without any AWS client cost);
-- ``lambda_handler`` in-process under moto for a 10-record event: new object versions every round, so
-  every round really starts 10 executions, and the duplicate path (a redelivered event whose
-  executions have closed: 10 x ExecutionAlreadyExists).
+- ``process_records`` with a StartExecution stand-in (the handler's own loop, logging and input
+  JSON without any AWS client cost);
+- ``lambda_handler`` in-process under moto for a direct 10-record S3 event: new object versions every
+  round, so every round really starts 10 executions, and the duplicate path (a redelivered event
+  whose executions have closed: 10 x ExecutionAlreadyExists);
+- ``lambda_handler`` under moto for an SQS batch of 10 messages (one notification each, as the upload
+  queue delivers them): Powertools' batch processing and the partial batch response on top.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from urllib.parse import quote_plus
 
 import pytest
 from bench_support import calls_made
+
+from devkit.lambda_harness import sqs_event
 
 BUCKET = "ingestion-uploads-123456789012"
 EVENT_TIME = "2026-01-15T10:20:30.123Z"
@@ -183,14 +187,20 @@ class RecordingStepFunctions:
         return {"executionArn": f"arn:aws:states:::execution:ingestion:{request['name']}"}
 
 
-def test_process_event_without_aws(
+def test_process_records_without_aws(
     benchmark: Any, per_unit: Callable[[int, str], None], trigger_functions: ModuleType
 ) -> None:
-    benchmark.group = f"trigger: process_event, {HANDLER_RECORDS} records, StartExecution stand-in"
+    benchmark.group = f"trigger: process_records, {HANDLER_RECORDS} records, StartExecution stand-in"
     event = s3_event(HANDLER_RECORDS)
     client = RecordingStepFunctions()
 
-    outcome = benchmark(trigger_functions.process_event, event, client, trigger_functions.CONFIG)
+    def process(records: list[Any]) -> Any:
+        # A run per call, as per invocation: a run starts each execution name once.
+        return trigger_functions.process_records(
+            records, trigger_functions.Run(client, trigger_functions.CONFIG)
+        )
+
+    outcome = benchmark(process, event["Records"])
 
     expected_names = [
         trigger_functions.execution_name(BUCKET, key, version_id(0), sequencer(0, index))
@@ -275,3 +285,33 @@ def test_handler_redelivered_event_is_all_duplicates(
         assert summary["executions"] == first["executions"]
     assert len(list_executions(sfn, state_machine_arn)) == HANDLER_RECORDS
     per_unit(HANDLER_RECORDS, "record")
+
+
+def test_handler_sqs_batch_starts_new_executions(
+    benchmark: Any,
+    per_unit: Callable[[int, str], None],
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    lambda_context: Any,
+    aws: Any,
+) -> None:
+    benchmark.group = f"trigger: lambda_handler under moto, SQS batch of {HANDLER_RECORDS} messages"
+    batches: Iterator[int] = itertools.count(1)
+    responses: list[dict[str, Any]] = []
+
+    def fresh_batch() -> tuple[tuple[dict[str, Any], Any], dict[str, Any]]:
+        records = s3_event(HANDLER_RECORDS, batch=next(batches), region=aws.region)["Records"]
+        return (sqs_event(*({"Records": [record]} for record in records)), lambda_context), {}
+
+    def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response = trigger.lambda_handler(event, context)
+        responses.append(response)
+        return response
+
+    benchmark.pedantic(handle, setup=fresh_batch, rounds=HANDLER_ROUNDS, warmup_rounds=1)
+
+    assert len(responses) == calls_made(benchmark, HANDLER_ROUNDS)
+    assert all(response == {"batchItemFailures": []} for response in responses)
+    assert len(list_executions(sfn, state_machine_arn)) == HANDLER_RECORDS * len(responses)
+    per_unit(HANDLER_RECORDS, "message")

@@ -12,7 +12,9 @@ environment and ``sys.path`` are changed through a ``monkeypatch`` (anything wit
   ``lambda_common``) of anything a zip would not contain raises ``ModuleNotFoundError``.
 - :func:`import_shared`: a ``lambda_common`` module, imported freshly the way the handlers do.
 - :func:`use_fake_credentials`: fake credentials and region, so nothing can reach a real account.
-- :class:`FakeLambdaContext`: a small LambdaContext stand-in.
+- :class:`FakeLambdaContext`: a small LambdaContext stand-in (its remaining time is settable).
+- :func:`sqs_event`, :func:`sqs_record`: a batch of queue messages as Lambda's SQS event source
+  mapping delivers it (the trigger reads its S3 notifications from the upload queue).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import builtins
 import functools
 import importlib
 import importlib.metadata
+import json
 import logging
 import os
 import re
@@ -62,6 +65,7 @@ CONTRACT_ENV_VARS: Final = (
     "SCAN_REGIONS",
     "SCAN_CONCURRENCY",
     "EXEMPTION_TAG_KEY",
+    "DEADLINE_MARGIN_MS",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "LOG_LEVEL",
@@ -98,7 +102,11 @@ class MonkeyPatch(Protocol):
 
 @dataclass(frozen=True)
 class FakeLambdaContext:
-    """The attributes of a LambdaContext that the handlers and Powertools read."""
+    """The attributes of a LambdaContext that the handlers and Powertools read.
+
+    ``get_remaining_time_in_millis()`` answers ``remaining_time_in_millis``; a test that needs the
+    time to run out part-way subclasses it.
+    """
 
     function_name: str = "test-function"
     region: str = DEFAULT_REGION
@@ -107,6 +115,7 @@ class FakeLambdaContext:
     memory_limit_in_mb: int = 128
     aws_request_id: str = "8f5a3c1e-0000-4000-8000-000000000001"
     log_stream_name: str = "2026/01/01/[$LATEST]0123456789abcdef"
+    remaining_time_in_millis: int = 30_000
 
     @property
     def invoked_function_arn(self) -> str:
@@ -117,7 +126,43 @@ class FakeLambdaContext:
         return f"/aws/lambda/{self.function_name}"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+        return self.remaining_time_in_millis
+
+
+UPLOAD_QUEUE_ARN: Final = f"arn:aws:sqs:{DEFAULT_REGION}:{DEFAULT_ACCOUNT_ID}:ingestion-uploads"
+
+
+def sqs_record(
+    body: object, message_id: str, *, queue_arn: str = UPLOAD_QUEUE_ARN, receive_count: int = 1
+) -> dict[str, Any]:
+    """One queue message as the SQS event source mapping delivers it; a ``body`` that is not a
+    string is sent as its JSON text (an S3 notification, as S3 writes it to the queue)."""
+    region = queue_arn.split(":")[3]
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"AQEB{message_id}",
+        "body": body if isinstance(body, str) else json.dumps(body),
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": "1768472430123",
+            "SenderId": "AIDAJHIPRHEMV73VRJEBU",
+            "ApproximateFirstReceiveTimestamp": "1768472430200",
+        },
+        "messageAttributes": {},
+        "md5OfBody": "0" * 32,
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def sqs_event(*bodies: object, queue_arn: str = UPLOAD_QUEUE_ARN) -> dict[str, Any]:
+    """A batch of one queue message per body, with message ids ``message-0``, ``message-1``..."""
+    return {
+        "Records": [
+            sqs_record(body, f"message-{index}", queue_arn=queue_arn) for index, body in enumerate(bodies)
+        ]
+    }
 
 
 def use_fake_credentials(monkeypatch: MonkeyPatch, region: str) -> None:

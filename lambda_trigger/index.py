@@ -1,30 +1,66 @@
-"""Trigger Lambda: S3 ObjectCreated notifications -> one Step Functions execution per object.
+"""Trigger Lambda: S3 ObjectCreated notifications, through the upload queue -> one Step Functions
+execution per object.
 
-parse -> validate -> act -> report:
-an event that is not a JSON object raises ``InvalidEventError``; every record is parsed, its bucket
-checked against the configured upload bucket and its key decoded and validated; an accepted key
-starts the state machine under its object version's deterministic execution name
-(``lambda_common/naming.py``: S3's at-least-once redeliveries are idempotent, and the reconcile
-tool computes the same name) with the contract's input (``lambda_common/contract.py``); folder
-markers (a key ending in ``/``, size 0) are ignored and counted; rejected records start nothing and
-are reported together in one SNS alert; failed starts make the invocation fail after everything
-else is done, so Lambda retries it.
+S3 sends every notification to the upload queue (``sqs.tf``); the queue's event source mapping
+invokes this function with a batch of messages and ``ReportBatchItemFailures``. Powertools'
+``BatchProcessor`` handles the messages one after another and returns the partial batch response
+(``{"batchItemFailures": [...]}``): a message reported failed comes back after its visibility
+timeout (and ends in the dead-letter queue after ``queue_max_receive_count`` receives); every
+other message is deleted.
+
+parse -> validate -> act, per message, then report, per batch:
+
+- deadline: a message is not attempted when less than ``deadline_margin_ms``
+  (:data:`DEFAULT_DEADLINE_MARGIN_MS`, ``DEADLINE_MARGIN_MS``) of the invocation remain; it is
+  reported failed, so a slow, throttled batch never times out the invocation;
+- parse: a body that is not an S3 event notification (not JSON, not an object, no ``Records``
+  array) is logged with the message id and the reason, listed in the batch's alert and deleted
+  (retrying cannot help); S3's ``s3:TestEvent`` is ignored;
+- validate: every ObjectCreated record is parsed, its bucket checked against the configured upload
+  bucket and its key decoded and validated; folder markers (a key ending in ``/``, size 0) are
+  ignored and counted; rejected records start nothing and are listed in the batch's alert;
+- act: an accepted key starts the state machine under its object version's deterministic
+  execution name (``lambda_common/naming.py``: the reconcile tool computes the same name) with
+  the contract's input (``lambda_common/contract.py``). ``ExecutionAlreadyExists`` is a duplicate,
+  so a redelivered or re-driven message never starts a second execution; another failure (a
+  throttle beyond the client's retries...) is a duplicate too when DescribeExecution shows that
+  another delivery started the execution, else the message is reported failed. Two messages of one
+  batch for one execution name (S3 is at-least-once) call StartExecution once: the second is a
+  duplicate, or fails with the first;
+- report: one SNS alert per batch lists the rejected keys and invalid messages of the messages
+  that otherwise succeeded (a failed message is alerted when it finally completes, never twice);
+  when the alert cannot be published those messages are reported failed instead. A batch whose
+  every message failed returns its failures too: raising would count as a Lambda error and fire
+  the trigger-errors alarm on a mere throttle.
+
+A direct invocation with an S3 event notification (``Records[].eventSource == "aws:s3"``, or an
+``s3:TestEvent``; tests and operators) runs the same code as one message and returns an
+:class:`InvocationSummary`; there, rejections alert and failed starts raise
+:class:`StartExecutionError` after everything else is done. An event that is neither an SQS batch
+nor an S3 event raises :class:`InvalidEventError`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypedDict
+from enum import Enum
+from typing import Any, Final, Literal, TypedDict, cast
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.client import BaseClient
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_common.alerts import (
     MAX_ALERT_BYTES,
@@ -38,10 +74,33 @@ from lambda_common.key_validation import InvalidKeyError, decode_s3_key, is_fold
 from lambda_common.naming import execution_arn, execution_name
 
 # Powertools has no built-in correlation path for S3 notifications; S3's request id ties the log
-# lines to the PutObject call in CloudTrail and S3 access logs.
+# lines of a direct invocation to the PutObject call in CloudTrail and S3 access logs. A queue
+# message's log lines carry its ``message_id`` instead.
 S3_REQUEST_ID_PATH: Final = 'Records[0].responseElements."x-amz-request-id"'
 
+S3_EVENT_SOURCE: Final = "aws:s3"
+SQS_EVENT_SOURCE: Final = "aws:sqs"
+S3_TEST_EVENT: Final = "s3:TestEvent"
+"""What S3 sends (as ``Event``, with no ``Records``) when a notification configuration is saved."""
+
+DEFAULT_DEADLINE_MARGIN_MS: Final = 5_000
+"""Below this many milliseconds left in the invocation, a message is not attempted (it comes back
+after its visibility timeout). Set ``DEADLINE_MARGIN_MS`` to change it. It covers one throttled
+message (botocore's backoff between the 4 attempts is up to 1 + 2 + 4 s, half that on average, plus
+a DescribeExecution call) and the batch's alert; keep it well below the function's timeout (30 s)."""
+
+SFN_CLIENT_CONFIG: Final = Config(
+    retries={"mode": "adaptive", "total_max_attempts": 4}, connect_timeout=2, read_timeout=3
+)
+"""Adaptive mode paces StartExecution calls client-side and slows down on ThrottlingException; few
+attempts and short timeouts keep a throttled or hung call from eating the invocation (a message
+still failing comes back from the queue). StartExecution answers in tens of milliseconds."""
+SNS_CLIENT_CONFIG: Final = Config(
+    retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=5
+)
+
 _SHOWN_EVENT_CHARS: Final = 100
+_SHOWN_BODY_CHARS: Final = 200
 _JSON_TYPE_NAMES: Final = {
     dict: "object",
     list: "array",
@@ -56,34 +115,68 @@ logger = Logger()
 metrics = Metrics()
 
 
+def json_type_name(value: object) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
 class ConfigurationError(RuntimeError):
-    """The function's environment is missing a setting it cannot run without."""
+    """The function's environment is missing a setting it cannot run without, or has a bad one."""
 
 
 class InvalidEventError(ValueError):
-    """The invocation's event is not an S3 notification (a JSON object); nothing was started.
+    """The invocation's event is neither an SQS batch nor an S3 event notification; nothing was
+    started.
 
     ``received`` names the JSON type that came instead (``array``, ``string``, ``null``...).
     """
 
     def __init__(self, problem: str, value: object) -> None:
-        self.received = _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+        self.received = json_type_name(value)
         shown = json.dumps(value, ensure_ascii=True, default=repr)
         if len(shown) > _SHOWN_EVENT_CHARS:
             shown = f"{shown[:_SHOWN_EVENT_CHARS]}..."
         super().__init__(f"{problem}; received a JSON {self.received}: {shown}")
 
 
+class InvalidMessageError(ValueError):
+    """A queue message's body is not an S3 event notification; retrying cannot help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class StartExecutionError(RuntimeError):
-    """StartExecution failed for at least one accepted key; the invocation must be retried."""
+    """StartExecution failed for at least one accepted key of a direct invocation."""
 
     def __init__(self, failures: list[FailedStart]) -> None:
-        listed = ", ".join(f"{failure.key!r} ({failure.error_code})" for failure in failures)
         super().__init__(
-            f"could not start the state machine for {len(failures)} object(s): {listed}; "
-            "the invocation fails so that Lambda retries it (execution names are deterministic)"
+            f"could not start the state machine for {_listed(failures)}; the invocation fails so that "
+            "its caller retries it (execution names are deterministic)"
         )
         self.failures = failures
+
+
+class MessageFailedError(RuntimeError):
+    """StartExecution failed for at least one accepted key of a queue message: the message is
+    reported failed and comes back after its visibility timeout."""
+
+    def __init__(self, failures: list[FailedStart]) -> None:
+        super().__init__(
+            f"could not start the state machine for {_listed(failures)}; the message comes back after "
+            "its visibility timeout (execution names are deterministic)"
+        )
+        self.failures = failures
+
+
+class DeadlineDeferredError(RuntimeError):
+    """Too little of the invocation was left to attempt a queue message; it comes back."""
+
+    def __init__(self, remaining_ms: int, margin_ms: int) -> None:
+        super().__init__(
+            f"{remaining_ms} ms of the invocation remained, less than the {margin_ms} ms margin; "
+            "the message was not attempted"
+        )
 
 
 @dataclass(frozen=True)
@@ -92,6 +185,7 @@ class TriggerConfig:
     alert_topic_arn: str
     upload_bucket: str
     """The one bucket whose notifications start executions; a record for any other is rejected."""
+    deadline_margin_ms: int = DEFAULT_DEADLINE_MARGIN_MS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> TriggerConfig:
@@ -99,20 +193,49 @@ class TriggerConfig:
         missing = [name for name in required if not environ.get(name)]
         if missing:
             raise ConfigurationError(f"environment variable(s) not set: {', '.join(missing)}")
+        margin = environ.get("DEADLINE_MARGIN_MS") or str(DEFAULT_DEADLINE_MARGIN_MS)
+        if not margin.isascii() or not margin.isdigit():
+            raise ConfigurationError(
+                f"DEADLINE_MARGIN_MS must be a whole number of milliseconds >= 0, got {margin!r}"
+            )
         return cls(
             state_machine_arn=environ["STATE_MACHINE_ARN"],
             alert_topic_arn=environ["ALERT_TOPIC_ARN"],
             upload_bucket=environ["UPLOAD_BUCKET"],
+            deadline_margin_ms=int(margin),
         )
 
 
 class InvocationSummary(TypedDict):
+    """What a direct invocation returns."""
+
     started: int
     duplicates: int
     rejected: int
     ignored: int
     folder_markers: int
     executions: list[str]
+
+
+class BatchSummary(TypedDict):
+    """The summary line of a queue batch (its return value is the partial batch response)."""
+
+    messages: int
+    failed_messages: int
+    deadline_deferred: int
+    alert_failures: int
+    started: int
+    duplicates: int
+    failed_starts: int
+    invalid_messages: int
+    rejected: int
+    ignored: int
+    folder_markers: int
+
+
+class EventKind(Enum):
+    SQS_BATCH = "sqs-batch"
+    S3_EVENT = "s3-event"
 
 
 @dataclass(frozen=True)
@@ -138,21 +261,60 @@ class Rejection:
 
 
 @dataclass(frozen=True)
+class InvalidMessage:
+    """A queue message deleted because its body is not an S3 event notification."""
+
+    message_id: str
+    reason: str
+    body: str
+
+
+@dataclass(frozen=True)
 class FailedStart:
     key: str
     execution_name: str
     error_code: str
 
 
+@dataclass(frozen=True)
+class StartResult:
+    """How one execution name fared in this invocation."""
+
+    status: Literal["started", "duplicate", "failed"]
+    error_code: str | None = None
+
+
 @dataclass
 class Outcome:
+    """What one message (or a direct invocation's event) came to."""
+
     started: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     failed: list[FailedStart] = field(default_factory=list)
+    invalid: list[InvalidMessage] = field(default_factory=list)
     executions: list[str] = field(default_factory=list)
     ignored: int = 0
     folder_markers: int = 0
+
+    @property
+    def has_findings(self) -> bool:
+        """Whether the batch's alert lists something of this message."""
+        return bool(self.rejected or self.invalid)
+
+
+@dataclass
+class Run:
+    """What the messages of one invocation share: clients, settings, and what happened so far."""
+
+    sfn: BaseClient
+    config: TriggerConfig
+    attempted: dict[str, StartResult] = field(default_factory=dict)
+    """Execution name -> the result of its one StartExecution in this invocation."""
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    """Message id -> the outcome of every message attempted."""
+    deferred: list[str] = field(default_factory=list)
+    """Ids of the messages not attempted for lack of time."""
 
 
 class MalformedRecordError(ValueError):
@@ -166,7 +328,76 @@ class MalformedRecordError(ValueError):
         self.event_time = event_time
 
 
+def _listed(failures: Sequence[FailedStart]) -> str:
+    listed = ", ".join(f"{failure.key!r} ({failure.error_code})" for failure in failures)
+    return f"{len(failures)} object(s): {listed}"
+
+
 # --- parse -------------------------------------------------------------------------------------
+
+
+def event_kind(event: object) -> EventKind:
+    """Tell an SQS batch from a direct S3 event; raise :class:`InvalidEventError` for anything else.
+
+    An empty ``Records`` array is an (empty) SQS batch.
+    """
+    if not isinstance(event, Mapping):
+        raise InvalidEventError(
+            "the trigger expects an SQS batch or an S3 event notification, a JSON object", event
+        )
+    if "Records" not in event:
+        if event.get("Event") == S3_TEST_EVENT:
+            return EventKind.S3_EVENT
+        raise InvalidEventError(
+            f"the event has no 'Records' array and is not an {S3_TEST_EVENT}", dict(event)
+        )
+    records = event["Records"]
+    if not isinstance(records, list):
+        raise InvalidEventError("the event's 'Records' must be an array of records", records)
+    sources = {record.get("eventSource") if isinstance(record, Mapping) else None for record in records}
+    if sources <= {SQS_EVENT_SOURCE}:
+        return EventKind.SQS_BATCH
+    if S3_EVENT_SOURCE in sources and SQS_EVENT_SOURCE not in sources:
+        return EventKind.S3_EVENT
+    raise InvalidEventError(
+        f"the event's 'Records' are neither all SQS messages ({SQS_EVENT_SOURCE}) nor S3 "
+        f"notification records ({S3_EVENT_SOURCE})",
+        records,
+    )
+
+
+def parse_body(body: object) -> object:
+    """The JSON document a queue message carries; raise :class:`InvalidMessageError` if none."""
+    if not isinstance(body, str):
+        raise InvalidMessageError(f"the message body is a {json_type_name(body)}, not a string")
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as err:
+        raise InvalidMessageError(f"the message body is not JSON ({err})") from err
+    except RecursionError as err:  # a body nested deeper than the parser's stack
+        raise InvalidMessageError("the message body is JSON nested too deeply to parse") from err
+
+
+def s3_event_records(document: object) -> list[object] | None:
+    """The records of an S3 event notification, None for S3's ``s3:TestEvent``; raise
+    :class:`InvalidMessageError` for any other document."""
+    if not isinstance(document, Mapping):
+        raise InvalidMessageError(
+            f"the message body is a JSON {json_type_name(document)}, not an S3 event notification object"
+        )
+    if "Records" not in document:
+        if document.get("Event") == S3_TEST_EVENT:
+            return None
+        raise InvalidMessageError(
+            f"the message body has no 'Records' array and is not an {S3_TEST_EVENT}: not an S3 event "
+            "notification"
+        )
+    records = document["Records"]
+    if not isinstance(records, list):
+        raise InvalidMessageError(
+            f"the message body's 'Records' is a JSON {json_type_name(records)}, not an array"
+        )
+    return records
 
 
 def _optional_str(value: object) -> str | None:
@@ -245,16 +476,64 @@ def execution_exists(sfn: BaseClient, state_machine_arn: str, name: str) -> bool
 
     S3 delivers an event at least once; when this delivery's StartExecution keeps failing (e.g.
     throttled beyond botocore's retries) while another delivery already started the execution, the
-    object is being ingested and this delivery is a duplicate, not a failure to alert about.
+    object is being ingested and this delivery is a duplicate, not a failure to retry.
     """
     try:
         sfn.describe_execution(executionArn=execution_arn(state_machine_arn, name))
-    except ClientError as err:
-        code = err.response["Error"]["Code"]
+    except (ClientError, BotoCoreError) as err:
+        code = error_code(err)
         if code != "ExecutionDoesNotExist":
             logger.warning("DescribeExecution failed", extra={"execution_name": name, "error_code": code})
         return False
     return True
+
+
+def attempt_start(
+    sfn: BaseClient, state_machine_arn: str, name: str, payload: ExecutionInput, log_fields: Mapping[str, str]
+) -> StartResult:
+    """StartExecution once (botocore retries inside), then DescribeExecution if it failed."""
+    try:
+        started = start_execution(sfn, state_machine_arn, name, payload)
+    except (ClientError, BotoCoreError) as err:  # throttled beyond the retries, timed out...
+        code = error_code(err)
+        if execution_exists(sfn, state_machine_arn, name):
+            logger.info(
+                "StartExecution failed, but another delivery started the execution; duplicate",
+                extra={**log_fields, "error_code": code},
+            )
+            return StartResult("duplicate")
+        logger.error("StartExecution failed", extra={**log_fields, "error_code": code, "error": str(err)})
+        return StartResult("failed", code)
+    if started:
+        logger.info("Started execution", extra=log_fields)
+        return StartResult("started")
+    logger.info("Execution already exists; duplicate notification", extra=log_fields)
+    return StartResult("duplicate")
+
+
+def start_once(
+    sfn: BaseClient,
+    config: TriggerConfig,
+    attempted: dict[str, StartResult],
+    name: str,
+    payload: ExecutionInput,
+    log_fields: Mapping[str, str],
+) -> StartResult:
+    """The result of execution ``name``: started now, or the earlier attempt of this invocation
+    (another message carrying the same object version is a duplicate, or fails with it)."""
+    earlier = attempted.get(name)
+    if earlier is None:
+        result = attempt_start(sfn, config.state_machine_arn, name, payload, log_fields)
+        attempted[name] = result
+        return result
+    if earlier.status == "failed":
+        logger.warning(
+            "An earlier notification of this batch failed to start the execution; this one fails with it",
+            extra={**log_fields, "error_code": earlier.error_code},
+        )
+        return earlier
+    logger.info("An earlier notification of this batch started the execution; duplicate", extra=log_fields)
+    return StartResult("duplicate")
 
 
 def _reject(outcome: Outcome, rejection: Rejection) -> None:
@@ -277,9 +556,8 @@ def _decoded_for_display(raw_key: str) -> str:
         return raw_key
 
 
-def process_record(
-    record: Mapping[str, Any], sfn: BaseClient, config: TriggerConfig, outcome: Outcome
-) -> None:
+def process_record(record: Mapping[str, Any], run: Run, outcome: Outcome) -> None:
+    config = run.config
     try:
         event = parse_record(record)
     except MalformedRecordError as err:
@@ -303,43 +581,21 @@ def process_record(
 
     name = execution_name(event.bucket, key, event.version_id, event.sequencer)
     log_fields = {"bucket": event.bucket, "key": key, "execution_name": name}
-    try:
-        started = start_execution(sfn, config.state_machine_arn, name, build_execution_input(event, key))
-    except ClientError as err:
-        code = err.response["Error"]["Code"]
-        if execution_exists(sfn, config.state_machine_arn, name):
-            logger.info(
-                "StartExecution failed, but another delivery started the execution; duplicate",
-                extra={**log_fields, "error_code": code},
-            )
-            outcome.executions.append(name)
-            outcome.duplicates.append(name)
-            return
-        logger.error("StartExecution failed", extra={**log_fields, "error_code": code, "error": str(err)})
-        outcome.failed.append(FailedStart(key=key, execution_name=name, error_code=code))
+    result = start_once(run.sfn, config, run.attempted, name, build_execution_input(event, key), log_fields)
+    if result.status == "failed":
+        outcome.failed.append(FailedStart(key=key, execution_name=name, error_code=result.error_code or ""))
         return
     outcome.executions.append(name)
-    if started:
-        logger.info("Started execution", extra=log_fields)
-        outcome.started.append(name)
-    else:
-        logger.info("Execution already exists; duplicate notification", extra=log_fields)
-        outcome.duplicates.append(name)
+    (outcome.started if result.status == "started" else outcome.duplicates).append(name)
 
 
-def process_event(event: object, sfn: BaseClient, config: TriggerConfig) -> Outcome:
-    """Handle every record; raise :class:`InvalidEventError` for an event that is not a JSON object,
-    or whose ``Records`` is not an array (before anything is started)."""
-    if not isinstance(event, Mapping):
-        raise InvalidEventError("the trigger expects an S3 event notification, a JSON object", event)
+def process_records(records: list[object] | None, run: Run) -> Outcome:
+    """Handle the records of one S3 event notification (None: an ``s3:TestEvent``)."""
     outcome = Outcome()
-    if "Records" not in event:  # S3's s3:TestEvent, sent when notifications are configured
-        logger.info("Ignoring event without Records", extra={"event_type": event.get("Event")})
+    if records is None:
+        logger.info(f"Ignoring S3's {S3_TEST_EVENT}")
         outcome.ignored += 1
         return outcome
-    records = event["Records"]
-    if not isinstance(records, list):
-        raise InvalidEventError("the event's 'Records' must be an array of S3 notification records", records)
     for record in records:
         if not is_object_created(record):
             event_name = record.get("eventName") if isinstance(record, Mapping) else None
@@ -348,8 +604,38 @@ def process_event(event: object, sfn: BaseClient, config: TriggerConfig) -> Outc
             )
             outcome.ignored += 1
             continue
-        process_record(record, sfn, config, outcome)
+        process_record(record, run, outcome)
     return outcome
+
+
+def process_body(message_id: str, body: object, run: Run) -> Outcome:
+    """Handle one queue message's body; an invalid body is an outcome (deleted after the alert)."""
+    try:
+        records = s3_event_records(parse_body(body))
+    except InvalidMessageError as err:
+        logger.warning("Invalid message: not an S3 event notification", extra={"reason": err.reason})
+        shown = body if isinstance(body, str) else json.dumps(body, default=repr)
+        return Outcome(invalid=[InvalidMessage(message_id=message_id, reason=err.reason, body=shown)])
+    return process_records(records, run)
+
+
+def handle_message(record: SQSRecord, lambda_context: LambdaContext, run: Run) -> Outcome:
+    """Powertools' record handler: raising reports the message failed (it comes back)."""
+    message_id = record.message_id
+    with logger.append_context_keys(message_id=message_id):
+        remaining = lambda_context.get_remaining_time_in_millis()
+        if remaining < run.config.deadline_margin_ms:
+            run.deferred.append(message_id)
+            raise DeadlineDeferredError(remaining, run.config.deadline_margin_ms)
+        try:
+            outcome = process_body(message_id, record.get("body"), run)
+        except Exception:
+            logger.exception("Unexpected error; the message comes back after its visibility timeout")
+            raise
+        run.outcomes[message_id] = outcome
+        if outcome.failed:
+            raise MessageFailedError(outcome.failed)
+        return outcome
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -363,42 +649,91 @@ def safe_subject(text: str) -> str:
     return ascii_text[: MAX_SUBJECT_CHARS - 3] + "..."
 
 
-def build_rejection_alert(rejections: list[Rejection], max_bytes: int = MAX_ALERT_BYTES) -> tuple[str, str]:
-    """Subject and plain-text body of the one alert listing every rejected key."""
-    buckets = sorted({rejection.bucket for rejection in rejections})
-    where = f" in {buckets[0]}" if len(buckets) == 1 else ""
-    subject = safe_subject(f"Ingestion rejected {len(rejections)} S3 object key(s){where}")
-    header = (
-        f"The ingestion trigger rejected {len(rejections)} S3 object key(s); nothing was started for them.\n"
-        "Rename each object to a valid key (or delete it) and upload it again.\n"
-    )
+def _shown_body(body: str) -> str:
+    return body if len(body) <= _SHOWN_BODY_CHARS else f"{body[:_SHOWN_BODY_CHARS]}..."
+
+
+def build_alert(
+    rejections: Sequence[Rejection],
+    invalid_messages: Sequence[InvalidMessage] = (),
+    max_bytes: int = MAX_ALERT_BYTES,
+) -> tuple[str, str]:
+    """Subject and plain-text body of the one alert listing every rejected key and invalid message."""
+    what: list[str] = []
+    header = ""
+    if rejections:
+        buckets = sorted({rejection.bucket for rejection in rejections})
+        where = f" in {buckets[0]}" if len(buckets) == 1 else ""
+        what.append(f"rejected {len(rejections)} S3 object key(s){where}")
+        header += (
+            f"The ingestion trigger rejected {len(rejections)} S3 object key(s); nothing was started for "
+            "them.\nRename each object to a valid key (or delete it) and upload it again.\n"
+        )
+    if invalid_messages:
+        what.append(f"deleted {len(invalid_messages)} invalid queue message(s)")
+        header += (
+            f"The ingestion trigger deleted {len(invalid_messages)} upload-queue message(s) that are not "
+            "S3 event notifications; nothing was started for them.\n"
+            "Only the upload bucket's notifications belong on the queue: find what sent them.\n"
+        )
+    subject = safe_subject(f"Ingestion {' and '.join(what)}")
     entries = [
         f"\n- bucket: {display_name(rejection.bucket)}\n  key: {display_text(rejection.key)}\n"
         f"  reason: {rejection.reason}\n  event time: {display_name(rejection.event_time)}\n"
         for rejection in rejections
+    ] + [
+        f"\n- message id: {display_name(message.message_id)}\n  reason: {message.reason}\n"
+        f"  body: {display_text(_shown_body(message.body))}\n"
+        for message in invalid_messages
     ]
     return subject, truncate_listing(header, entries, max_bytes, footer_prefix="\n")
 
 
-def publish_rejections(sns: BaseClient, topic_arn: str, rejections: list[Rejection]) -> None:
-    subject, message = build_rejection_alert(rejections)
+def publish_alert(
+    sns: BaseClient,
+    topic_arn: str,
+    rejections: Sequence[Rejection],
+    invalid_messages: Sequence[InvalidMessage] = (),
+) -> None:
+    subject, message = build_alert(rejections, invalid_messages)
     response = sns.publish(TopicArn=topic_arn, Subject=subject, Message=message)
     logger.info(
-        "Alert sent for rejected keys",
-        extra={"rejected": len(rejections), "message_id": response.get("MessageId")},
+        "Alert sent",
+        extra={
+            "rejected": len(rejections),
+            "invalid_messages": len(invalid_messages),
+            "sns_message_id": response.get("MessageId"),
+        },
     )
 
 
-def record_metrics(outcome: Outcome) -> None:
-    for name, value in (
-        ("StartedExecutions", len(outcome.started)),
-        ("DuplicateExecutions", len(outcome.duplicates)),
-        ("RejectedKeys", len(outcome.rejected)),
-        ("IgnoredRecords", outcome.ignored),
-        ("IgnoredFolderMarkers", outcome.folder_markers),
-        ("FailedStarts", len(outcome.failed)),
-    ):
-        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+def error_code(err: ClientError | BotoCoreError) -> str:
+    """AWS's error code, or the class of a client-side error (``ReadTimeoutError``...)."""
+    if isinstance(err, ClientError):
+        return str(err.response.get("Error", {}).get("Code", "Unknown"))
+    return type(err).__name__
+
+
+METRIC_NAMES: Final = {
+    "started": "StartedExecutions",
+    "duplicates": "DuplicateExecutions",
+    "failed_starts": "FailedStarts",
+    "rejected": "RejectedKeys",
+    "ignored": "IgnoredRecords",
+    "folder_markers": "IgnoredFolderMarkers",
+    "invalid_messages": "InvalidMessages",
+    "failed_messages": "FailedMessages",
+    "deadline_deferred": "DeadlineDeferred",
+    "alert_failures": "AlertPublishFailures",
+}
+"""Summary field -> the metric it is published as (a Count)."""
+
+
+def record_metrics(counts: Mapping[str, object]) -> None:
+    for field_name, metric in METRIC_NAMES.items():
+        value = counts.get(field_name)
+        if isinstance(value, int):
+            metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)
 
 
 def summarize(outcome: Outcome) -> InvocationSummary:
@@ -412,25 +747,130 @@ def summarize(outcome: Outcome) -> InvocationSummary:
     )
 
 
+def summarize_batch(
+    messages: int, run: Run, deleted: Sequence[Outcome], failed_messages: int, alert_failures: int
+) -> BatchSummary:
+    """Starts count for every message attempted; findings only for the messages deleted, so a
+    message that comes back is counted once for them (when it is finally deleted)."""
+    attempted = list(run.outcomes.values())
+    return BatchSummary(
+        messages=messages,
+        failed_messages=failed_messages,
+        deadline_deferred=len(run.deferred),
+        alert_failures=alert_failures,
+        started=sum(len(outcome.started) for outcome in attempted),
+        duplicates=sum(len(outcome.duplicates) for outcome in attempted),
+        failed_starts=sum(len(outcome.failed) for outcome in attempted),
+        invalid_messages=sum(len(outcome.invalid) for outcome in deleted),
+        rejected=sum(len(outcome.rejected) for outcome in deleted),
+        ignored=sum(outcome.ignored for outcome in deleted),
+        folder_markers=sum(outcome.folder_markers for outcome in deleted),
+    )
+
+
+# --- the two entry points ----------------------------------------------------------------------
+
+
+def handle_s3_event(
+    event: Mapping[str, Any], sfn: BaseClient, sns: BaseClient, config: TriggerConfig
+) -> InvocationSummary:
+    """A direct invocation: one S3 event notification, handled like one queue message; rejections
+    alert, and failed starts raise after everything else is done."""
+    outcome = process_records(s3_event_records(event), Run(sfn, config))
+    summary = summarize(outcome)
+    record_metrics({**summary, "failed_starts": len(outcome.failed)})
+    if outcome.rejected:
+        publish_alert(sns, config.alert_topic_arn, outcome.rejected)
+    if outcome.failed:
+        raise StartExecutionError(outcome.failed)
+    logger.info("Invocation summary", extra={"summary": summary})
+    return summary
+
+
+def alert_completed(
+    processor: BatchProcessor,
+    completed: Sequence[tuple[dict[str, Any], Outcome]],
+    sns: BaseClient,
+    topic_arn: str,
+) -> bool:
+    """Publish the batch's one alert; when that fails, report the messages it covered failed.
+
+    Returns whether every finding was alerted (True when there was none). Call it inside the
+    processor's context: Powertools builds the response when the context exits.
+    """
+    alerted = [(record, outcome) for record, outcome in completed if outcome.has_findings]
+    if not alerted:
+        return True
+    try:
+        publish_alert(
+            sns,
+            topic_arn,
+            [rejection for _, outcome in alerted for rejection in outcome.rejected],
+            [message for _, outcome in alerted for message in outcome.invalid],
+        )
+    except (ClientError, BotoCoreError) as err:
+        logger.error(
+            "Alert could not be published; the messages it covered are reported failed and come back",
+            extra={
+                "error_code": error_code(err),
+                "error": str(err),
+                "message_ids": [record["messageId"] for record, _ in alerted],
+            },
+        )
+        for record, _ in alerted:
+            processor.failure_handler(record=SQSRecord(record), exception=sys.exc_info())
+        return False
+    return True
+
+
+def handle_sqs_batch(
+    records: list[dict[str, Any]],
+    context: LambdaContext,
+    processor: BatchProcessor,
+    sfn: BaseClient,
+    sns: BaseClient,
+    config: TriggerConfig,
+) -> PartialItemFailureResponse:
+    """A batch of queue messages; Powertools' partial batch response lists the ones to retry."""
+    run = Run(sfn, config)
+    with processor(records, functools.partial(handle_message, run=run), context):
+        results = processor.process()
+        completed = [
+            (record, run.outcomes[record["messageId"]])
+            for status, _, record in results
+            if status == "success"
+        ]
+        alert_sent = alert_completed(processor, completed, sns, config.alert_topic_arn)
+    response = processor.response()
+    if run.deferred:
+        logger.warning(
+            "Deadline near: messages not attempted; they come back after their visibility timeout",
+            extra={"deferred": len(run.deferred), "margin_ms": config.deadline_margin_ms},
+        )
+    deleted = [outcome for _, outcome in completed if alert_sent or not outcome.has_findings]
+    failures = response["batchItemFailures"]
+    summary = summarize_batch(len(records), run, deleted, len(failures), 0 if alert_sent else 1)
+    record_metrics(summary)
+    logger.info("Batch summary", extra={"summary": summary, "batch_item_failures": failures})
+    return response
+
+
 CONFIG: Final = TriggerConfig.from_env(os.environ)
-SFN: Final = boto3.client("stepfunctions")
-SNS: Final = boto3.client("sns")
+SFN: Final = boto3.client("stepfunctions", config=SFN_CLIENT_CONFIG)
+SNS: Final = boto3.client("sns", config=SNS_CLIENT_CONFIG)
+PROCESSOR: Final = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 @logger.inject_lambda_context(correlation_id_path=S3_REQUEST_ID_PATH)
 @metrics.log_metrics
-def lambda_handler(event: object, context: LambdaContext) -> InvocationSummary:
+def lambda_handler(event: object, context: LambdaContext) -> PartialItemFailureResponse | InvocationSummary:
     try:
-        outcome = process_event(event, SFN, CONFIG)
+        kind = event_kind(event)
     except InvalidEventError as err:
         logger.error("Invalid event", extra={"received": err.received, "reason": str(err)})
         metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
         raise
-    record_metrics(outcome)
-    if outcome.rejected:
-        publish_rejections(SNS, CONFIG.alert_topic_arn, outcome.rejected)
-    if outcome.failed:
-        raise StartExecutionError(outcome.failed)
-    summary = summarize(outcome)
-    logger.info("Invocation summary", extra={"summary": summary})
-    return summary
+    checked = cast(Mapping[str, Any], event)  # event_kind made sure it is an object
+    if kind is EventKind.SQS_BATCH:
+        return handle_sqs_batch(checked["Records"], context, PROCESSOR, SFN, SNS, CONFIG)
+    return handle_s3_event(checked, SFN, SNS, CONFIG)

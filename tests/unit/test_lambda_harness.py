@@ -11,9 +11,11 @@ import pytest
 from devkit.lambda_harness import (
     COMMON_DIR,
     LAMBDA_REQUIREMENTS,
+    FakeLambdaContext,
     FunctionLoader,
     ZipImportGuard,
     requirement_names,
+    sqs_event,
     zip_library_modules,
 )
 
@@ -128,3 +130,22 @@ def test_only_function_code_is_checked() -> None:
     guard.check("lambda_common.key_validation", {"__file__": common_file}, 0)
     with pytest.raises(ModuleNotFoundError, match="'moto'"):
         guard.check("moto", {"__file__": common_file}, 0)
+
+
+def test_sqs_event_wraps_each_body_in_one_queue_message() -> None:
+    event = sqs_event({"Records": []}, "raw text")
+
+    first, second = event["Records"]
+    assert (first["messageId"], first["body"], first["eventSource"]) == (
+        "message-0",
+        '{"Records": []}',
+        "aws:sqs",
+    )
+    assert (second["messageId"], second["body"]) == ("message-1", "raw text")
+    assert first["eventSourceARN"].startswith("arn:aws:sqs:us-east-1:123456789012:")
+    assert first["awsRegion"] == "us-east-1"
+
+
+def test_the_fake_context_reports_the_remaining_time_it_is_given() -> None:
+    assert FakeLambdaContext().get_remaining_time_in_millis() == 30_000
+    assert FakeLambdaContext(remaining_time_in_millis=1_500).get_remaining_time_in_millis() == 1_500

@@ -1,20 +1,25 @@
-"""Trigger Lambda against moto: S3 notification in, Step Functions executions and SNS alerts out."""
+"""Trigger Lambda against moto: SQS batches of S3 notifications (or a direct S3 event) in, Step
+Functions executions, partial batch responses and SNS alerts out."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from devkit.lambda_harness import FakeLambdaContext, sqs_event
 
 if TYPE_CHECKING:
-    from tests.conftest import FakeLambdaContext, SubscribedTopic
+    from tests.conftest import SubscribedTopic
 
 REGION = "us-east-1"
 BUCKET = "uploads-bucket"
@@ -79,16 +84,29 @@ def state_machine_arn(sfn: Any) -> str:
     )["stateMachineArn"]
 
 
+class CurrentStdout:
+    """Writes to whatever ``sys.stdout`` is when a line is logged (capsys replaces it per phase)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 @pytest.fixture
 def trigger(
     load_function: Callable[..., ModuleType], state_machine_arn: str, alert_topic: SubscribedTopic
 ) -> ModuleType:
-    return load_function(
+    """The trigger; its JSON log lines go to the stdout the test captures (see ``read_output``)."""
+    module = load_function(
         "lambda_trigger",
         STATE_MACHINE_ARN=state_machine_arn,
         ALERT_TOPIC_ARN=alert_topic.arn,
         UPLOAD_BUCKET=BUCKET,
     )
+    module.logger.logger_handler.setStream(CurrentStdout())
+    return module
 
 
 @pytest.fixture
@@ -364,7 +382,7 @@ def test_a_bucket_name_that_is_not_plain_ascii_is_shown_escaped(trigger_function
         bucket="evil\u202ebucket", key="a.csv", reason="bad", event_time="2026\u2028-01-01"
     )
 
-    _, message = trigger_functions.build_rejection_alert([rejection])
+    _, message = trigger_functions.build_alert([rejection])
 
     assert '- bucket: "evil\\u202ebucket"\n' in message
     assert 'event time: "2026\\u2028-01-01"\n' in message
@@ -453,7 +471,8 @@ def test_an_event_that_is_not_a_json_object_is_a_typed_error(
         trigger.lambda_handler(event, lambda_context)
 
     assert str(caught.value) == (
-        f"the trigger expects an S3 event notification, a JSON object; received a JSON {received}: {shown}"
+        "the trigger expects an SQS batch or an S3 event notification, a JSON object; "
+        f"received a JSON {received}: {shown}"
     )
     assert caught.value.received == received
     assert isinstance(caught.value, ValueError)
@@ -569,7 +588,7 @@ def test_the_s3_test_event_is_ignored(
     }
     assert executions(sfn, state_machine_arn) == {}
     assert alert_topic.received() == []
-    assert "Ignoring event without Records" in caplog.messages
+    assert "Ignoring S3's s3:TestEvent" in caplog.messages
 
 
 @pytest.mark.parametrize("event_name", ["ObjectRemoved:Delete", "ObjectRestore:Completed", None])
@@ -836,7 +855,7 @@ def test_names_of_long_keys_that_share_a_prefix_differ(trigger_functions: Module
 def test_the_alert_subject_is_short_ascii_whatever_the_bucket(trigger_functions: ModuleType) -> None:
     rejection = trigger_functions.Rejection(bucket="b" * 63, key="..", reason="bad", event_time=EVENT_TIME)
 
-    subject, _ = trigger_functions.build_rejection_alert([rejection])
+    subject, _ = trigger_functions.build_alert([rejection])
 
     assert len(subject) <= 100
     assert subject.isascii()
@@ -858,14 +877,14 @@ def test_a_huge_rejection_list_is_truncated_below_the_sns_limit(
         for index in range(400)
     ]
 
-    _, message = trigger.build_rejection_alert(rejections)
+    _, message = trigger.build_alert(rejections)
 
     assert len(message.encode("utf-8")) <= trigger.MAX_ALERT_BYTES < 256 * 1024
     listed = message.count("\n- bucket: ")
     assert 0 < listed < 400
     assert message.endswith(f"\n... and {400 - listed} more\n")
     # And SNS accepts it
-    trigger.publish_rejections(trigger.SNS, alert_topic.arn, rejections)
+    trigger.publish_alert(trigger.SNS, alert_topic.arn, rejections)
     [alert] = alert_topic.received()
     assert alert["Message"] == message
 
@@ -895,3 +914,676 @@ def test_a_missing_setting_is_a_configuration_error(
         load_function("lambda_trigger", **env)
 
     assert type(caught.value).__name__ == "ConfigurationError"
+
+
+# === the upload queue: SQS batches ==============================================================
+
+
+@dataclass(frozen=True)
+class CountdownContext(FakeLambdaContext):
+    """A LambdaContext whose remaining time is the next of ``remaining`` at each call (then the last)."""
+
+    remaining: list[int] = field(default_factory=lambda: [30_000])
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining.pop(0) if len(self.remaining) > 1 else self.remaining[0]
+
+
+@dataclass(frozen=True)
+class Output:
+    """What the function printed: its JSON log lines and its EMF metrics."""
+
+    logs: list[dict[str, Any]]
+    metrics: dict[str, float]
+
+    def lines(self, message: str) -> list[dict[str, Any]]:
+        return [line for line in self.logs if line.get("message") == message]
+
+
+@pytest.fixture
+def read_output(capsys: pytest.CaptureFixture[str]) -> Callable[[], Output]:
+    """Return a function that parses what the function printed since the last call."""
+
+    def read() -> Output:
+        logs: list[dict[str, Any]] = []
+        values: dict[str, float] = {}
+        for text in capsys.readouterr().out.splitlines():
+            try:
+                document = json.loads(text)
+            except ValueError:
+                continue
+            if not isinstance(document, dict):
+                continue
+            if "_aws" not in document:
+                logs.append(document)
+                continue
+            for directive in document["_aws"]["CloudWatchMetrics"]:
+                for metric in directive["Metrics"]:
+                    value = document[metric["Name"]]
+                    values[metric["Name"]] = sum(value) if isinstance(value, list) else value
+        return Output(logs=logs, metrics=values)
+
+    return read
+
+
+def failures(response: dict[str, Any]) -> list[str]:
+    return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+
+def count_starts(trigger: ModuleType) -> list[str]:
+    """The execution names of every StartExecution call the module's client makes from now on."""
+    names: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        names.append(params["name"])
+
+    trigger.SFN.meta.events.register_first(START_EXECUTION_PARAMS, record)
+    return names
+
+
+def refuse_publish(trigger: ModuleType) -> Callable[..., None]:
+    def refuse(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "KMSThrottlingException", "Message": "slow down"}}, "Publish")
+
+    trigger.SNS.meta.events.register("before-parameter-build.sns.Publish", refuse)
+    return refuse
+
+
+S3_TEST_EVENT = {
+    "Service": "Amazon S3",
+    "Event": "s3:TestEvent",
+    "Time": "2026-01-15T10:20:30.123Z",
+    "Bucket": BUCKET,
+    "RequestId": "5582815E1AEA5ADF",
+    "HostId": "8cLeGAmw098X5cv4Zkwcmo8vvZa3eH3eKxsPzbB9wrR",
+}
+
+
+def test_a_batch_of_notifications_starts_one_execution_each_and_deletes_every_message(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    alert_topic: SubscribedTopic,
+    lambda_context: FakeLambdaContext,
+    read_output: Callable[[], Output],
+) -> None:
+    # Given a batch of two queue messages, each one S3 notification
+    event = sqs_event(
+        s3_event(s3_record("a.csv", sequencer="01")), s3_event(s3_record("b.csv", sequencer="02"))
+    )
+
+    response = trigger.lambda_handler(event, lambda_context)
+
+    # Then both start, and Powertools' partial batch response reports nothing failed
+    assert response == {"batchItemFailures": []}
+    assert sorted(execution["key"] for execution in executions(sfn, state_machine_arn).values()) == [
+        "a.csv",
+        "b.csv",
+    ]
+    assert alert_topic.received() == []
+    output = read_output()
+    assert output.metrics == {
+        "StartedExecutions": 2,
+        "DuplicateExecutions": 0,
+        "FailedStarts": 0,
+        "RejectedKeys": 0,
+        "IgnoredRecords": 0,
+        "IgnoredFolderMarkers": 0,
+        "InvalidMessages": 0,
+        "FailedMessages": 0,
+        "DeadlineDeferred": 0,
+        "AlertPublishFailures": 0,
+    }
+    [summary] = output.lines("Batch summary")
+    assert summary["summary"]["messages"] == 2
+    assert summary["summary"]["started"] == 2
+    assert summary["batch_item_failures"] == []
+
+
+def test_the_log_lines_of_a_message_carry_its_message_id(
+    trigger: ModuleType, lambda_context: FakeLambdaContext, read_output: Callable[[], Output]
+) -> None:
+    event = sqs_event(s3_event(s3_record("a.csv", sequencer="01")), s3_event(s3_record("..", sequencer="02")))
+
+    trigger.lambda_handler(event, lambda_context)
+
+    output = read_output()
+    [started] = output.lines("Started execution")
+    [rejected] = output.lines("Rejected S3 object key")
+    assert (started["message_id"], started["key"]) == ("message-0", "a.csv")
+    assert (rejected["message_id"], rejected["key"]) == ("message-1", "..")
+    [summary] = output.lines("Batch summary")
+    assert "message_id" not in summary
+
+
+@pytest.mark.parametrize("event", [{"Records": []}, sqs_event()], ids=["empty-records", "helper"])
+def test_an_empty_batch_reports_nothing_failed(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    lambda_context: FakeLambdaContext,
+    event: dict[str, Any],
+) -> None:
+    assert trigger.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
+    assert executions(sfn, state_machine_arn) == {}
+
+
+def test_s3s_test_event_on_the_queue_is_ignored_and_deleted(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    alert_topic: SubscribedTopic,
+    lambda_context: FakeLambdaContext,
+    read_output: Callable[[], Output],
+) -> None:
+    response = trigger.lambda_handler(sqs_event(S3_TEST_EVENT), lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    assert executions(sfn, state_machine_arn) == {}
+    assert alert_topic.received() == []
+    output = read_output()
+    assert (output.metrics["IgnoredRecords"], output.metrics["InvalidMessages"]) == (1, 0)
+
+
+# --- failed starts: only that message comes back ------------------------------------------------
+
+
+def test_a_throttled_start_reports_only_its_message_failed(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    alert_topic: SubscribedTopic,
+    lambda_context: FakeLambdaContext,
+    read_output: Callable[[], Output],
+) -> None:
+    # Given StartExecution is throttled (beyond the client's retries) for one key of three
+    refuse_start_for(trigger, "throttled.csv")
+    event = sqs_event(
+        s3_event(s3_record("first.csv", sequencer="01")),
+        s3_event(s3_record("throttled.csv", sequencer="02")),
+        s3_event(s3_record("last.csv", sequencer="03")),
+    )
+
+    # When the trigger handles the batch, it does not raise
+    response = trigger.lambda_handler(event, lambda_context)
+
+    # Then only that message is reported failed, and the others started
+    assert failures(response) == ["message-1"]
+    assert sorted(execution["key"] for execution in executions(sfn, state_machine_arn).values()) == [
+        "first.csv",
+        "last.csv",
+    ]
+    assert alert_topic.received() == []
+    output = read_output()
+    assert (output.metrics["FailedStarts"], output.metrics["FailedMessages"]) == (1, 1)
+    [error] = output.lines("StartExecution failed")
+    assert (error["message_id"], error["error_code"], error["level"]) == (
+        "message-1",
+        "ThrottlingException",
+        "ERROR",
+    )
+
+
+def test_a_batch_whose_every_start_is_throttled_returns_its_failures_instead_of_raising(
+    trigger: ModuleType, lambda_context: FakeLambdaContext, read_output: Callable[[], Output]
+) -> None:
+    # Raising would make the invocation a Lambda error, and fire the trigger-errors alarm on a throttle.
+    refuse_start_for(trigger, "a.csv")
+    refuse_start_for(trigger, "b.csv")
+    event = sqs_event(
+        s3_event(s3_record("a.csv", sequencer="01")), s3_event(s3_record("b.csv", sequencer="02"))
+    )
+
+    response = trigger.lambda_handler(event, lambda_context)
+
+    assert failures(response) == ["message-0", "message-1"]
+    assert read_output().metrics["FailedMessages"] == 2
+
+
+def test_a_redelivered_message_starts_its_object_without_starting_anything_twice(
+    trigger: ModuleType, sfn: Any, state_machine_arn: str, lambda_context: FakeLambdaContext
+) -> None:
+    # Given a message of two records, one of them throttled: the message failed, the other started
+    body = s3_event(s3_record("flaky.csv", sequencer="01"), s3_record("fine.csv", sequencer="02"))
+    refusal = refuse_start_for(trigger, "flaky.csv", code="ServiceUnavailable")
+    assert failures(trigger.lambda_handler(sqs_event(body), lambda_context)) == ["message-0"]
+    trigger.SFN.meta.events.unregister(START_EXECUTION_PARAMS, refusal)
+    for execution in sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]:
+        sfn.stop_execution(executionArn=execution["executionArn"])
+
+    # When the message comes back after its visibility timeout
+    response = trigger.lambda_handler(sqs_event(body), lambda_context)
+
+    # Then the failed key starts and the other is a duplicate (ExecutionAlreadyExists), not a second run
+    assert response == {"batchItemFailures": []}
+    assert sorted(execution["key"] for execution in executions(sfn, state_machine_arn).values()) == [
+        "fine.csv",
+        "flaky.csv",
+    ]
+
+
+def test_execution_already_exists_is_a_duplicate_and_the_message_is_deleted(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    lambda_context: FakeLambdaContext,
+    read_output: Callable[[], Output],
+) -> None:
+    # Given the object was started (by the trigger or a reconcile re-drive) and its execution closed
+    event = sqs_event(s3_event(s3_record("report.csv")))
+    trigger.lambda_handler(event, lambda_context)
+    [execution] = sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]
+    sfn.stop_execution(executionArn=execution["executionArn"])
+    read_output()
+
+    response = trigger.lambda_handler(event, lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    assert len(executions(sfn, state_machine_arn)) == 1
+    metrics = read_output().metrics
+    assert (metrics["DuplicateExecutions"], metrics["StartedExecutions"]) == (1, 0)
+
+
+def test_a_throttled_message_whose_execution_another_delivery_started_is_deleted(
+    trigger: ModuleType, sfn: Any, state_machine_arn: str, lambda_context: FakeLambdaContext
+) -> None:
+    trigger.lambda_handler(sqs_event(s3_event(s3_record("twice.csv"))), lambda_context)
+    refuse_start_for(trigger, "twice.csv")
+
+    response = trigger.lambda_handler(sqs_event(s3_event(s3_record("twice.csv"))), lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    assert len(executions(sfn, state_machine_arn)) == 1
+
+
+def test_a_start_that_times_out_reports_its_message_failed(
+    trigger: ModuleType, lambda_context: FakeLambdaContext, read_output: Callable[[], Output]
+) -> None:
+    # A client-side error (no AWS error code) fails the message like a throttle.
+    def time_out(**_: Any) -> None:
+        raise ReadTimeoutError(endpoint_url="https://states.us-east-1.amazonaws.com")
+
+    trigger.SFN.meta.events.register(START_EXECUTION_PARAMS, time_out)
+    trigger.SFN.meta.events.register("before-parameter-build.sfn.DescribeExecution", time_out)
+
+    response = trigger.lambda_handler(sqs_event(s3_event(s3_record("slow.csv"))), lambda_context)
+
+    assert failures(response) == ["message-0"]
+    output = read_output()
+    [error] = output.lines("StartExecution failed")
+    assert error["error_code"] == "ReadTimeoutError"
+    [describe] = output.lines("DescribeExecution failed")
+    assert describe["error_code"] == "ReadTimeoutError"
+
+
+def test_an_unexpected_error_reports_the_message_failed_and_is_logged(
+    trigger: ModuleType, lambda_context: FakeLambdaContext, read_output: Callable[[], Output]
+) -> None:
+    def break_down(**_: Any) -> None:
+        raise RuntimeError("a bug")
+
+    trigger.SFN.meta.events.register(START_EXECUTION_PARAMS, break_down)
+    event = sqs_event(s3_event(s3_record("a.csv")), S3_TEST_EVENT)
+
+    response = trigger.lambda_handler(event, lambda_context)
+
+    assert failures(response) == ["message-0"]
+    [log] = read_output().lines("Unexpected error; the message comes back after its visibility timeout")
+    assert log["message_id"] == "message-0"
+    assert "RuntimeError: a bug" in log["exception"]
+
+
+# --- two notifications of one object in a batch -------------------------------------------------
+
+
+def test_two_messages_for_one_execution_call_start_execution_once(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    lambda_context: FakeLambdaContext,
+    read_output: Callable[[], Output],
+) -> None:
+    # Given S3 delivered one notification twice (another sequencer, same object version)
+    calls = count_starts(trigger)
+    event = sqs_event(
+        s3_event(s3_record("report.csv", sequencer="01")), s3_event(s3_record("report.csv", sequencer="02"))
+    )
+
+    response = trigger.lambda_handler(event, lambda_context)
+
+    # Then StartExecution is called once, and the second message is a duplicate
+    assert response == {"batchItemFailures": []}
+    assert len(calls) == 1
+    assert len(executions(sfn, state_machine_arn)) == 1
+    output = read_output()
+    assert (output.metrics["StartedExecutions"], output.metrics["DuplicateExecutions"]) == (1, 1)
+    [log] = output.lines("An earlier notification of this batch started the execution; duplicate")
+    assert log["message_id"] == "message-1"
+
+
+def test_the_second_message_for_an_execution_fails_with_the_first(
+    trigger: ModuleType, sfn: Any, state_machine_arn: str, lambda_context: FakeLambdaContext
+) -> None:
+    refuse_start_for(trigger, "report.csv")
+    calls = count_starts(trigger)
+    event = sqs_event(
+        s3_event(s3_record("report.csv", sequencer="01")),
+        s3_event(s3_record("other.csv", sequencer="02")),
+        s3_event(s3_record("report.csv", sequencer="03")),
+    )
+
+    response = trigger.lambda_handler(event, lambda_context)
+
+    assert failures(response) == ["message-0", "message-2"]
+    assert len(calls) == 2  # report.csv once, other.csv once
+    assert [execution["key"] for execution in executions(sfn, state_machine_arn).values()] == ["other.csv"]
+
+
+# --- invalid messages: alerted once, deleted ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param("not json {", "the message body is not JSON (Expecting value", id="not-json"),
+        pytest.param("", "the message body is not JSON (Expecting value", id="empty"),
+        pytest.param("[1, 2]", "the message body is a JSON array, not an S3 event", id="array"),
+        pytest.param('"text"', "the message body is a JSON string, not an S3 event", id="string"),
+        pytest.param("null", "the message body is a JSON null, not an S3 event", id="null"),
+        pytest.param(
+            '{"Message": "x"}',
+            "the message body has no 'Records' array and is not an s3:TestEvent",
+            id="no-records",
+        ),
+        pytest.param(
+            '{"Records": {}}',
+            "the message body's 'Records' is a JSON object, not an array",
+            id="records-object",
+        ),
+        pytest.param("[" * 100_000 + "]" * 100_000, "nested too deeply", id="deeply-nested"),
+    ],
+)
+def test_a_message_that_is_not_an_s3_event_is_logged_alerted_and_deleted(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    alert_topic: SubscribedTopic,
+    lambda_context: FakeLambdaContext,
+    read_output: Callable[[], Output],
+    body: str,
+    reason: str,
+) -> None:
+    event = sqs_event(s3_event(s3_record("fine.csv")), body)
+
+    response = trigger.lambda_handler(event, lambda_context)
+
+    # Then it is deleted (never retried forever), and the valid message still starts
+    assert response == {"batchItemFailures": []}
+    assert [execution["key"] for execution in executions(sfn, state_machine_arn).values()] == ["fine.csv"]
+    # And it is logged once with its message id and the reason
+    output = read_output()
+    [log] = output.lines("Invalid message: not an S3 event notification")
+    assert (log["message_id"], log["level"]) == ("message-1", "WARNING")
+    assert log["reason"].startswith(reason) or reason in log["reason"]
+    assert output.metrics["InvalidMessages"] == 1
+    # And alerted once
+    [alert] = alert_topic.received()
+    assert alert["Subject"] == "Ingestion deleted 1 invalid queue message(s)"
+    assert "- message id: message-1\n" in alert["Message"]
+    assert f"  reason: {log['reason']}\n" in alert["Message"]
+
+
+def test_a_message_without_a_body_is_invalid(
+    trigger: ModuleType, alert_topic: SubscribedTopic, lambda_context: FakeLambdaContext
+) -> None:
+    event = sqs_event("{}")
+    del event["Records"][0]["body"]
+
+    assert trigger.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
+    [alert] = alert_topic.received()
+    assert "reason: the message body is a null, not a string\n" in alert["Message"]
+
+
+def test_one_alert_per_batch_lists_the_rejected_keys_and_the_invalid_messages(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    alert_topic: SubscribedTopic,
+    lambda_context: FakeLambdaContext,
+    read_output: Callable[[], Output],
+) -> None:
+    # Given a batch with a rejected key, an invalid message, a good key, and a throttled message that
+    # also carries a rejected key
+    refusal = refuse_start_for(trigger, "throttled.csv")
+    event = sqs_event(
+        s3_event(s3_record("..%2Fetc%2Fpasswd", sequencer="01")),
+        "garbage\u202e",
+        s3_event(s3_record("fine.csv", sequencer="03")),
+        s3_event(s3_record("throttled.csv", sequencer="04"), s3_record("back%5Cslash.csv", sequencer="05")),
+    )
+
+    response = trigger.lambda_handler(event, lambda_context)
+
+    # Then only the throttled message comes back
+    assert failures(response) == ["message-3"]
+    # And one alert lists the messages that completed; the failed one is alerted when it completes
+    [alert] = alert_topic.received()
+    message = alert["Message"]
+    assert alert["Subject"] == (
+        f"Ingestion rejected 1 S3 object key(s) in {BUCKET} and deleted 1 invalid queue message(s)"
+    )
+    assert '  key: "../etc/passwd"\n' in message
+    assert "- message id: message-1\n  reason: the message body is not JSON" in message
+    assert '  body: "garbage\\u202e"\n' in message
+    assert "back" not in message
+    metrics = read_output().metrics
+    assert (metrics["RejectedKeys"], metrics["InvalidMessages"], metrics["FailedMessages"]) == (1, 1, 1)
+
+    # When the throttled message comes back and starts
+    trigger.SFN.meta.events.unregister(START_EXECUTION_PARAMS, refusal)
+    redelivery = {"Records": [event["Records"][3]]}
+    assert trigger.lambda_handler(redelivery, lambda_context) == {"batchItemFailures": []}
+
+    # Then its rejected key is alerted then, once
+    [late_alert] = alert_topic.received()
+    assert '  key: "back\\\\slash.csv"\n' in late_alert["Message"]
+    assert "passwd" not in late_alert["Message"]
+
+
+def test_when_the_alert_cannot_be_published_its_messages_come_back(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    alert_topic: SubscribedTopic,
+    lambda_context: FakeLambdaContext,
+    read_output: Callable[[], Output],
+) -> None:
+    # Given SNS refuses the alert
+    refusal = refuse_publish(trigger)
+    event = sqs_event(
+        s3_event(s3_record("..", sequencer="01")),
+        s3_event(s3_record("fine.csv", sequencer="02")),
+        "not json",
+    )
+
+    response = trigger.lambda_handler(event, lambda_context)
+
+    # Then the messages the alert covered are reported failed (nothing is silently dropped) ...
+    assert failures(response) == ["message-0", "message-2"]
+    assert [execution["key"] for execution in executions(sfn, state_machine_arn).values()] == ["fine.csv"]
+    output = read_output()
+    [error] = output.lines(
+        "Alert could not be published; the messages it covered are reported failed and come back"
+    )
+    assert (error["error_code"], error["message_ids"]) == (
+        "KMSThrottlingException",
+        ["message-0", "message-2"],
+    )
+    metrics = output.metrics
+    assert (metrics["AlertPublishFailures"], metrics["FailedMessages"]) == (1, 2)
+    assert (metrics["RejectedKeys"], metrics["InvalidMessages"]) == (0, 0)
+
+    # ... and alerted when they come back
+    trigger.SNS.meta.events.unregister("before-parameter-build.sns.Publish", refusal)
+    redelivery = {"Records": [event["Records"][0], event["Records"][2]]}
+    assert trigger.lambda_handler(redelivery, lambda_context) == {"batchItemFailures": []}
+    [alert] = alert_topic.received()
+    assert "rejected 1 S3 object key(s)" in alert["Subject"]
+    assert "deleted 1 invalid queue message(s)" in alert["Subject"]
+
+
+# --- the deadline ---------------------------------------------------------------------------------
+
+
+def test_messages_are_not_attempted_when_the_invocation_is_almost_over(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    lambda_context: FakeLambdaContext,
+    read_output: Callable[[], Output],
+) -> None:
+    # Given the first message takes the invocation below the deadline margin
+    calls = count_starts(trigger)
+    margin = trigger.CONFIG.deadline_margin_ms
+    context = CountdownContext(remaining=[20_000, margin - 1])
+    event = sqs_event(*(s3_event(s3_record(f"{index}.csv", sequencer=f"0{index}")) for index in range(4)))
+
+    response = trigger.lambda_handler(event, context)
+
+    # Then the other messages are reported failed without being attempted
+    assert failures(response) == ["message-1", "message-2", "message-3"]
+    assert len(calls) == 1
+    assert [execution["key"] for execution in executions(sfn, state_machine_arn).values()] == ["0.csv"]
+    # And this is logged once, with the count
+    output = read_output()
+    [log] = output.lines(
+        "Deadline near: messages not attempted; they come back after their visibility timeout"
+    )
+    assert (log["deferred"], log["margin_ms"], log["level"]) == (3, margin, "WARNING")
+    assert (output.metrics["DeadlineDeferred"], output.metrics["FailedMessages"]) == (3, 3)
+
+
+def test_the_default_deadline_margin_and_its_setting(
+    load_function: Callable[..., ModuleType], state_machine_arn: str, alert_topic: SubscribedTopic
+) -> None:
+    settings = {
+        "STATE_MACHINE_ARN": state_machine_arn,
+        "ALERT_TOPIC_ARN": alert_topic.arn,
+        "UPLOAD_BUCKET": BUCKET,
+    }
+    default = load_function("lambda_trigger", **settings)
+    assert default.CONFIG.deadline_margin_ms == default.DEFAULT_DEADLINE_MARGIN_MS == 5_000
+
+    configured = load_function("lambda_trigger", **settings, DEADLINE_MARGIN_MS="750")
+    assert configured.CONFIG.deadline_margin_ms == 750
+
+    context = FakeLambdaContext(remaining_time_in_millis=1_000)
+    assert configured.lambda_handler(sqs_event(S3_TEST_EVENT), context) == {"batchItemFailures": []}
+
+
+@pytest.mark.parametrize("value", ["-1", "2s", "1.5", "٣"])
+def test_a_bad_deadline_margin_is_a_configuration_error(
+    load_function: Callable[..., ModuleType], value: str
+) -> None:
+    with pytest.raises(RuntimeError, match="DEADLINE_MARGIN_MS must be a whole number") as caught:
+        load_function(
+            "lambda_trigger",
+            STATE_MACHINE_ARN=f"arn:aws:states:{REGION}:123456789012:stateMachine:unused",
+            ALERT_TOPIC_ARN=f"arn:aws:sns:{REGION}:123456789012:unused",
+            UPLOAD_BUCKET=BUCKET,
+            DEADLINE_MARGIN_MS=value,
+        )
+
+    assert type(caught.value).__name__ == "ConfigurationError"
+
+
+def test_the_step_functions_client_paces_itself_and_gives_up_early(trigger_functions: ModuleType) -> None:
+    config = trigger_functions.SFN.meta.config
+
+    # adaptive: client-side rate limiting that backs off on ThrottlingException; 4 calls in all
+    assert config.retries == {"mode": "adaptive", "total_max_attempts": 4}
+    assert (config.connect_timeout, config.read_timeout) == (2, 3)
+    assert trigger_functions.SNS.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+
+
+# --- events that are neither a batch nor an S3 event ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "problem"),
+    [
+        pytest.param(
+            {"detail": {}}, "the event has no 'Records' array and is not an s3:TestEvent", id="no-records"
+        ),
+        pytest.param(
+            {"Records": [{"eventSource": "aws:sqs"}, {"eventSource": "aws:s3"}]},
+            "the event's 'Records' are neither all SQS messages",
+            id="mixed",
+        ),
+        pytest.param({"Records": [{"eventSource": "aws:kinesis"}]}, "neither all SQS messages", id="kinesis"),
+        pytest.param({"Records": [{"s3": {}}]}, "neither all SQS messages", id="no-event-source"),
+    ],
+)
+def test_an_event_that_is_neither_a_batch_nor_an_s3_event_is_a_typed_error(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    lambda_context: FakeLambdaContext,
+    read_output: Callable[[], Output],
+    event: dict[str, Any],
+    problem: str,
+) -> None:
+    with pytest.raises(trigger.InvalidEventError, match=re.escape(problem)):
+        trigger.lambda_handler(event, lambda_context)
+
+    assert executions(sfn, state_machine_arn) == {}
+    assert read_output().metrics == {"InvalidEvents": 1}
+
+
+@pytest.mark.parametrize(
+    ("event", "kind"),
+    [
+        pytest.param({"Records": []}, "SQS_BATCH", id="empty"),
+        pytest.param(sqs_event("x"), "SQS_BATCH", id="sqs"),
+        pytest.param(s3_event(s3_record("a.csv")), "S3_EVENT", id="s3"),
+        pytest.param(s3_event(s3_record("a.csv"), "not-a-record"), "S3_EVENT", id="s3-with-junk"),
+        pytest.param(S3_TEST_EVENT, "S3_EVENT", id="test-event"),
+    ],
+)
+def test_event_kinds(trigger_functions: ModuleType, event: dict[str, Any], kind: str) -> None:
+    assert trigger_functions.event_kind(event) is trigger_functions.EventKind[kind]
+
+
+# --- the alert's format with invalid messages ------------------------------------------------------
+
+
+def test_an_invalid_messages_body_is_shown_escaped_and_shortened(trigger_functions: ModuleType) -> None:
+    message = trigger_functions.InvalidMessage(message_id="m\u202e1", reason="bad", body="\u200b" + "x" * 500)
+
+    subject, text = trigger_functions.build_alert([], [message])
+
+    assert subject == "Ingestion deleted 1 invalid queue message(s)"
+    assert '- message id: "m\\u202e1"\n' in text
+    assert '  body: "\\u200b' + "x" * 199 + '..."\n' in text
+    assert "\u202e" not in text
+    assert "\u200b" not in text
+    assert "Only the upload bucket's notifications belong on the queue" in text
+
+
+def test_an_alert_of_many_invalid_messages_is_truncated_below_the_sns_limit(
+    trigger_functions: ModuleType,
+) -> None:
+    rejections = [
+        trigger_functions.Rejection(bucket=BUCKET, key="k" * 1000, reason="bad", event_time=EVENT_TIME)
+    ] * 100
+    invalid = [
+        trigger_functions.InvalidMessage(message_id=f"m-{index}", reason="bad", body="x" * 10_000)
+        for index in range(2000)
+    ]
+
+    _, text = trigger_functions.build_alert(rejections, invalid)
+
+    assert len(text.encode("utf-8")) <= trigger_functions.MAX_ALERT_BYTES
+    assert text.count("\n- bucket: ") == 100
+    listed = text.count("\n- message id: ")
+    assert text.endswith(f"\n... and {2000 - listed} more\n")
