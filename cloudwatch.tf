@@ -79,3 +79,39 @@ resource "aws_cloudwatch_metric_alarm" "security_monitor_heartbeat" {
   alarm_actions       = [aws_sns_topic.alerts.arn]
   ok_actions          = [aws_sns_topic.alerts.arn]
 }
+
+# The queue is falling behind: its oldest notification waits longer than the threshold (throttled,
+# failing or disabled trigger). Files are delayed, not lost: the queue keeps them.
+resource "aws_cloudwatch_metric_alarm" "upload_queue_age" {
+  alarm_name          = "${aws_sqs_queue.uploads.name}-falling-behind"
+  alarm_description   = "The oldest upload notification has waited more than ${var.queue_oldest_message_alarm_seconds} s for the trigger."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateAgeOfOldestMessage"
+  dimensions          = { QueueName = aws_sqs_queue.uploads.name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = var.queue_oldest_message_alarm_seconds
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+}
+
+# Any message in the dead-letter queue is a file whose workflow could not be started after
+# queue_max_receive_count attempts: re-drive it once the cause is fixed (README).
+resource "aws_cloudwatch_metric_alarm" "dead_letter_queue" {
+  alarm_name          = "${aws_sqs_queue.uploads_dlq.name}-not-empty"
+  alarm_description   = "Upload notifications reached the dead-letter queue; fix the cause, then re-drive it (aws sqs start-message-move-task)."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.uploads_dlq.name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+}

@@ -71,10 +71,10 @@ data "aws_iam_policy_document" "use_execution_key" {
   }
 }
 
-# --- Trigger: S3 event -> validate key -> StartExecution; alerts on rejected keys ---
+# --- Trigger: upload queue -> validate key -> StartExecution; alerts on rejected keys ---
 
 data "aws_iam_policy_document" "trigger" {
-  # Alerts: rejected keys, and the asynchronous invocation's on-failure destination.
+  # Alerts: rejected keys and messages that are not S3 events.
   source_policy_documents = [
     data.aws_iam_policy_document.publish_alerts.json,
     data.aws_iam_policy_document.write_traces.json,
@@ -96,7 +96,7 @@ data "aws_iam_policy_document" "trigger" {
   }
 
   # When a start keeps failing (throttled), another delivery of the same S3 event may already
-  # have started the execution: then this delivery is a duplicate, not a failure to alert about.
+  # have started the execution: then this delivery is a duplicate, not a failure to retry.
   statement {
     sid       = "SeeWhetherAnotherDeliveryStartedIt"
     effect    = "Allow"
@@ -104,6 +104,28 @@ data "aws_iam_policy_document" "trigger" {
     resources = ["arn:${local.partition}:states:${var.aws_region}:${local.account_id}:execution:${aws_sfn_state_machine.ingestion.name}:*"]
   }
 
+  # The event source mapping polls the upload queue with this role: what AWS's
+  # AWSLambdaSQSQueueExecutionRole grants, for this one queue.
+  statement {
+    sid       = "ConsumeUploadQueue"
+    effect    = "Allow"
+    actions   = ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    resources = [aws_sqs_queue.uploads.arn]
+  }
+
+  # Receiving from the encrypted queue decrypts its data key, through SQS and for this queue only.
+  statement {
+    sid       = "DecryptUploadQueueMessages"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.sqs.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["sqs.${var.aws_region}.amazonaws.com"]
+    }
+  }
 }
 
 resource "aws_iam_role" "trigger" {
@@ -316,7 +338,7 @@ resource "aws_iam_role_policy" "step_functions" {
   policy = data.aws_iam_policy_document.step_functions.json
 }
 
-# --- Operators: scripts/reconcile.py compares bucket, table and executions and re-drives what is missing ---
+# --- Operators: scripts/reconcile.py audits bucket, table and executions; the dead-letter queue's re-drive ---
 
 # Attached to nothing here: an operator's role or group gets it from output reconcile_operator_policy_json.
 data "aws_iam_policy_document" "reconcile_operator" {
@@ -371,4 +393,41 @@ data "aws_iam_policy_document" "reconcile_operator" {
     resources = [aws_sfn_state_machine.ingestion.arn]
   }
 
+  # Re-driving the dead-letter queue (aws sqs start-message-move-task): what AWS documents for the
+  # source queue of a message move task...
+  statement {
+    sid    = "RedriveDeadLetterQueue"
+    effect = "Allow"
+    actions = [
+      "sqs:CancelMessageMoveTask",
+      "sqs:DeleteMessage",
+      "sqs:GetQueueAttributes",
+      "sqs:ListMessageMoveTasks",
+      "sqs:ReceiveMessage",
+      "sqs:StartMessageMoveTask",
+    ]
+    resources = [aws_sqs_queue.uploads_dlq.arn]
+  }
+
+  # ...and for its destination, the upload queue.
+  statement {
+    sid       = "SendRedrivenMessagesToUploadQueue"
+    effect    = "Allow"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.uploads.arn]
+  }
+
+  # Both queues are encrypted under the queue key: read from one, write to the other, through SQS.
+  statement {
+    sid       = "UseQueueKeyThroughSQS"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.sqs.arn]
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["sqs.${var.aws_region}.amazonaws.com"]
+    }
+  }
 }

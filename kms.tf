@@ -1,4 +1,4 @@
-# Five customer-managed keys (S3, DynamoDB, SNS, log groups, Step Functions), so that a grant on one never opens
+# Six customer-managed keys (S3, DynamoDB, SNS, SQS, log groups, Step Functions), so that a grant on one never opens
 # another. Each key policy: the account administers the key; principals of the account may use the
 # data keys only through the owning service (kms:ViaService), in addition to their own IAM
 # permissions; the logs key is used only by CloudWatch Logs, for this stack's log groups.
@@ -209,8 +209,8 @@ data "aws_iam_policy_document" "kms_sns" {
     }
   }
 
-  # Step Functions (NotifyFailure) and Lambda (the trigger's on-failure destination) publish with
-  # their execution roles; naming them keeps working even if the account statement is narrowed.
+  # Step Functions (NotifyFailure), the trigger (rejected keys) and the security monitor publish
+  # with their execution roles; naming them keeps working even if the account statement is narrowed.
   statement {
     sid    = "PipelineRolesPublishToEncryptedTopic"
     effect = "Allow"
@@ -398,4 +398,80 @@ resource "aws_kms_key" "stepfunctions" {
 resource "aws_kms_alias" "stepfunctions" {
   name          = "alias/${local.name_prefix}-stepfunctions"
   target_key_id = aws_kms_key.stepfunctions.key_id
+}
+
+# The upload queue and its dead-letter queue. S3 cannot send to a queue under the AWS-managed
+# aws/sqs key (its policy cannot name s3.amazonaws.com), hence a customer-managed key.
+data "aws_iam_policy_document" "kms_sqs" {
+  source_policy_documents = [data.aws_iam_policy_document.kms_administration.json]
+
+  statement {
+    sid    = "AccountUsesKeyThroughSQS"
+    effect = "Allow"
+    # What SQS asks KMS for on a caller's behalf: a data key to send, Decrypt to receive.
+    actions = [
+      "kms:Decrypt",
+      "kms:GenerateDataKey",
+    ]
+    # In a key policy "*" means "this key": AWS requires exactly that value here.
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["sqs.${var.aws_region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:CallerAccount"
+      values   = [local.account_id]
+    }
+  }
+
+  # S3 sends the notifications as its service principal: for this bucket of this account only.
+  statement {
+    sid    = "UploadBucketNotifiesEncryptedQueue"
+    effect = "Allow"
+    actions = [
+      "kms:Decrypt",
+      "kms:GenerateDataKey",
+    ]
+    # In a key policy "*" means "this key": AWS requires exactly that value here.
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["s3.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_s3_bucket.uploads.arn]
+    }
+  }
+}
+
+resource "aws_kms_key" "sqs" {
+  description             = "${local.name_prefix}: SQS upload queue and its dead-letter queue"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_deletion_window_days
+  policy                  = data.aws_iam_policy_document.kms_sqs.json
+}
+
+resource "aws_kms_alias" "sqs" {
+  name          = "alias/${local.name_prefix}-sqs"
+  target_key_id = aws_kms_key.sqs.key_id
 }

@@ -19,9 +19,12 @@ resource "aws_lambda_function" "trigger" {
 
   environment {
     variables = {
-      STATE_MACHINE_ARN            = aws_sfn_state_machine.ingestion.arn
-      UPLOAD_BUCKET                = aws_s3_bucket.uploads.id
-      ALERT_TOPIC_ARN              = aws_sns_topic.alerts.arn
+      STATE_MACHINE_ARN = aws_sfn_state_machine.ingestion.arn
+      UPLOAD_BUCKET     = aws_s3_bucket.uploads.id
+      ALERT_TOPIC_ARN   = aws_sns_topic.alerts.arn
+      # A batch stops starting executions this long before the timeout and reports the rest as
+      # failed (they come back): a third of the timeout, at most 5 s (a throttled start's retries).
+      DEADLINE_MARGIN_MS           = tostring(min(5000, floor(var.trigger_lambda_timeout * 1000 / 3)))
       POWERTOOLS_SERVICE_NAME      = "ingestion-trigger"
       POWERTOOLS_METRICS_NAMESPACE = local.metrics_namespace
     }
@@ -40,28 +43,6 @@ resource "aws_lambda_function" "trigger" {
   }
 
   # The log group (with its retention) must exist before the first invocation creates it unmanaged,
-  # and the role's policy before S3 can deliver an event the function then fails to act on.
+  # and the role's policy before the first batch arrives. The upload queue feeds it (sqs.tf).
   depends_on = [aws_cloudwatch_log_group.trigger, aws_iam_role_policy.trigger]
-}
-
-# S3 invokes the trigger asynchronously: after the retries below, the event goes to the alert topic.
-resource "aws_lambda_function_event_invoke_config" "trigger" {
-  function_name                = aws_lambda_function.trigger.function_name
-  maximum_retry_attempts       = 2
-  maximum_event_age_in_seconds = var.trigger_max_event_age_seconds
-
-  destination_config {
-    on_failure {
-      destination = aws_sns_topic.alerts.arn
-    }
-  }
-}
-
-resource "aws_lambda_permission" "trigger_from_s3" {
-  statement_id   = "AllowInvokeFromUploadBucket"
-  action         = "lambda:InvokeFunction"
-  function_name  = aws_lambda_function.trigger.function_name
-  principal      = "s3.amazonaws.com"
-  source_arn     = aws_s3_bucket.uploads.arn
-  source_account = local.account_id
 }

@@ -69,6 +69,31 @@ output "kms_logs_key_arn" {
 }
 
 output "reconcile_operator_policy_json" {
-  description = "IAM policy (JSON) for operators running scripts/reconcile.py, --redrive included; attach it to their role."
+  description = "IAM policy (JSON) for operators: scripts/reconcile.py (--redrive included) and the dead-letter queue re-drive (aws sqs start-message-move-task); attach it to their role."
   value       = data.aws_iam_policy_document.reconcile_operator.json
+}
+
+output "kms_sqs_key_arn" {
+  description = "ARN of the customer-managed KMS key encrypting the upload queue and its dead-letter queue."
+  value       = aws_kms_key.sqs.arn
+}
+
+output "upload_queue_url" {
+  description = "URL of the SQS queue between the bucket's notifications and the trigger."
+  value       = aws_sqs_queue.uploads.id
+}
+
+output "upload_queue_arn" {
+  description = "ARN of the SQS queue between the bucket's notifications and the trigger."
+  value       = aws_sqs_queue.uploads.arn
+}
+
+output "dead_letter_queue_url" {
+  description = "URL of the dead-letter queue: notifications whose workflow could not be started after queue_max_receive_count receives."
+  value       = aws_sqs_queue.uploads_dlq.id
+}
+
+output "dead_letter_queue_arn" {
+  description = "ARN of the dead-letter queue; re-drive it with: aws sqs start-message-move-task --source-arn <this ARN>."
+  value       = aws_sqs_queue.uploads_dlq.arn
 }

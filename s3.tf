@@ -216,12 +216,13 @@ resource "aws_s3_bucket_policy" "uploads" {
 resource "aws_s3_bucket_notification" "uploads" {
   bucket = aws_s3_bucket.uploads.id
 
-  lambda_function {
-    id                  = "start-ingestion"
-    lambda_function_arn = aws_lambda_function.trigger.arn
-    events              = ["s3:ObjectCreated:*"]
+  queue {
+    id        = "start-ingestion"
+    queue_arn = aws_sqs_queue.uploads.arn
+    events    = ["s3:ObjectCreated:*"]
   }
 
-  # S3 test-invokes the function when the notification is saved, so the permission must exist first.
-  depends_on = [aws_lambda_permission.trigger_from_s3, aws_s3_bucket_policy.uploads]
+  # S3 sends a test message when the configuration is saved: the queue policy and the queue key's
+  # policy must admit it by then, or S3 refuses the configuration.
+  depends_on = [aws_sqs_queue_policy.uploads, aws_kms_key.sqs, aws_s3_bucket_policy.uploads]
 }

@@ -118,14 +118,82 @@ variable "security_monitor_lambda_memory_size" {
   default     = 512
 }
 
-variable "trigger_max_event_age_seconds" {
-  description = "How long Lambda keeps retrying an S3 event for the trigger before sending it to the alert topic."
+variable "trigger_batch_size" {
+  description = "Upload-queue messages per trigger invocation (one S3 notification each). Above 10 needs trigger_batching_window_seconds >= 1."
   type        = number
-  default     = 3600
+  default     = 10
 
   validation {
-    condition     = var.trigger_max_event_age_seconds >= 60 && var.trigger_max_event_age_seconds <= 21600
-    error_message = "trigger_max_event_age_seconds must be between 60 and 21600 (Lambda's limits)."
+    condition     = var.trigger_batch_size >= 1 && var.trigger_batch_size <= 10000 && floor(var.trigger_batch_size) == var.trigger_batch_size
+    error_message = "trigger_batch_size must be a whole number from 1 to 10000 (Lambda's limits for SQS)."
+  }
+}
+
+variable "trigger_batching_window_seconds" {
+  description = "How long Lambda gathers upload-queue messages before invoking the trigger with a partial batch (0 invokes at once). One second of latency buys fuller batches in a burst."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.trigger_batching_window_seconds >= 0 && var.trigger_batching_window_seconds <= 300 && floor(var.trigger_batching_window_seconds) == var.trigger_batching_window_seconds
+    error_message = "trigger_batching_window_seconds must be a whole number from 0 to 300 (Lambda's limits)."
+  }
+}
+
+variable "trigger_maximum_concurrency" {
+  description = <<-EOT
+    Most trigger invocations the upload queue's event source mapping runs at once (Lambda's scaling_config.maximum_concurrency, 2-1000). Each invocation starts its batch's workflows one after another, so the mapping calls StartExecution about maximum_concurrency / L times a second, L being one call's latency. Keep that below the account's StartExecution refill rate R: maximum_concurrency <= R x L. With R = 150/s (most regions; 300/s in us-east-1, us-west-2 and eu-west-1) and L of 30-50 ms, that is 4-7: the default 5 uses about two thirds of the lowest refill and leaves room for scripts/reconcile.py and retries. The trigger's adaptive client-side rate limiting absorbs what throttling remains; a message still throttled comes back after the visibility timeout. Raise it only with the quota (Service Quotas: StartExecution) and the table's write capacity.
+  EOT
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.trigger_maximum_concurrency >= 2 && var.trigger_maximum_concurrency <= 1000 && floor(var.trigger_maximum_concurrency) == var.trigger_maximum_concurrency
+    error_message = "trigger_maximum_concurrency must be a whole number from 2 to 1000 (Lambda's limits)."
+  }
+}
+
+variable "queue_max_receive_count" {
+  description = "Receives of one upload-queue message before it moves to the dead-letter queue. Each receive that fails waits out the visibility timeout (6 x trigger_lambda_timeout + trigger_batching_window_seconds), so the default 5 keeps a message retrying for about 15 minutes with the default timeout: longer than a Step Functions throttling episode, short enough to alarm on a file that can never start."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.queue_max_receive_count >= 1 && var.queue_max_receive_count <= 1000 && floor(var.queue_max_receive_count) == var.queue_max_receive_count
+    error_message = "queue_max_receive_count must be a whole number from 1 to 1000 (SQS's limits)."
+  }
+}
+
+variable "queue_message_retention_seconds" {
+  description = "How long the upload queue keeps a notification the trigger has not consumed (default 4 days, SQS's default; at most 14 days). The dead-letter queue always keeps 14 days, which must not be shorter: SQS keeps a message's original enqueue time when it moves to the dead-letter queue."
+  type        = number
+  default     = 345600
+
+  validation {
+    condition     = var.queue_message_retention_seconds >= 60 && var.queue_message_retention_seconds <= 1209600
+    error_message = "queue_message_retention_seconds must be between 60 and 1209600 (SQS's limits)."
+  }
+}
+
+variable "queue_kms_data_key_reuse_seconds" {
+  description = "How long SQS reuses a data key of the queue key before asking KMS for another (60-86400; longer means fewer KMS calls and a larger window per data key)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.queue_kms_data_key_reuse_seconds >= 60 && var.queue_kms_data_key_reuse_seconds <= 86400
+    error_message = "queue_kms_data_key_reuse_seconds must be between 60 and 86400 (SQS's limits)."
+  }
+}
+
+variable "queue_oldest_message_alarm_seconds" {
+  description = "Alarm when the oldest upload-queue message is older than this many seconds: the trigger is falling behind the uploads (throttled, failing or disabled)."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.queue_oldest_message_alarm_seconds >= 60
+    error_message = "queue_oldest_message_alarm_seconds must be at least 60 (SQS publishes its metrics every minute)."
   }
 }
 

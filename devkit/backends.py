@@ -102,7 +102,8 @@ class Embedded:
             self.emulator = None
 
     def settle(self, timeout: float = 60.0) -> None:
-        self.running.wait_for_async_invocations(timeout=timeout)
+        """Until no asynchronous invocation is pending and every mapped queue is drained."""
+        self.running.wait_until_idle(timeout=timeout)
 
     @contextlib.contextmanager
     def failing_writes(self, pipeline: Pipeline, key_prefix: str) -> Iterator[str]:

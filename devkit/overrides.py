@@ -49,6 +49,10 @@ LOCAL_VARIABLES = {
     "kms_deletion_window_days": 7,
     "retry_interval_seconds": 1,  # the emulator sleeps for real between retries
     "dynamodb_deletion_protection": False,  # `make down` and the tests' teardown destroy the table
+    # A failed start comes back after the visibility timeout (6 x 5 + 1 = 31 s) and a message moves
+    # to the dead-letter queue after its second failed receive: about a minute, not AWS's quarter hour.
+    "trigger_lambda_timeout": 5,
+    "queue_max_receive_count": 2,
 }
 
 

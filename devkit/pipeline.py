@@ -264,6 +264,45 @@ class Pipeline:
             count += page["Count"]
         return count
 
+    def queue_depth(self, output: str = "upload_queue_url") -> dict[str, int]:
+        """Messages of a pipeline queue: ``visible``, ``in_flight`` (received, not yet deleted), ``delayed``."""
+        names = {
+            "visible": "ApproximateNumberOfMessages",
+            "in_flight": "ApproximateNumberOfMessagesNotVisible",
+            "delayed": "ApproximateNumberOfMessagesDelayed",
+        }
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.outputs[output], AttributeNames=list(names.values())
+        )["Attributes"]
+        return {label: int(attributes.get(name, 0)) for label, name in names.items()}
+
+    def wait_for_queue_drained(self, timeout: float = 120.0) -> None:
+        """Until the upload queue holds nothing: every notification consumed (or dead-lettered)."""
+        wait_for(
+            "the upload queue to drain",
+            lambda: not any(self.queue_depth().values()),
+            timeout=timeout,
+            interval=0.5,
+        )
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """The S3 events in the dead-letter queue, left there (received with visibility 0)."""
+        sqs, url = self.client("sqs"), self.outputs["dead_letter_queue_url"]
+        seen: dict[str, dict[str, Any]] = {}
+        for _ in range(10):
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages or all(m["MessageId"] in seen for m in messages):
+                break
+            seen.update({m["MessageId"]: json.loads(m["Body"]) for m in messages})
+        return list(seen.values())
+
+    def redrive_dead_letters(self) -> str:
+        """What README's one command does: move the dead-letter queue back into the upload queue."""
+        response = self.client("sqs").start_message_move_task(SourceArn=self.outputs["dead_letter_queue_arn"])
+        return str(response["TaskHandle"])
+
     def alerts(self, wait_seconds: int = 1) -> list[Alert]:
         """Every alert delivered since the last call (the queue is drained)."""
         sqs = self.client("sqs")

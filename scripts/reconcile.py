@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""Find uploads that never became a metadata row, and re-drive them through the state machine.
+"""Audit: find uploads that never became a metadata row, and re-drive them through the state machine.
 
-S3 invokes the trigger asynchronously; an event whose invocation keeps failing (a throttled
-StartExecution burst, say) goes to the on-failure destination after two retries and its file is
-never ingested. This tool compares the bucket's object versions with the metadata table and the
+S3 notifies a durable queue; the trigger consumes it, and a notification whose start keeps failing
+stays queued, then sits in the dead-letter queue (alarmed; README's one command re-drives it). So
+this tool should find nothing missing. It is the audit that proves it, and the repair for what no
+queue can hold: an object whose notification was never sent (notifications configured after the
+upload, a notification lost outside the stack, a dead-letter message deleted by hand or expired
+after 14 days). It compares the bucket's object versions with the metadata table and the
 state machine's executions, classifies every object version and, with ``--redrive``, starts the
 missing ones exactly as the trigger would have:
 

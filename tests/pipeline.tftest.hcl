@@ -74,6 +74,35 @@ override_resource {
 }
 
 override_resource {
+  target          = aws_kms_key.sqs
+  override_during = plan
+  values = {
+    arn    = "arn:aws:kms:eu-central-1:123456789012:key/66666666-6666-6666-6666-666666666666"
+    key_id = "66666666-6666-6666-6666-666666666666"
+  }
+}
+
+override_resource {
+  target          = aws_sqs_queue.uploads
+  override_during = plan
+  values = {
+    arn = "arn:aws:sqs:eu-central-1:123456789012:file-ingestion-dev-uploads"
+    id  = "https://sqs.eu-central-1.amazonaws.com/123456789012/file-ingestion-dev-uploads"
+    url = "https://sqs.eu-central-1.amazonaws.com/123456789012/file-ingestion-dev-uploads"
+  }
+}
+
+override_resource {
+  target          = aws_sqs_queue.uploads_dlq
+  override_during = plan
+  values = {
+    arn = "arn:aws:sqs:eu-central-1:123456789012:file-ingestion-dev-uploads-dlq"
+    id  = "https://sqs.eu-central-1.amazonaws.com/123456789012/file-ingestion-dev-uploads-dlq"
+    url = "https://sqs.eu-central-1.amazonaws.com/123456789012/file-ingestion-dev-uploads-dlq"
+  }
+}
+
+override_resource {
   target          = aws_iam_role.trigger
   override_during = plan
   values = {
@@ -259,7 +288,7 @@ run "kms_keys_are_separate_rotated_and_aliased" {
   command = plan
 
   assert {
-    condition     = aws_kms_key.s3.enable_key_rotation && aws_kms_key.dynamodb.enable_key_rotation && aws_kms_key.sns.enable_key_rotation && aws_kms_key.logs.enable_key_rotation && aws_kms_key.stepfunctions.enable_key_rotation
+    condition     = aws_kms_key.s3.enable_key_rotation && aws_kms_key.dynamodb.enable_key_rotation && aws_kms_key.sns.enable_key_rotation && aws_kms_key.logs.enable_key_rotation && aws_kms_key.stepfunctions.enable_key_rotation && aws_kms_key.sqs.enable_key_rotation
     error_message = "every customer-managed key must rotate"
   }
 
@@ -276,7 +305,7 @@ run "kms_keys_are_separate_rotated_and_aliased" {
 
   assert {
     condition = alltrue([
-      for doc in [data.aws_iam_policy_document.kms_s3, data.aws_iam_policy_document.kms_dynamodb, data.aws_iam_policy_document.kms_sns, data.aws_iam_policy_document.kms_logs, data.aws_iam_policy_document.kms_stepfunctions] :
+      for doc in [data.aws_iam_policy_document.kms_s3, data.aws_iam_policy_document.kms_dynamodb, data.aws_iam_policy_document.kms_sns, data.aws_iam_policy_document.kms_logs, data.aws_iam_policy_document.kms_stepfunctions, data.aws_iam_policy_document.kms_sqs] :
       contains(doc.source_policy_documents, data.aws_iam_policy_document.kms_administration.json)
     ])
     error_message = "every key policy must include the account administration statement"
@@ -539,25 +568,145 @@ run "bucket_policy_lets_objects_land_only_under_the_bucket_kms_key" {
   }
 }
 
-run "uploads_notify_the_trigger_only_from_this_bucket_and_account" {
+run "uploads_reach_the_trigger_through_an_encrypted_queue_with_a_dead_letter_queue" {
   command = plan
 
   assert {
     condition = (
-      one(aws_s3_bucket_notification.uploads.lambda_function).lambda_function_arn == aws_lambda_function.trigger.arn &&
-      one(aws_s3_bucket_notification.uploads.lambda_function).events == toset(["s3:ObjectCreated:*"])
+      one(aws_s3_bucket_notification.uploads.queue).queue_arn == aws_sqs_queue.uploads.arn &&
+      one(aws_s3_bucket_notification.uploads.queue).events == toset(["s3:ObjectCreated:*"]) &&
+      length(aws_s3_bucket_notification.uploads.lambda_function) == 0
     )
-    error_message = "every ObjectCreated event must go to the trigger"
+    error_message = "every ObjectCreated event must go to the upload queue, none straight to a function"
   }
 
   assert {
     condition = (
-      aws_lambda_permission.trigger_from_s3.principal == "s3.amazonaws.com" &&
-      aws_lambda_permission.trigger_from_s3.source_arn == aws_s3_bucket.uploads.arn &&
-      aws_lambda_permission.trigger_from_s3.source_account == "123456789012"
+      aws_sqs_queue.uploads.kms_master_key_id == aws_kms_key.sqs.arn &&
+      aws_sqs_queue.uploads_dlq.kms_master_key_id == aws_kms_key.sqs.arn &&
+      aws_kms_key.sqs.enable_key_rotation
     )
-    error_message = "S3 may invoke the trigger only for this bucket in this account"
+    error_message = "both queues are encrypted under the rotated, customer-managed queue key"
   }
+
+  assert {
+    condition = (
+      jsondecode(aws_sqs_queue.uploads.redrive_policy).deadLetterTargetArn == aws_sqs_queue.uploads_dlq.arn &&
+      jsondecode(aws_sqs_queue.uploads.redrive_policy).maxReceiveCount == 5 &&
+      aws_sqs_queue.uploads_dlq.message_retention_seconds == 1209600 &&
+      jsondecode(aws_sqs_queue_redrive_allow_policy.uploads_dlq.redrive_allow_policy).sourceQueueArns == [aws_sqs_queue.uploads.arn]
+    )
+    error_message = "after 5 receives a message moves to the dead-letter queue, which keeps it 14 days and serves only the upload queue"
+  }
+
+  assert {
+    condition     = aws_sqs_queue.uploads.visibility_timeout_seconds == 6 * aws_lambda_function.trigger.timeout + 1
+    error_message = "the visibility timeout is six times the trigger's timeout plus the batching window (AWS's guidance)"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.uploads_queue.statement : s if s.sid == "UploadBucketSendsNotifications"
+      && s.effect == "Allow" && toset(s.actions) == toset(["sqs:SendMessage"]) && toset(s.resources) == toset([aws_sqs_queue.uploads.arn])
+      && toset(one(s.principals).identifiers) == toset(["s3.amazonaws.com"])
+      && anytrue([for c in s.condition : c.test == "ArnEquals" && c.variable == "aws:SourceArn" && toset(c.values) == toset([aws_s3_bucket.uploads.arn])])
+      && anytrue([for c in s.condition : c.variable == "aws:SourceAccount" && toset(c.values) == toset(["123456789012"])])
+    ]) != null
+    error_message = "only this bucket of this account may send to the upload queue"
+  }
+
+  assert {
+    condition = alltrue([
+      for doc in [data.aws_iam_policy_document.uploads_queue, data.aws_iam_policy_document.uploads_dlq] :
+      one([for s in doc.statement : s if s.sid == "DenyInsecureTransport" && s.effect == "Deny"
+      && anytrue([for c in s.condition : c.variable == "aws:SecureTransport" && toset(c.values) == toset(["false"])])]) != null
+    ])
+    error_message = "both queues deny requests without TLS"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.kms_sqs.statement : s if s.sid == "UploadBucketNotifiesEncryptedQueue"
+      && toset(s.actions) == toset(["kms:Decrypt", "kms:GenerateDataKey"])
+      && toset(one(s.principals).identifiers) == toset(["s3.amazonaws.com"])
+      && anytrue([for c in s.condition : c.variable == "aws:SourceArn" && toset(c.values) == toset([aws_s3_bucket.uploads.arn])])
+      && anytrue([for c in s.condition : c.variable == "aws:SourceAccount" && toset(c.values) == toset(["123456789012"])])
+    ]) != null
+    error_message = "S3 may use the queue key only for this bucket of this account"
+  }
+}
+
+run "trigger_consumes_the_queue_in_paced_batches_reporting_item_failures" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_lambda_event_source_mapping.trigger.event_source_arn == aws_sqs_queue.uploads.arn &&
+      aws_lambda_event_source_mapping.trigger.function_name == aws_lambda_function.trigger.arn &&
+      aws_lambda_event_source_mapping.trigger.batch_size == 10 &&
+      aws_lambda_event_source_mapping.trigger.maximum_batching_window_in_seconds == 1 &&
+      aws_lambda_event_source_mapping.trigger.function_response_types == toset(["ReportBatchItemFailures"]) &&
+      one(aws_lambda_event_source_mapping.trigger.scaling_config).maximum_concurrency == 5
+    )
+    error_message = "the trigger reads batches of 10 within 1 s, at most 5 at once, and reports failed items only"
+  }
+
+  assert {
+    condition = (
+      one([for s in data.aws_iam_policy_document.trigger.statement : s.resources if s.sid == "ConsumeUploadQueue"]) == toset([aws_sqs_queue.uploads.arn]) &&
+      one([for s in data.aws_iam_policy_document.trigger.statement : s.actions if s.sid == "ConsumeUploadQueue"]) == toset(["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"])
+    )
+    error_message = "the trigger's role consumes only the upload queue"
+  }
+}
+
+run "queue_settings_are_configurable" {
+  command = plan
+
+  variables {
+    trigger_lambda_timeout          = 10
+    trigger_batch_size              = 100
+    trigger_batching_window_seconds = 5
+    trigger_maximum_concurrency     = 2
+    queue_max_receive_count         = 3
+  }
+
+  assert {
+    condition = (
+      aws_sqs_queue.uploads.visibility_timeout_seconds == 65 &&
+      jsondecode(aws_sqs_queue.uploads.redrive_policy).maxReceiveCount == 3 &&
+      aws_lambda_event_source_mapping.trigger.batch_size == 100 &&
+      aws_lambda_event_source_mapping.trigger.maximum_batching_window_in_seconds == 5 &&
+      one(aws_lambda_event_source_mapping.trigger.scaling_config).maximum_concurrency == 2
+    )
+    error_message = "the queue and mapping follow the variables"
+  }
+
+  assert {
+    condition     = aws_lambda_function.trigger.environment[0].variables["DEADLINE_MARGIN_MS"] == "3333"
+    error_message = "a short timeout keeps a third of it as the batch's deadline margin"
+  }
+}
+
+run "a_large_batch_needs_a_batching_window" {
+  command = plan
+
+  variables {
+    trigger_batch_size              = 100
+    trigger_batching_window_seconds = 0
+  }
+
+  expect_failures = [aws_lambda_event_source_mapping.trigger]
+}
+
+run "maximum_concurrency_stays_within_lambdas_limits" {
+  command = plan
+
+  variables {
+    trigger_maximum_concurrency = 1
+  }
+
+  expect_failures = [var.trigger_maximum_concurrency]
 }
 
 run "metadata_table_is_on_demand_kms_encrypted_with_pitr" {
@@ -678,6 +827,7 @@ run "functions_have_own_roles_log_groups_and_tracing" {
       aws_lambda_function.trigger.environment[0].variables["STATE_MACHINE_ARN"] == aws_sfn_state_machine.ingestion.arn &&
       aws_lambda_function.trigger.environment[0].variables["UPLOAD_BUCKET"] == aws_s3_bucket.uploads.id &&
       aws_lambda_function.trigger.environment[0].variables["ALERT_TOPIC_ARN"] == aws_sns_topic.alerts.arn &&
+      aws_lambda_function.trigger.environment[0].variables["DEADLINE_MARGIN_MS"] == "5000" &&
       aws_lambda_function.writer.environment[0].variables["TABLE_NAME"] == aws_dynamodb_table.metadata.name &&
       aws_lambda_function.security_monitor.environment[0].variables["ALERT_TOPIC_ARN"] == aws_sns_topic.alerts.arn &&
       aws_lambda_function.security_monitor.environment[0].variables["SCAN_REGIONS"] == "eu-central-1" &&
@@ -809,19 +959,6 @@ run "state_machine_data_key_reuse_is_bounded" {
   }
 
   expect_failures = [var.state_machine_kms_data_key_reuse_seconds]
-}
-
-run "trigger_failures_are_retried_twice_then_alerted" {
-  command = plan
-
-  assert {
-    condition = (
-      aws_lambda_function_event_invoke_config.trigger.maximum_retry_attempts == 2 &&
-      aws_lambda_function_event_invoke_config.trigger.maximum_event_age_in_seconds == 3600 &&
-      aws_lambda_function_event_invoke_config.trigger.destination_config[0].on_failure[0].destination == aws_sns_topic.alerts.arn
-    )
-    error_message = "2 retries, a maximum event age, then the alert topic"
-  }
 }
 
 run "monitor_runs_on_a_schedule" {
@@ -1054,6 +1191,28 @@ run "alarms_cover_errors_throttles_failures_and_a_silent_monitor" {
   command = plan
 
   assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.dead_letter_queue.namespace == "AWS/SQS" &&
+      aws_cloudwatch_metric_alarm.dead_letter_queue.metric_name == "ApproximateNumberOfMessagesVisible" &&
+      aws_cloudwatch_metric_alarm.dead_letter_queue.dimensions["QueueName"] == "file-ingestion-dev-uploads-dlq" &&
+      aws_cloudwatch_metric_alarm.dead_letter_queue.threshold == 0 &&
+      aws_cloudwatch_metric_alarm.dead_letter_queue.comparison_operator == "GreaterThanThreshold" &&
+      aws_cloudwatch_metric_alarm.dead_letter_queue.alarm_actions == toset([aws_sns_topic.alerts.arn])
+    )
+    error_message = "any message in the dead-letter queue raises an alarm on the alert topic"
+  }
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.upload_queue_age.metric_name == "ApproximateAgeOfOldestMessage" &&
+      aws_cloudwatch_metric_alarm.upload_queue_age.dimensions["QueueName"] == "file-ingestion-dev-uploads" &&
+      aws_cloudwatch_metric_alarm.upload_queue_age.threshold == 900 &&
+      aws_cloudwatch_metric_alarm.upload_queue_age.alarm_actions == toset([aws_sns_topic.alerts.arn])
+    )
+    error_message = "a queue falling behind by more than 15 minutes raises an alarm"
+  }
+
+  assert {
     condition = {
       for k, a in aws_cloudwatch_metric_alarm.lambda : k => [a.namespace, a.metric_name, a.dimensions["FunctionName"]]
       } == {
@@ -1177,8 +1336,20 @@ run "reconcile_operator_policy_grants_exactly_what_the_tool_calls" {
       RedriveMissingUploads = {
         effect = "Allow", actions = ["states:StartExecution"], resources = [aws_sfn_state_machine.ingestion.arn]
       }
+      RedriveDeadLetterQueue = {
+        effect = "Allow", resources = [aws_sqs_queue.uploads_dlq.arn], actions = [
+          "sqs:CancelMessageMoveTask", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ListMessageMoveTasks",
+          "sqs:ReceiveMessage", "sqs:StartMessageMoveTask",
+        ]
+      }
+      SendRedrivenMessagesToUploadQueue = {
+        effect = "Allow", actions = ["sqs:SendMessage"], resources = [aws_sqs_queue.uploads.arn]
+      }
+      UseQueueKeyThroughSQS = {
+        effect = "Allow", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [aws_kms_key.sqs.arn]
+      }
     })
-    error_message = "the operator may list the bucket's versions, scan the table, list/describe/start the state machine's executions, nothing else"
+    error_message = "the operator may list the bucket's versions, scan the table, list/describe/start the state machine's executions, re-drive the dead-letter queue into the upload queue, nothing else"
   }
 
   assert {

@@ -552,7 +552,9 @@ def test_checker_reports_names_absent_from_6_62_0(snippet: str, expected: str) -
 @pytest.mark.parametrize(
     ("snippet", "kind"),
     [
-        pytest.param('resource "aws_sqs_queue" "x" { name = "q" }', "resource type", id="resource"),
+        pytest.param(
+            'resource "aws_sqs_queue_redrive_policy" "x" { queue_url = "q" }', "resource type", id="resource"
+        ),
         # the resource aws_s3_bucket has a tree; the data source of the same name does not
         pytest.param('data "aws_s3_bucket" "x" { bucket = "b" }', "data source", id="data-source"),
     ],

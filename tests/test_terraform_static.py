@@ -28,6 +28,7 @@ EXPECTED_FILES = {
     "s3.tf",
     "dynamodb.tf",
     "sns.tf",
+    "sqs.tf",
     "iam.tf",
     "lambda_trigger.tf",
     "lambda_writer.tf",
@@ -60,6 +61,7 @@ KEY_POLICY_DOCUMENTS = {
     "kms_sns",
     "kms_logs",
     "kms_stepfunctions",
+    "kms_sqs",
 }
 
 
@@ -186,6 +188,7 @@ def test_each_key_carries_its_own_policy_document() -> None:
         "sns": "${data.aws_iam_policy_document.kms_sns.json}",
         "logs": "${data.aws_iam_policy_document.kms_logs.json}",
         "stepfunctions": "${data.aws_iam_policy_document.kms_stepfunctions.json}",
+        "sqs": "${data.aws_iam_policy_document.kms_sqs.json}",
     }
 
 
@@ -247,7 +250,8 @@ def test_every_output_has_a_description_and_the_seed_names_exist() -> None:
 def test_the_reconcile_operator_policy_grants_exactly_the_calls_the_tool_makes() -> None:
     """scripts/reconcile.py names the IAM action of every AWS call it makes (``aws_errors(...)``);
     the operator policy grants those, plus the use of the table key (through DynamoDB) and of the
-    execution key (through Step Functions), and is an output."""
+    execution key (through Step Functions), plus the dead-letter queue's re-drive (a message move
+    task into the upload queue, as AWS documents it), and is an output."""
     documents = policy_documents()
     document = documents["reconcile_operator"]
     assert document["source_policy_documents"] == ["${data.aws_iam_policy_document.use_execution_key.json}"]
@@ -265,8 +269,17 @@ def test_the_reconcile_operator_policy_grants_exactly_the_calls_the_tool_makes()
         "states:DescribeExecution",
         "states:StartExecution",
     }
-    # kms: the table key through DynamoDB, the execution key through Step Functions
-    assert granted == called | {"kms:Decrypt", "kms:GenerateDataKey"}
+    redrive = {
+        "sqs:StartMessageMoveTask",
+        "sqs:ListMessageMoveTasks",
+        "sqs:CancelMessageMoveTask",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:SendMessage",
+    }
+    # kms: the table key through DynamoDB, the execution key through Step Functions, the queue key through SQS
+    assert granted == called | redrive | {"kms:Decrypt", "kms:GenerateDataKey"}
     outputs = {name: body for _, _, name, body in blocks("output")}
     assert outputs["reconcile_operator_policy_json"]["value"] == (
         "${data.aws_iam_policy_document.reconcile_operator.json}"

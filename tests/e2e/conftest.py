@@ -146,5 +146,6 @@ def backend(deployed: Deployment) -> Backend:
 def pipeline(deployed: Deployment) -> Pipeline:
     """The deployed pipeline with no alert left over from an earlier test."""
     deployed.backend.settle(timeout=60)
+    deployed.pipeline.wait_for_queue_drained(timeout=120)
     deployed.pipeline.alerts(wait_seconds=0)
     return deployed.pipeline

@@ -142,6 +142,37 @@ def test_resource_policy_justifications_need_the_named_principal() -> None:
     assert not justified(import_key, {"account"})
 
 
+def test_the_queue_justifications_cover_the_statements_they_name_only() -> None:
+    trigger_role = ("arn:aws:iam::0:role/trigger-role",)
+    via_sqs = {"StringEquals": {"kms:ViaService": "sqs.eu-central-1.amazonaws.com"}}
+    consume = grant("role-policy", "ConsumeUploadQueue", "sqs:ReceiveMessage", trigger_role)
+    assert justified(consume, {"trigger"}), "the event source mapping polls with the role"
+    assert not justified(consume, {"writer"}), "the same statement given to another function"
+    widened = grant("role-policy", "ConsumeUploadQueue", "sqs:SendMessage", trigger_role)
+    assert not justified(widened, {"trigger"}), "an action added to the statement"
+    decrypt = grant("role-policy", "DecryptUploadQueueMessages", "kms:Decrypt", trigger_role, via_sqs)
+    assert justified(decrypt, {"trigger"})
+    direct = grant("role-policy", "DecryptUploadQueueMessages", "kms:Decrypt", trigger_role)
+    assert not justified(direct, {"trigger"}), "the key used directly, not through SQS"
+    operator = ("arn:aws:iam::0:user/iam-proof-reconcile-operator-policy-json",)
+    start = grant("operator-policy", "RedriveDeadLetterQueue", "sqs:StartMessageMoveTask", operator)
+    assert justified(start, {"operator"}), "MiniStack has no message move task"
+    receive = grant("operator-policy", "RedriveDeadLetterQueue", "sqs:ReceiveMessage", operator)
+    assert not justified(receive, {"operator"}), "the dead_letter_redrive scenario shows it"
+    send = grant("operator-policy", "SendRedrivenMessagesToUploadQueue", "sqs:SendMessage", operator)
+    assert not justified(send, {"operator"}), "the dead_letter_redrive scenario shows it"
+    s3 = grant(
+        "key-policy", "UploadBucketNotifiesEncryptedQueue", "kms:GenerateDataKey", ("s3.amazonaws.com",)
+    )
+    assert justified(s3, set())
+    anyone = grant("key-policy", "UploadBucketNotifiesEncryptedQueue", "kms:GenerateDataKey", ("*",))
+    assert not justified(anyone, set()), "the statement opened to everybody"
+    bucket_sends = grant(
+        "queue-policy", "UploadBucketSendsNotifications", "sqs:SendMessage", ("s3.amazonaws.com",)
+    )
+    assert not justified(bucket_sends, set()), "MiniStack refuses the delivery: the upload scenario shows it"
+
+
 def test_every_justification_says_whose_grant_and_cites_aws() -> None:
     for justification in iam_proof.JUSTIFICATIONS:
         assert justification.reference.startswith("https://docs.aws.amazon.com/"), justification.sids
@@ -217,6 +248,83 @@ def test_an_unproven_grant_names_the_other_grant_that_gives_the_same_action() ->
 
     assert "RolesPublish sns:Publish (sns.tf:28)" in results[0].reason
     assert "Publish sns:Publish (iam.tf:25)" in results[1].reason
+
+
+def test_a_deny_only_queue_policy_carries_no_grant() -> None:
+    guardrail = {
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "sqs:*",
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ]
+    }
+    assert not iam_proof.grants_of(
+        guardrail, kind="queue-policy", holder="arn:q", policy="", address="a", locate=lambda s, a: ""
+    )
+
+
+def test_a_delivery_refused_in_ministacks_log_is_a_denial_of_the_service(tmp_path: Path) -> None:
+    log = tmp_path / "ministack.log"
+    log.write_text(
+        "2026-12-06 12:04:29 INFO [s3] S3 notification → SQS file-ingestion-dev-uploads\n"
+        "2026-12-06 12:04:30 WARNING [s3] S3 notification: queue policy denies delivery from "
+        "the-bucket to file-ingestion-dev-uploads\n"
+        "2026-12-06 12:04:31 WARNING [sns] SNS fanout: queue policy denies delivery from "
+        "arn:aws:sns:eu-central-1:0:alerts to observer\n"
+        "2026-12-06 12:04:32 WARNING [s3] S3 notification: queue policy denies"  # not written out yet
+    )
+
+    found, offset = iam_proof.refused_deliveries(log)
+
+    assert [(d.action, d.principal, d.resource) for d in found] == [
+        ("sqs:SendMessage", "s3.amazonaws.com", "file-ingestion-dev-uploads"),
+        ("sqs:SendMessage", "sns.amazonaws.com", "observer"),
+    ]
+    assert "queue policy denies delivery from the-bucket" in iam_proof.denial_text(found[0].message)
+    assert iam_proof.refused_deliveries(log, offset) == ([], offset), "read once; the partial line waits"
+
+
+def queue_grant(queue: str) -> Grant:
+    return Grant(
+        "queue-policy",
+        f"arn:aws:sqs:eu-central-1:000000000000:{queue}",
+        "",
+        1,
+        "UploadBucketSendsNotifications",
+        "sqs:SendMessage",
+        ("s3.amazonaws.com",),
+        "{}",
+        "aws_sqs_queue_policy.uploads",
+        "sqs.tf:70",
+    )
+
+
+def test_a_refused_delivery_proves_the_grant_of_that_queue_and_that_service_only() -> None:
+    refused = Denial("sqs", "sqs:SendMessage", "s3.amazonaws.com", "file-ingestion-dev-uploads", "log")
+    on_dlq = Denial("sqs", "sqs:SendMessage", "s3.amazonaws.com", "file-ingestion-dev-uploads-dlq", "log")
+    from_sns = Denial("sqs", "sqs:SendMessage", "sns.amazonaws.com", "file-ingestion-dev-uploads", "log")
+    uploads = queue_grant("file-ingestion-dev-uploads")
+
+    assert iam_proof.Proof.denial_of(uploads, [("upload", refused)]) == ("upload", refused)
+    assert iam_proof.Proof.denial_of(uploads, [("upload", on_dlq)]) is None, "another queue"
+    assert iam_proof.Proof.denial_of(uploads, [("upload", from_sns)]) is None, "another service"
+
+
+def test_every_scenario_named_in_the_tables_exists() -> None:
+    named = {
+        *iam_proof.DELIBERATE,
+        *(n for names in iam_proof.COMPONENT_SCENARIOS.values() for n in names),
+        *(n for names in iam_proof.SERVICE_SCENARIOS.values() for n in names),
+        *(n for names in iam_proof.OUTPUT_SCENARIOS.values() for n in names),
+        *(n for names in iam_proof.KEY_SCENARIOS.values() for n in names),
+    }
+    assert named <= set(iam_proof.SCENARIOS)
+    assert "kms_sqs_key_arn" in iam_proof.KEY_SCENARIOS
+    assert iam_proof.DELIBERATE["failed_start"] == ("trigger", "states:StartExecution")
 
 
 def test_a_denial_is_shown_as_its_message_on_one_line() -> None:
