@@ -113,7 +113,8 @@ data "aws_iam_policy_document" "trigger" {
     resources = [aws_sqs_queue.uploads.arn]
   }
 
-  # Receiving from the encrypted queue decrypts its data key, through SQS and for this queue only.
+  # Receiving from the encrypted queue decrypts its data key, through SQS and for this queue only
+  # (SQS names the queue in the encryption context).
   statement {
     sid       = "DecryptUploadQueueMessages"
     effect    = "Allow"
@@ -124,6 +125,12 @@ data "aws_iam_policy_document" "trigger" {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = ["sqs.${var.aws_region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:aws:sqs:arn"
+      values   = [aws_sqs_queue.uploads.arn]
     }
   }
 }
@@ -417,7 +424,8 @@ data "aws_iam_policy_document" "reconcile_operator" {
     resources = [aws_sqs_queue.uploads.arn]
   }
 
-  # Both queues are encrypted under the queue key: read from one, write to the other, through SQS.
+  # Both queues are encrypted under the queue key: read from one, write to the other, through SQS
+  # and for these two queues only (SQS names the queue in the encryption context).
   statement {
     sid       = "UseQueueKeyThroughSQS"
     effect    = "Allow"
@@ -428,6 +436,12 @@ data "aws_iam_policy_document" "reconcile_operator" {
       test     = "StringEquals"
       variable = "kms:ViaService"
       values   = ["sqs.${var.aws_region}.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:aws:sqs:arn"
+      values   = [aws_sqs_queue.uploads_dlq.arn, aws_sqs_queue.uploads.arn]
     }
   }
 }

@@ -658,6 +658,16 @@ run "trigger_consumes_the_queue_in_paced_batches_reporting_item_failures" {
     )
     error_message = "the trigger's role consumes only the upload queue"
   }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.trigger.statement : s if s.sid == "DecryptUploadQueueMessages"
+      && toset(s.actions) == toset(["kms:Decrypt"]) && toset(s.resources) == toset([aws_kms_key.sqs.arn])
+      && anytrue([for c in s.condition : c.variable == "kms:ViaService" && toset(c.values) == toset(["sqs.eu-central-1.amazonaws.com"])])
+      && anytrue([for c in s.condition : c.variable == "kms:EncryptionContext:aws:sqs:arn" && toset(c.values) == toset([aws_sqs_queue.uploads.arn])])
+    ]) != null
+    error_message = "the trigger decrypts with the queue key only through SQS and only for the upload queue"
+  }
 }
 
 run "queue_settings_are_configurable" {
