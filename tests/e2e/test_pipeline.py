@@ -35,6 +35,32 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def s3_event_of(pipeline: Pipeline, key: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The S3 notification that started an execution, rebuilt from its input (a redelivery)."""
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": pipeline.region,
+                "eventTime": record["event_time"],
+                "eventName": record["event_name"],
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "bucket": {"name": record["bucket"], "arn": f"arn:aws:s3:::{record['bucket']}"},
+                    "object": {
+                        "key": quote_plus(key, safe="/"),
+                        "size": record["size"],
+                        "eTag": record["etag"],
+                        "versionId": record["version_id"],
+                        "sequencer": record["sequencer"],
+                    },
+                },
+            }
+        ]
+    }
+
+
 def test_a_second_plan_right_after_apply_shows_no_changes(
     deployed: Deployment, request: pytest.FixtureRequest
 ) -> None:
@@ -99,28 +125,7 @@ def test_a_redelivered_s3_event_starts_nothing_new_and_writes_nothing_new(pipeli
     pipeline.upload(key)
     first = pipeline.wait_for_final_execution(key)
     record = json.loads(first["input"])
-    event = {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": pipeline.region,
-                "eventTime": record["event_time"],
-                "eventName": record["event_name"],
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "bucket": {"name": record["bucket"], "arn": f"arn:aws:s3:::{record['bucket']}"},
-                    "object": {
-                        "key": quote_plus(key, safe="/"),
-                        "size": record["size"],
-                        "eTag": record["etag"],
-                        "versionId": record["version_id"],
-                        "sequencer": record["sequencer"],
-                    },
-                },
-            }
-        ]
-    }
+    event = s3_event_of(pipeline, key, record)
 
     response = pipeline.client("lambda").invoke(
         FunctionName=pipeline.outputs["trigger_lambda_name"], Payload=json.dumps(event).encode()
@@ -327,28 +332,7 @@ def test_a_redelivered_queue_message_starts_nothing_new_and_writes_nothing_new(p
     pipeline.upload(key)
     first = pipeline.wait_for_final_execution(key)
     record = json.loads(first["input"])
-    event = {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "awsRegion": pipeline.region,
-                "eventTime": record["event_time"],
-                "eventName": record["event_name"],
-                "s3": {
-                    "s3SchemaVersion": "1.0",
-                    "bucket": {"name": record["bucket"], "arn": f"arn:aws:s3:::{record['bucket']}"},
-                    "object": {
-                        "key": quote_plus(key, safe="/"),
-                        "size": record["size"],
-                        "eTag": record["etag"],
-                        "versionId": record["version_id"],
-                        "sequencer": record["sequencer"],
-                    },
-                },
-            }
-        ]
-    }
+    event = s3_event_of(pipeline, key, record)
 
     pipeline.client("sqs").send_message(
         QueueUrl=pipeline.outputs["upload_queue_url"], MessageBody=json.dumps(event)
