@@ -1,21 +1,47 @@
 """Benchmarks of the whole system (``make bench``, after the handler benchmarks).
 
-Measured in one run, on this machine, as figures and ratios; nothing here asserts a time:
+Measured in one run, on this machine, as figures and ratios; nothing here asserts a time or a goal
+(a figure with a goal is reported next to it, with whether this run met it).
 
-* ``burst_files_per_s_warm`` / ``_cold``: the deployed stack on the embedded emulator, N uploads at
-  once (default 200), files per second from the first upload to the last row; warm execution
-  environments (the emulator's default, cold starts included) vs a process per invocation;
-  ``warm_over_cold`` is their ratio;
+The stack is applied **once** per provider version onto a fresh embedded emulator with its default
+settings (S3 -> upload queue -> event source mapping of ``trigger_batch_size`` 10,
+``trigger_batching_window_seconds`` 1, ``trigger_maximum_concurrency`` 5, ReportBatchItemFailures ->
+trigger -> Step Functions -> writer; :data:`STACK_VARIABLES` puts back the trigger timeout and
+receive count that devkit's local overrides shorten for tests), and every pipeline figure is taken
+from the newest version's deployment, one after another, with single delivery and no faults;
+between two figures the upload queue is drained and no execution runs. The pipeline figures are
+filed under ``profiles[<type>]``, the state machine's type (``STANDARD``; an Express workflow would
+be another entry). A file that never becomes a row (dead-lettered) ends the wait for it and is
+reported (``files_without_row``, ``dead_letters``) instead of hanging the run:
+
+* ``burst_files_per_s_warm`` (goal >= 25 on 2 cores) / ``_cold``: N uploads at once (default 200)
+  from 16 threads, files per second from the first upload to the last row; warm execution
+  environments (the emulator's default, started from none so their cold starts count) vs a process
+  per invocation (``--skip-cold`` leaves it out); ``warm_over_cold`` is their ratio;
+* ``quota_utilisation`` (goal >= 0.9): StartExecution throttled by the emulator's token bucket
+  (capacity 20, refilled at 5 a second), N uploads at once (default 300). From ListExecutions'
+  startDate of this run's executions (their names start with the run's file-name prefix): the
+  starts after the bucket's first 20 divided by the time from the 20th start to the last, over the
+  refill rate. With the throttled StartExecution calls, the mapping's ``messages_received`` and
+  ``messages_reported_failed`` during the run, the longest pause between two starts, the same
+  utilisation over the ``first_pass`` (up to the first 10 s without a start: what follows waited
+  for a visibility timeout, not for the quota) and the starts per 10 s;
+* ``drain_seconds_after_1000``: 1,000 uploads at once (``--drain-files``), unthrottled: seconds from
+  the first upload until the upload queue is drained (nothing visible, in flight or delayed and no
+  batch running: the emulator's ``wait_for_event_sources`` and GetQueueAttributes) and until the
+  last row exists;
 * ``monitor_concurrent_over_serial``: the security monitor over 1,000 buckets + 1,000 tables at a
   simulated 50 ms per AWS call, one check at a time vs concurrently (read from the handler
   benchmarks' JSON when ``make bench`` ran them, else measured here);
 * ``apply_seconds`` / ``replan_seconds`` per provider source (each hashicorp/aws version in a local
   mirror, or ``registry``): ``terraform apply`` of the stack onto a fresh emulator, and the second
-  ``plan`` that must show no changes; the burst runs on the newest;
+  ``plan`` that must show no changes;
 * ``demo_seconds``: ``python -m devkit.demo`` end to end (setup, five steps, teardown).
 
-Writes ``build/bench-system.json`` and prints a table. Usage:
-``python -m benchmarks.system [--files 200] [--skip-demo] [--handlers-json build/bench-handlers.json]``
+The top-level ``burst_files_per_s_warm``, ``burst_files_per_s_cold``, ``warm_over_cold`` and
+``burst`` repeat the Standard profile's. Writes ``build/bench-system.json`` and prints a table.
+Usage: ``python -m benchmarks.system [--files 200] [--quota-files 300] [--drain-files 1000]
+[--skip-cold] [--skip-demo] [--skip-monitor] [--handlers-json build/bench-handlers.json]``
 """
 
 from __future__ import annotations
@@ -30,6 +56,8 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +69,31 @@ from emulator import Emulator
 ROOT = toolchain.ROOT
 OUTPUT = ROOT / "build" / "bench-system.json"
 UPLOAD_THREADS = 16
+START_EXECUTION = "AWSStepFunctions.StartExecution"
+QUOTA_CAPACITY = 20
+QUOTA_REFILL_PER_SECOND = 5.0
+GOALS: dict[str, float] = {"burst_files_per_s_warm": 25.0, "quota_utilisation": 0.9}
+"""Each goal is a lower bound, reported next to its figure, never asserted."""
+WAIT_SECONDS = 3600
+PAUSE_SECONDS = 10.0
+"""A quota-bound run starts an execution every 1 / refill seconds; a pause this long means the rest
+waited for something else (a message reported failed comes back after the visibility timeout)."""
+STACK_VARIABLES: dict[str, object] = {"trigger_lambda_timeout": 30, "queue_max_receive_count": 5}
+"""The stack's own defaults (variables.tf) for what devkit's local overrides shorten for tests (a 5 s
+trigger, so a 31 s visibility timeout, and dead-lettering on the second failed receive): under the
+throttle a batch then runs out of time before its messages start and a message still throttled on
+its second receive is dead-lettered, which measures the test settings, not the pipeline. The event
+source mapping (batch size, batching window, maximum concurrency) keeps its defaults."""
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How many uploads each pipeline figure makes."""
+
+    burst: int = 200
+    quota: int = 300
+    drain: int = 1000
+    cold: bool = True
 
 
 def free_port() -> int:
@@ -63,36 +116,270 @@ def rows_with_prefix(pipeline: Pipeline, prefix: str) -> int:
     return sum(page["Count"] for page in pages)
 
 
-def burst(pipeline: Pipeline, emulator: Emulator, files: int, warm: bool) -> dict[str, Any]:
+@dataclass
+class Deployment:
+    """The one deployment every pipeline figure is taken from."""
+
+    pipeline: Pipeline
+    emulator: Emulator
+
+    def upload_all(self, keys: list[str]) -> None:
+        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+            list(pool.map(lambda key: self.pipeline.upload(key, b"benchmark\n"), keys))
+
+    def workflow_type(self) -> str:
+        sfn = self.pipeline.client("stepfunctions")
+        return str(
+            sfn.describe_state_machine(stateMachineArn=self.pipeline.outputs["step_function_arn"])["type"]
+        )
+
+    def mapping_stats(self) -> dict[str, Any]:
+        """The counters of the upload queue's (only enabled) event source mapping."""
+        [stats] = [m for m in self.emulator.event_source_stats()["mappings"] if m["state"] == "Enabled"]
+        return dict(stats)
+
+    def executions(self, name_prefix: str = "", status: str | None = None) -> list[dict[str, Any]]:
+        sfn = self.pipeline.client("stepfunctions")
+        arguments: dict[str, Any] = {"stateMachineArn": self.pipeline.outputs["step_function_arn"]}
+        if status is not None:
+            arguments["statusFilter"] = status
+        pages = sfn.get_paginator("list_executions").paginate(**arguments)
+        return [e for page in pages for e in page["executions"] if e["name"].startswith(name_prefix)]
+
+    def queue_drained(self) -> bool:
+        """No batch being processed and no message visible, in flight or delayed in the upload queue."""
+        return self.emulator.wait_for_event_sources(timeout=5) and not any(
+            self.pipeline.queue_depth().values()
+        )
+
+    def wait_drained(self) -> None:
+        wait_for("the upload queue to drain", self.queue_drained, timeout=WAIT_SECONDS, interval=0.05)
+
+    def dead_letters(self) -> int:
+        return self.pipeline.queue_depth("dead_letter_queue_url")["visible"]
+
+    def wait_for_rows(self, prefix: str, files: int) -> int:
+        """Until ``files`` rows exist under ``prefix``, or no more can come (the queue drained, no
+        execution running and no new row since the last look: a file was dead-lettered or failed);
+        the rows found."""
+        seen = [-1]
+
+        def probe() -> tuple[int] | None:
+            rows = rows_with_prefix(self.pipeline, prefix)
+            stalled = rows == seen[0] and self.emulator.event_source_stats()["drained"]
+            seen[0] = rows
+            if rows >= files or (stalled and self.executions(status="RUNNING") == []):
+                return (rows,)
+            return None
+
+        return wait_for(f"{files} rows", probe, timeout=WAIT_SECONDS, interval=0.5)[0]
+
+    def settle(self) -> None:
+        """Between two figures: the queue drained and no execution running."""
+        wait_for(
+            "the pipeline to settle",
+            lambda: self.queue_drained() and self.executions(status="RUNNING") == [],
+            timeout=900,
+            interval=1,
+        )
+
+
+def burst(deployment: Deployment, files: int, warm: bool) -> dict[str, Any]:
     """Upload ``files`` objects at once; files per second until every one is a row."""
+    emulator = deployment.emulator
     emulator.configure_lambda(warm=warm)
     assert emulator.runner is not None
     emulator.runner.pool.stop_idle()  # every run starts without environments: cold starts count
     prefix = f"bench-{'warm' if warm else 'cold'}-{uuid.uuid4().hex[:6]}/"
     keys = [f"{prefix}file-{i:05d}.csv" for i in range(files)]
-    before = emulator.lambda_stats()
+    before, dead_before = emulator.lambda_stats(), deployment.dead_letters()
     started = time.monotonic()
-    with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
-        list(pool.map(lambda key: pipeline.upload(key, b"benchmark\n"), keys))
-    wait_for(
-        f"{files} rows",
-        lambda: rows_with_prefix(pipeline, prefix) >= files or None,
-        timeout=3600,
-        interval=0.5,
-    )
+    deployment.upload_all(keys)
+    rows = deployment.wait_for_rows(prefix, files)
     seconds = time.monotonic() - started
     after = emulator.lambda_stats()
+    deployment.settle()
     return {
         "files": files,
         "seconds": round(seconds, 1),
         "files_per_s": round(files / seconds, 2),
         "cold_starts": after["cold_starts"] - before["cold_starts"],
         "warm_starts": after["warm_starts"] - before["warm_starts"],
+        **missing(files, rows, deployment.dead_letters() - dead_before),
     }
 
 
-def deploy_and_measure(provider: str, files: int | None) -> dict[str, Any]:
-    """Apply onto a fresh emulator, time it and the re-plan; with ``files``, burst warm and cold."""
+def missing(files: int, rows: int, dead_letters: int) -> dict[str, int]:
+    """Files without a row and new dead letters; nothing when every file arrived (the usual case)."""
+    if rows >= files and dead_letters == 0:
+        return {}
+    return {"files_without_row": files - rows, "dead_letters": dead_letters}
+
+
+def sustained_utilisation(starts: list[float], capacity: int, refill_per_second: float) -> dict[str, Any]:
+    """How much of a token bucket's refill a series of start times used once its capacity was spent.
+
+    ``starts`` are epoch seconds. The first ``capacity`` starts may come from the full bucket; the
+    sustained phase runs from the ``capacity``-th start to the last, and holds the other starts:
+    their rate over the refill rate is ``quota_utilisation``. ``first_pass`` is the same up to the
+    first pause of ``PAUSE_SECONDS`` without a start (what came after it waited for a visibility
+    timeout, not for the quota); ``token_use`` is the cross-check over the whole run: starts /
+    (capacity + refill x time from the first start to the last); ``starts_per_10s`` the timeline.
+    """
+    ordered = sorted(starts)
+    result: dict[str, Any] = {"executions_started": len(ordered)}
+    if len(ordered) <= capacity or ordered[-1] <= ordered[capacity - 1]:
+        return {**result, "quota_utilisation": None}
+    begin = capacity - 1
+    seconds = ordered[-1] - ordered[begin]
+    rate = (len(ordered) - capacity) / seconds
+    gaps = [later - earlier for earlier, later in pairwise(ordered)]
+    pause = next((i for i in range(begin, len(gaps)) if gaps[i] >= PAUSE_SECONDS), len(ordered) - 1)
+    first_pass_seconds = ordered[pause] - ordered[begin]
+    timeline = [0] * (int((ordered[-1] - ordered[0]) // 10) + 1)
+    for start in ordered:
+        timeline[int((start - ordered[0]) // 10)] += 1
+    return {
+        **result,
+        "quota_utilisation": round(rate / refill_per_second, 3),
+        "sustained_starts": len(ordered) - capacity,
+        "sustained_seconds": round(seconds, 2),
+        "sustained_starts_per_s": round(rate, 2),
+        "burst_phase_seconds": round(ordered[begin] - ordered[0], 2),
+        "longest_gap_seconds": round(max(gaps), 2),
+        "first_pass": {
+            "starts": pause - begin,
+            "seconds": round(first_pass_seconds, 2),
+            "utilisation": round((pause - begin) / first_pass_seconds / refill_per_second, 3)
+            if first_pass_seconds > 0
+            else None,
+            "starts_after_it": len(ordered) - 1 - pause,
+        },
+        "token_use": round(len(ordered) / (capacity + refill_per_second * (ordered[-1] - ordered[0])), 3),
+        "starts_per_10s": timeline,
+    }
+
+
+def quota_utilisation(
+    deployment: Deployment,
+    files: int,
+    capacity: int = QUOTA_CAPACITY,
+    refill_per_second: float = QUOTA_REFILL_PER_SECOND,
+) -> dict[str, Any]:
+    """Upload ``files`` objects at once with StartExecution throttled; how much of the refill was used."""
+    emulator = deployment.emulator
+    emulator.configure_lambda(warm=True)
+    tag = uuid.uuid4().hex[:6]
+    name_prefix = f"quota{tag}-"  # the execution name starts with the key's file name
+    prefix = f"bench-quota-{tag}/"
+    keys = [f"{prefix}{name_prefix}{i:05d}.csv" for i in range(files)]
+    before, dead_before = deployment.mapping_stats(), deployment.dead_letters()
+    emulator.set_throttle(START_EXECUTION, capacity=capacity, refill_per_second=refill_per_second)
+    try:
+        started = time.monotonic()
+        deployment.upload_all(keys)
+        upload_seconds = time.monotonic() - started
+        deployment.wait_drained()
+        drained_seconds = time.monotonic() - started
+        [throttle] = [t for t in emulator.faults.list_throttles() if t["target"] == START_EXECUTION]
+    finally:
+        emulator.clear_throttles()
+    after = deployment.mapping_stats()
+    starts = [e["startDate"].timestamp() for e in deployment.executions(name_prefix)]
+    rows = deployment.wait_for_rows(prefix, files)
+    rows_seconds = time.monotonic() - started
+    deployment.settle()
+    return {
+        "files": files,
+        "throttle": {"capacity": capacity, "refill_per_second": refill_per_second},
+        **sustained_utilisation(starts, capacity, refill_per_second),
+        "throttled": throttle["throttled"],
+        "start_execution_calls_allowed": throttle["allowed"],
+        "messages_received": after["messages_received"] - before["messages_received"],
+        "messages_reported_failed": after["messages_reported_failed"] - before["messages_reported_failed"],
+        "batch_failures": after["batch_failures"] - before["batch_failures"],
+        "upload_seconds": round(upload_seconds, 1),
+        "queue_drained_seconds": round(drained_seconds, 1),
+        "last_row_seconds": round(rows_seconds, 1),
+        **missing(files, rows, deployment.dead_letters() - dead_before),
+    }
+
+
+def drain(deployment: Deployment, files: int) -> dict[str, Any]:
+    """Upload ``files`` objects at once, unthrottled; seconds until the queue is drained, and until the last row."""
+    deployment.emulator.configure_lambda(warm=True)
+    prefix = f"bench-drain-{uuid.uuid4().hex[:6]}/"
+    keys = [f"{prefix}file-{i:05d}.csv" for i in range(files)]
+    before, dead_before = deployment.mapping_stats(), deployment.dead_letters()
+    started = time.monotonic()
+    deployment.upload_all(keys)
+    upload_seconds = time.monotonic() - started
+    deployment.wait_drained()
+    drained_seconds = time.monotonic() - started
+    rows = deployment.wait_for_rows(prefix, files)
+    rows_seconds = time.monotonic() - started
+    after = deployment.mapping_stats()
+    deployment.settle()
+    return {
+        "files": files,
+        "upload_seconds": round(upload_seconds, 1),
+        "queue_drained": round(drained_seconds, 1),
+        "last_row": round(rows_seconds, 1),
+        "files_per_s": round(files / rows_seconds, 2),
+        "invocations": after["invocations"] - before["invocations"],
+        "messages_received": after["messages_received"] - before["messages_received"],
+        "messages_reported_failed": after["messages_reported_failed"] - before["messages_reported_failed"],
+        **missing(files, rows, deployment.dead_letters() - dead_before),
+    }
+
+
+def goal_met(figure: str, value: float | None) -> bool | None:
+    return None if value is None else value >= GOALS[figure]
+
+
+def measure_profile(deployment: Deployment, sizes: Sizes) -> dict[str, Any]:
+    """Every pipeline figure of one workflow profile, from one deployment."""
+    mapping = deployment.mapping_stats()
+    warm = burst(deployment, sizes.burst, warm=True)
+    quota = quota_utilisation(deployment, sizes.quota)
+    drained = drain(deployment, sizes.drain)
+    cold = burst(deployment, sizes.burst, warm=False) if sizes.cold else None
+    deployment.emulator.configure_lambda(warm=True)
+    profile: dict[str, Any] = {
+        "workflow_type": deployment.workflow_type(),
+        "burst_files_per_s_warm": warm["files_per_s"],
+        "burst_files_per_s_cold": cold["files_per_s"] if cold else None,
+        "warm_over_cold": round(warm["files_per_s"] / cold["files_per_s"], 1) if cold else None,
+        "quota_utilisation": quota["quota_utilisation"],
+        f"drain_seconds_after_{sizes.drain}": {
+            "queue_drained": drained["queue_drained"],
+            "last_row": drained["last_row"],
+        },
+        "goals": {
+            figure: {"at_least": GOALS[figure], "met": goal_met(figure, value)}
+            for figure, value in (
+                ("burst_files_per_s_warm", warm["files_per_s"]),
+                ("quota_utilisation", quota["quota_utilisation"]),
+            )
+        },
+        "mapping": {
+            key: mapping[key]
+            for key in (
+                "batch_size",
+                "maximum_batching_window_in_seconds",
+                "maximum_concurrency",
+                "report_batch_item_failures",
+            )
+        },
+        "burst": {"warm": warm, "cold": cold},
+        "quota": quota,
+        "drain": drained,
+    }
+    return profile
+
+
+def deploy_and_measure(provider: str, sizes: Sizes | None) -> dict[str, Any]:
+    """Apply onto a fresh emulator, time it and the re-plan; with ``sizes``, the pipeline figures."""
     emulator = Emulator(
         port=0, log_path=ROOT / "build" / f"bench-emulator-{provider}.log", async_retry_delays=(0.5, 0.5)
     )
@@ -101,16 +388,16 @@ def deploy_and_measure(provider: str, files: int | None) -> dict[str, Any]:
     result: dict[str, Any] = {"provider": provider}
     try:
         started = time.monotonic()
-        outputs = stack.deploy()
+        outputs = stack.deploy(STACK_VARIABLES)
         result["apply_seconds"] = round(time.monotonic() - started, 1)
         started = time.monotonic()
         changes = stack.pending_changes()
         result["replan_seconds"] = round(time.monotonic() - started, 1)
         result["replan_clean"] = changes == ""
-        if files:
-            pipeline = Pipeline(emulator.endpoint_url, outputs)
-            result["warm"] = burst(pipeline, emulator, files, warm=True)
-            result["cold"] = burst(pipeline, emulator, files, warm=False)
+        if sizes is not None:
+            deployment = Deployment(Pipeline(emulator.endpoint_url, outputs), emulator)
+            deployment.settle()  # S3's test event, sent when the notification configuration was saved
+            result["profile"] = measure_profile(deployment, sizes)
         stack.destroy()
     finally:
         stack.remove_overrides()
@@ -150,49 +437,112 @@ def commit() -> str:
     return found.stdout.strip() or "unknown"
 
 
-def collect(files: int, skip_demo: bool, handlers_json: Path | None) -> dict[str, Any]:
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def collect(sizes: Sizes, skip_demo: bool, skip_monitor: bool, handlers_json: Path | None) -> dict[str, Any]:
+    load_at_start = load_average()
     versions = [build.version for build in toolchain.providers()]
     newest = versions[-1]
     runs = {
-        version: deploy_and_measure(version, files if version == newest else None) for version in versions
+        version: deploy_and_measure(version, sizes if version == newest else None) for version in versions
     }
-    warm, cold = runs[newest]["warm"], runs[newest]["cold"]
-    monitor = monitor_ratio(handlers_json)
+    profile = runs[newest]["profile"]
     figures: dict[str, Any] = {
-        "burst_files_per_s_warm": warm["files_per_s"],
-        "burst_files_per_s_cold": cold["files_per_s"],
-        "warm_over_cold": round(warm["files_per_s"] / cold["files_per_s"], 1),
-        "monitor_concurrent_over_serial": monitor["monitor_concurrent_over_serial"],
+        "profiles": {profile["workflow_type"]: profile},
+        "provider": newest,
+        "burst_files_per_s_warm": profile["burst_files_per_s_warm"],
+        "burst_files_per_s_cold": profile["burst_files_per_s_cold"],
+        "warm_over_cold": profile["warm_over_cold"],
         "apply_seconds": {v: r["apply_seconds"] for v, r in runs.items()},
         "replan_seconds": {v: r["replan_seconds"] for v, r in runs.items()},
         "replan_clean": {v: r["replan_clean"] for v, r in runs.items()},
-        "burst": {"provider": newest, "warm": warm, "cold": cold},
-        "monitor": monitor,
-        "measured_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "commit": commit(),
-        "cpus": os.cpu_count(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "burst": {"provider": newest, **profile["burst"]},
     }
+    if not skip_monitor:
+        monitor = monitor_ratio(handlers_json)
+        figures["monitor_concurrent_over_serial"] = monitor["monitor_concurrent_over_serial"]
+        figures["monitor"] = monitor
     if not skip_demo:
         figures["demo"] = demo_seconds()
         figures["demo_seconds"] = figures["demo"]["seconds"]
+    figures.update(
+        measured_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        commit=commit(),
+        cpus=os.cpu_count(),
+        load_average_at_start=load_at_start,
+        load_average_at_end=load_average(),
+    )
     return figures
 
 
+def _goal(profile: dict[str, Any], figure: str) -> str:
+    goal = profile["goals"][figure]
+    verdict = {True: "met", False: "NOT met", None: "not measured"}[goal["met"]]
+    return f"goal >= {goal['at_least']:g}: {verdict}"
+
+
+def _lost(figures: dict[str, Any]) -> str:
+    if "files_without_row" not in figures:
+        return ""
+    return f"; {figures['files_without_row']} FILES WITHOUT A ROW, {figures['dead_letters']} dead-lettered"
+
+
+def profile_lines(name: str, profile: dict[str, Any]) -> list[str]:
+    mapping, warm, cold = profile["mapping"], profile["burst"]["warm"], profile["burst"]["cold"]
+    quota, drained = profile["quota"], profile["drain"]
+    lines = [
+        f"  profile {name}: mapping of {mapping['maximum_concurrency']} concurrent batches of up to"
+        f" {mapping['batch_size']} messages, {mapping['maximum_batching_window_in_seconds']} s window",
+        f"    burst of {warm['files']} uploads, warm environments  {warm['files_per_s']:>7} files/s"
+        f"  ({_goal(profile, 'burst_files_per_s_warm')}; {warm['seconds']} s, {warm['cold_starts']} cold starts{_lost(warm)})",
+    ]
+    if cold is not None:
+        lines += [
+            f"    burst of {cold['files']} uploads, process per invocation {cold['files_per_s']:>7} files/s"
+            f"  ({cold['seconds']} s, {cold['cold_starts']} cold starts{_lost(cold)})",
+            f"    warm_over_cold          {profile['warm_over_cold']:>7}x",
+        ]
+    throttle = quota["throttle"]
+    lines += [
+        f"    quota_utilisation       {quota['quota_utilisation']!s:>7}"
+        f"  ({_goal(profile, 'quota_utilisation')}; {quota['files']} uploads, StartExecution"
+        f" {throttle['capacity']} at once + {throttle['refill_per_second']:g}/s)",
+        f"      {quota.get('sustained_starts')} starts in {quota.get('sustained_seconds')} s after the first"
+        f" {throttle['capacity']} ({quota.get('sustained_starts_per_s')}/s; longest gap"
+        f" {quota.get('longest_gap_seconds')} s); {quota['executions_started']} started, {quota['throttled']}"
+        f" throttled calls; messages received {quota['messages_received']}, reported failed"
+        f" {quota['messages_reported_failed']}; last row after {quota['last_row_seconds']} s{_lost(quota)}",
+    ]
+    first_pass = quota.get("first_pass")
+    if first_pass is not None:
+        lines.append(
+            f"      first pass (until the first {PAUSE_SECONDS:g} s without a start): {first_pass['starts']}"
+            f" starts in {first_pass['seconds']} s, utilisation {first_pass['utilisation']};"
+            f" {first_pass['starts_after_it']} starts after it"
+        )
+    lines += [
+        f"    drain_seconds_after_{drained['files']}: queue drained {drained['queue_drained']} s,"
+        f" last row {drained['last_row']} s ({drained['files_per_s']} files/s; uploads took"
+        f" {drained['upload_seconds']} s{_lost(drained)})",
+    ]
+    return lines
+
+
 def table(figures: dict[str, Any]) -> str:
-    burst_figures = figures["burst"]
     lines = [
         "system benchmarks (one run on this machine; ratios are what to compare)",
-        f"  burst of {burst_figures['warm']['files']} uploads,"
-        f" hashicorp/aws {toolchain.provider_label(burst_figures['provider'])}:",
-        f"    warm environments       {figures['burst_files_per_s_warm']:>7} files/s"
-        f"  ({burst_figures['warm']['seconds']} s, {burst_figures['warm']['cold_starts']} cold starts)",
-        f"    process per invocation  {figures['burst_files_per_s_cold']:>7} files/s"
-        f"  ({burst_figures['cold']['seconds']} s, {burst_figures['cold']['cold_starts']} cold starts)",
-        f"    warm_over_cold          {figures['warm_over_cold']:>7}x",
-        f"  monitor_concurrent_over_serial {figures['monitor_concurrent_over_serial']}x"
-        f" ({figures['monitor'].get('serial_seconds')} s -> {figures['monitor'].get('concurrent_seconds')} s)",
+        f"  one deployment, hashicorp/aws {toolchain.provider_label(figures['provider'])};"
+        f" load average {figures['load_average_at_start']} at the start, {figures['load_average_at_end']} at the end",
     ]
+    for name, profile in figures["profiles"].items():
+        lines += profile_lines(name, profile)
+    if "monitor" in figures:
+        lines.append(
+            f"  monitor_concurrent_over_serial {figures['monitor_concurrent_over_serial']}x"
+            f" ({figures['monitor'].get('serial_seconds')} s -> {figures['monitor'].get('concurrent_seconds')} s)"
+        )
     for version, seconds in figures["apply_seconds"].items():
         clean = "no changes" if figures["replan_clean"][version] else "CHANGES"
         lines.append(
@@ -206,13 +556,26 @@ def table(figures: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.system", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--files", type=int, default=200, help="uploads per burst (default 200)")
+    parser.add_argument("--files", type=int, default=Sizes.burst, help="uploads per burst (default 200)")
+    parser.add_argument(
+        "--quota-files", type=int, default=Sizes.quota, help="uploads of the throttled run (default 300)"
+    )
+    parser.add_argument(
+        "--drain-files", type=int, default=Sizes.drain, help="uploads to drain (default 1000)"
+    )
+    parser.add_argument("--skip-cold", action="store_true", help="no burst with a process per invocation")
     parser.add_argument("--skip-demo", action="store_true", help="do not time the demo")
+    parser.add_argument("--skip-monitor", action="store_true", help="no security monitor ratio")
     parser.add_argument("--handlers-json", type=Path, default=ROOT / "build" / "bench-handlers.json")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
+    if args.quota_files <= QUOTA_CAPACITY:
+        parser.error(f"--quota-files must exceed the bucket's capacity ({QUOTA_CAPACITY})")
+    if min(args.files, args.drain_files) < 1:
+        parser.error("--files and --drain-files must be at least 1")
+    sizes = Sizes(burst=args.files, quota=args.quota_files, drain=args.drain_files, cold=not args.skip_cold)
     try:
-        figures = collect(args.files, args.skip_demo, args.handlers_json)
+        figures = collect(sizes, args.skip_demo, args.skip_monitor, args.handlers_json)
     except toolchain.ToolchainError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
