@@ -84,16 +84,17 @@ iam-proof: package toolchain ## on MiniStack: every IAM grant of the stack is ne
 	$(LOCAL_AWS) $(PY) -m devkit.iam_proof
 
 # The IAM proof (MiniStack, mostly waiting on it) runs beside the pytest suites, its output in
-# build/iam-proof.log, printed when both are done; the target fails if either does.
+# build/iam-proof.log, printed when both are done; the target fails if either does (the recipe
+# shell has -e: each status is caught with ||, so a failed pytest still waits for the proof).
 test: lint tf-check checkov ## everything: lint, terraform checks on each provider, checkov, all pytest suites, the IAM proof
 	mkdir -p build
 	@echo "IAM proof running beside pytest: build/iam-proof.log"
 	$(LOCAL_AWS) $(PY) -m devkit.iam_proof > build/iam-proof.log 2>&1 & proof=$$!; \
-	$(LOCAL_AWS) $(PY) -m pytest tests --allow-hosts=127.0.0.1,localhost,::1 \
+	tests=0; $(LOCAL_AWS) $(PY) -m pytest tests --allow-hosts=127.0.0.1,localhost,::1 \
 	  --cov=lambda_trigger --cov=lambda_writer --cov=lambda_security_monitor --cov=lambda_common \
-	  --cov-report=term --cov-report=json:build/coverage.json $(PYTEST_ARGS); tests=$$?; \
-	$(PY) scripts/check_coverage.py build/coverage.json; coverage=$$?; \
-	wait $$proof; proof_status=$$?; cat build/iam-proof.log; \
+	  --cov-report=term --cov-report=json:build/coverage.json $(PYTEST_ARGS) || tests=$$?; \
+	coverage=0; $(PY) scripts/check_coverage.py build/coverage.json || coverage=$$?; \
+	proof_status=0; wait $$proof || proof_status=$$?; cat build/iam-proof.log; \
 	echo "pytest: exit $$tests; coverage: exit $$coverage; IAM proof: exit $$proof_status"; \
 	test $$tests -eq 0 && test $$coverage -eq 0 && test $$proof_status -eq 0
 
