@@ -21,17 +21,29 @@ parse -> validate -> act, per message, then report, per batch:
   ignored and counted; rejected records start nothing and are listed in the batch's alert;
 - act: an accepted key starts the state machine under its object version's deterministic
   execution name (``lambda_common/naming.py``: the reconcile tool computes the same name) with
-  the contract's input (``lambda_common/contract.py``). ``ExecutionAlreadyExists`` is a duplicate,
-  so a redelivered or re-driven message never starts a second execution; another failure (a
-  throttle beyond the client's retries...) is a duplicate too when DescribeExecution shows that
-  another delivery started the execution, else the message is reported failed. Two messages of one
-  batch for one execution name (S3 is at-least-once) call StartExecution once: the second is a
-  duplicate, or fails with the first;
-- report: one SNS alert per batch lists the rejected keys and invalid messages of the messages
-  that otherwise succeeded (a failed message is alerted when it finally completes, never twice);
-  when the alert cannot be published those messages are reported failed instead. A batch whose
-  every message failed returns its failures too: raising would count as a Lambda error and fire
-  the trigger-errors alarm on a mere throttle.
+  the contract's input (``lambda_common/contract.py``). What a failed start means depends on the
+  workflow type (``WORKFLOW_TYPE``, :class:`WorkflowType`; unset: ``STANDARD``):
+
+  - ``STANDARD``: ``ExecutionAlreadyExists`` is a duplicate, so a redelivered or re-driven message
+    never starts a second execution; another failure (a throttle beyond the client's retries...)
+    is a duplicate too when DescribeExecution shows that another delivery started the execution,
+    else the message is reported failed;
+  - ``EXPRESS``: Step Functions keeps no execution names (the same name starts another execution,
+    ``ExecutionAlreadyExists`` never comes) and cannot describe an Express execution, so a failed
+    start is simply failed, with no DescribeExecution call, and the message comes back after its
+    visibility timeout. A message delivered again in a later batch starts another execution of
+    its object (counted ``started``, not ``duplicates``); it carries the same input, so the
+    writer's conditional put (``attribute_not_exists(Filename)`` on the item keyed by the same
+    Filename and event time) writes no second row.
+
+  Either way, two messages of one batch for one execution name (S3 is at-least-once) call
+  StartExecution once: the second is a duplicate, or fails with the first;
+- report: the batch's summary line (and a direct invocation's) carries ``workflow_type``; one SNS
+  alert per batch lists the rejected keys and invalid messages of the messages that otherwise
+  succeeded (a failed message is alerted when it finally completes, never twice); when the alert
+  cannot be published those messages are reported failed instead. A batch whose every message
+  failed returns its failures too: raising would count as a Lambda error and fire the
+  trigger-errors alarm on a mere throttle.
 
 A direct invocation with an S3 event notification (``Records[].eventSource == "aws:s3"``, or an
 ``s3:TestEvent``; tests and operators) runs the same code as one message and returns an
@@ -48,7 +60,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, Final, Literal, TypedDict, cast
 
 import boto3
@@ -123,6 +135,30 @@ class ConfigurationError(RuntimeError):
     """The function's environment is missing a setting it cannot run without, or has a bad one."""
 
 
+class WorkflowType(StrEnum):
+    """The state machine's type: Terraform's ``workflow_type``, the function's ``WORKFLOW_TYPE``."""
+
+    STANDARD = "STANDARD"
+    """Execution names are kept for 90 days (a second start is ``ExecutionAlreadyExists``), and
+    DescribeExecution answers."""
+    EXPRESS = "EXPRESS"
+    """At-least-once, no execution names kept, no DescribeExecution."""
+
+
+def parse_workflow_type(value: str | None) -> WorkflowType:
+    """``WORKFLOW_TYPE`` as a :class:`WorkflowType`; unset or empty is ``STANDARD`` (older
+    deployments set nothing). Raise :class:`ConfigurationError` for any other value."""
+    if not value:
+        return WorkflowType.STANDARD
+    try:
+        return WorkflowType(value)
+    except ValueError:
+        allowed = " or ".join(kind.value for kind in WorkflowType)
+        raise ConfigurationError(
+            f"WORKFLOW_TYPE must be {allowed} (unset: STANDARD), got {value!r}"
+        ) from None
+
+
 class InvalidEventError(ValueError):
     """The invocation's event is neither an SQS batch nor an S3 event notification; nothing was
     started.
@@ -186,6 +222,8 @@ class TriggerConfig:
     upload_bucket: str
     """The one bucket whose notifications start executions; a record for any other is rejected."""
     deadline_margin_ms: int = DEFAULT_DEADLINE_MARGIN_MS
+    workflow_type: WorkflowType = WorkflowType.STANDARD
+    """EXPRESS: a failed start is not looked up with DescribeExecution."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> TriggerConfig:
@@ -203,6 +241,7 @@ class TriggerConfig:
             alert_topic_arn=environ["ALERT_TOPIC_ARN"],
             upload_bucket=environ["UPLOAD_BUCKET"],
             deadline_margin_ms=int(margin),
+            workflow_type=parse_workflow_type(environ.get("WORKFLOW_TYPE")),
         )
 
 
@@ -489,14 +528,20 @@ def execution_exists(sfn: BaseClient, state_machine_arn: str, name: str) -> bool
 
 
 def attempt_start(
-    sfn: BaseClient, state_machine_arn: str, name: str, payload: ExecutionInput, log_fields: Mapping[str, str]
+    sfn: BaseClient,
+    state_machine_arn: str,
+    name: str,
+    payload: ExecutionInput,
+    log_fields: Mapping[str, str],
+    workflow_type: WorkflowType = WorkflowType.STANDARD,
 ) -> StartResult:
-    """StartExecution once (botocore retries inside), then DescribeExecution if it failed."""
+    """StartExecution once (botocore retries inside); if it failed, DescribeExecution (STANDARD
+    only: an EXPRESS execution cannot be described, and a start that failed there is failed)."""
     try:
         started = start_execution(sfn, state_machine_arn, name, payload)
     except (ClientError, BotoCoreError) as err:  # throttled beyond the retries, timed out...
         code = error_code(err)
-        if execution_exists(sfn, state_machine_arn, name):
+        if workflow_type is WorkflowType.STANDARD and execution_exists(sfn, state_machine_arn, name):
             logger.info(
                 "StartExecution failed, but another delivery started the execution; duplicate",
                 extra={**log_fields, "error_code": code},
@@ -523,7 +568,7 @@ def start_once(
     (another message carrying the same object version is a duplicate, or fails with it)."""
     earlier = attempted.get(name)
     if earlier is None:
-        result = attempt_start(sfn, config.state_machine_arn, name, payload, log_fields)
+        result = attempt_start(sfn, config.state_machine_arn, name, payload, log_fields, config.workflow_type)
         attempted[name] = result
         return result
     if earlier.status == "failed":
@@ -783,7 +828,7 @@ def handle_s3_event(
         publish_alert(sns, config.alert_topic_arn, outcome.rejected)
     if outcome.failed:
         raise StartExecutionError(outcome.failed)
-    logger.info("Invocation summary", extra={"summary": summary})
+    logger.info("Invocation summary", extra={"summary": summary, "workflow_type": config.workflow_type})
     return summary
 
 
@@ -851,7 +896,14 @@ def handle_sqs_batch(
     failures = response["batchItemFailures"]
     summary = summarize_batch(len(records), run, deleted, len(failures), 0 if alert_sent else 1)
     record_metrics(summary)
-    logger.info("Batch summary", extra={"summary": summary, "batch_item_failures": failures})
+    logger.info(
+        "Batch summary",
+        extra={
+            "summary": summary,
+            "workflow_type": config.workflow_type,
+            "batch_item_failures": failures,
+        },
+    )
     return response
 
 

@@ -1038,6 +1038,7 @@ def test_a_batch_of_notifications_starts_one_execution_each_and_deletes_every_me
     assert summary["summary"]["messages"] == 2
     assert summary["summary"]["started"] == 2
     assert summary["batch_item_failures"] == []
+    assert summary["workflow_type"] == "STANDARD"  # WORKFLOW_TYPE unset: older deployments
 
 
 def test_the_log_lines_of_a_message_carry_its_message_id(
@@ -1277,6 +1278,211 @@ def test_the_second_message_for_an_execution_fails_with_the_first(
     assert failures(response) == ["message-0", "message-2"]
     assert len(calls) == 2  # report.csv once, other.csv once
     assert [execution["key"] for execution in executions(sfn, state_machine_arn).values()] == ["other.csv"]
+
+
+# --- EXPRESS workflows: no execution names kept, no DescribeExecution ---------------------------
+
+
+@pytest.fixture
+def express_state_machine_arn(sfn: Any) -> str:
+    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
+    return sfn.create_state_machine(
+        name="ingestion-express",
+        definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/ingestion-state-machine",
+        type="EXPRESS",
+    )["stateMachineArn"]
+
+
+@pytest.fixture
+def express_trigger(
+    load_function: Callable[..., ModuleType], express_state_machine_arn: str, alert_topic: SubscribedTopic
+) -> ModuleType:
+    """The trigger of an EXPRESS state machine (``WORKFLOW_TYPE=EXPRESS``, as Terraform sets it)."""
+    module = load_function(
+        "lambda_trigger",
+        STATE_MACHINE_ARN=express_state_machine_arn,
+        ALERT_TOPIC_ARN=alert_topic.arn,
+        UPLOAD_BUCKET=BUCKET,
+        WORKFLOW_TYPE="EXPRESS",
+    )
+    module.logger.logger_handler.setStream(CurrentStdout())
+    return module
+
+
+def record_describes(trigger: ModuleType) -> list[str]:
+    """The ARNs of every DescribeExecution call the module's client makes from now on."""
+    arns: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        arns.append(params["executionArn"])
+
+    trigger.SFN.meta.events.register_first("before-parameter-build.sfn.DescribeExecution", record)
+    return arns
+
+
+def test_an_express_start_that_fails_reports_its_message_failed_without_describing_it(
+    express_trigger: ModuleType,
+    sfn: Any,
+    express_state_machine_arn: str,
+    lambda_context: FakeLambdaContext,
+    read_output: Callable[[], Output],
+) -> None:
+    # Given an earlier delivery started the object's execution (STANDARD would find it with
+    # DescribeExecution and call this delivery a duplicate), and StartExecution is now throttled
+    event = sqs_event(s3_event(s3_record("twice.csv")))
+    assert express_trigger.lambda_handler(event, lambda_context) == {"batchItemFailures": []}
+    read_output()
+    describes = record_describes(express_trigger)
+    refuse_start_for(express_trigger, "twice.csv")
+
+    # When a second delivery of the notification arrives
+    response = express_trigger.lambda_handler(event, lambda_context)
+
+    # Then its message is reported failed (it comes back), and no DescribeExecution was called
+    assert failures(response) == ["message-0"]
+    assert describes == []
+    assert len(executions(sfn, express_state_machine_arn)) == 1
+    output = read_output()
+    [error] = output.lines("StartExecution failed")
+    assert (error["message_id"], error["error_code"], error["level"]) == (
+        "message-0",
+        "ThrottlingException",
+        "ERROR",
+    )
+    assert output.lines("DescribeExecution failed") == []
+    [summary] = output.lines("Batch summary")
+    assert summary["workflow_type"] == "EXPRESS"
+    assert (summary["summary"]["failed_starts"], summary["summary"]["duplicates"]) == (1, 0)
+    assert (output.metrics["FailedStarts"], output.metrics["FailedMessages"]) == (1, 1)
+
+
+def test_an_express_start_that_times_out_fails_without_describing_it(
+    express_trigger: ModuleType, lambda_context: FakeLambdaContext, read_output: Callable[[], Output]
+) -> None:
+    # A client-side error (no AWS error code): STANDARD would look the execution up, EXPRESS cannot.
+    def time_out(**_: Any) -> None:
+        raise ReadTimeoutError(endpoint_url="https://states.us-east-1.amazonaws.com")
+
+    express_trigger.SFN.meta.events.register(START_EXECUTION_PARAMS, time_out)
+    describes = record_describes(express_trigger)
+
+    response = express_trigger.lambda_handler(sqs_event(s3_event(s3_record("slow.csv"))), lambda_context)
+
+    assert failures(response) == ["message-0"]
+    assert describes == []
+    [error] = read_output().lines("StartExecution failed")
+    assert error["error_code"] == "ReadTimeoutError"
+
+
+def test_an_express_direct_invocation_whose_start_fails_raises_without_describing(
+    express_trigger: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
+    refuse_start_for(express_trigger, "throttled.csv")
+    describes = record_describes(express_trigger)
+
+    with pytest.raises(
+        express_trigger.StartExecutionError, match=r"'throttled\.csv' \(ThrottlingException\)"
+    ):
+        express_trigger.lambda_handler(s3_event(s3_record("throttled.csv")), lambda_context)
+
+    assert describes == []
+
+
+def test_an_express_batch_with_one_notification_twice_calls_start_execution_once(
+    express_trigger: ModuleType,
+    sfn: Any,
+    express_state_machine_arn: str,
+    lambda_context: FakeLambdaContext,
+    read_output: Callable[[], Output],
+) -> None:
+    # Given S3 delivered one notification twice into one batch (Express would start both)
+    calls = count_starts(express_trigger)
+    event = sqs_event(
+        s3_event(s3_record("report.csv", sequencer="01")), s3_event(s3_record("report.csv", sequencer="02"))
+    )
+
+    response = express_trigger.lambda_handler(event, lambda_context)
+
+    # Then StartExecution is called once, and the second message is a duplicate
+    assert response == {"batchItemFailures": []}
+    assert len(calls) == 1
+    assert len(executions(sfn, express_state_machine_arn)) == 1
+    output = read_output()
+    assert (output.metrics["StartedExecutions"], output.metrics["DuplicateExecutions"]) == (1, 1)
+    [summary] = output.lines("Batch summary")
+    assert summary["workflow_type"] == "EXPRESS"
+
+
+def test_in_express_the_second_message_for_an_execution_fails_with_the_first(
+    express_trigger: ModuleType, lambda_context: FakeLambdaContext
+) -> None:
+    refuse_start_for(express_trigger, "report.csv")
+    calls = count_starts(express_trigger)
+    describes = record_describes(express_trigger)
+    event = sqs_event(
+        s3_event(s3_record("report.csv", sequencer="01")),
+        s3_event(s3_record("other.csv", sequencer="02")),
+        s3_event(s3_record("report.csv", sequencer="03")),
+    )
+
+    response = express_trigger.lambda_handler(event, lambda_context)
+
+    assert failures(response) == ["message-0", "message-2"]
+    assert len(calls) == 2  # report.csv once, other.csv once
+    assert describes == []
+
+
+def test_an_express_direct_invocation_logs_its_workflow_type(
+    express_trigger: ModuleType, lambda_context: FakeLambdaContext, read_output: Callable[[], Output]
+) -> None:
+    summary = express_trigger.lambda_handler(s3_event(s3_record("a.csv")), lambda_context)
+
+    assert summary["started"] == 1
+    [line] = read_output().lines("Invocation summary")
+    assert (line["workflow_type"], line["summary"]["started"]) == ("EXPRESS", 1)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(None, "STANDARD", id="unset"),
+        pytest.param("", "STANDARD", id="empty"),
+        pytest.param("STANDARD", "STANDARD", id="standard"),
+        pytest.param("EXPRESS", "EXPRESS", id="express"),
+    ],
+)
+def test_the_workflow_type_setting_and_its_default(
+    load_function: Callable[..., ModuleType], value: str | None, expected: str
+) -> None:
+    settings = {
+        "STATE_MACHINE_ARN": f"arn:aws:states:{REGION}:123456789012:stateMachine:unused",
+        "ALERT_TOPIC_ARN": f"arn:aws:sns:{REGION}:123456789012:unused",
+        "UPLOAD_BUCKET": BUCKET,
+    }
+    if value is not None:
+        settings["WORKFLOW_TYPE"] = value
+
+    trigger = load_function("lambda_trigger", **settings)
+
+    assert trigger.CONFIG.workflow_type is trigger.WorkflowType(expected)
+
+
+@pytest.mark.parametrize("value", ["express", "Standard", "EXPRESS ", "BOTH"])
+def test_an_unknown_workflow_type_is_a_configuration_error_naming_the_allowed_values(
+    load_function: Callable[..., ModuleType], value: str
+) -> None:
+    with pytest.raises(RuntimeError) as caught:
+        load_function(
+            "lambda_trigger",
+            STATE_MACHINE_ARN=f"arn:aws:states:{REGION}:123456789012:stateMachine:unused",
+            ALERT_TOPIC_ARN=f"arn:aws:sns:{REGION}:123456789012:unused",
+            UPLOAD_BUCKET=BUCKET,
+            WORKFLOW_TYPE=value,
+        )
+
+    assert type(caught.value).__name__ == "ConfigurationError"
+    assert str(caught.value) == f"WORKFLOW_TYPE must be STANDARD or EXPRESS (unset: STANDARD), got {value!r}"
 
 
 # --- invalid messages: alerted once, deleted ----------------------------------------------------
