@@ -6,9 +6,12 @@ stays queued, then sits in the dead-letter queue (alarmed; README's one command 
 this tool should find nothing missing. It is the audit that proves it, and the repair for what no
 queue can hold: an object whose notification was never sent (notifications configured after the
 upload, a notification lost outside the stack, a dead-letter message deleted by hand or expired
-after 14 days). It compares the bucket's object versions with the metadata table and the
-state machine's executions, classifies every object version and, with ``--redrive``, starts the
-missing ones exactly as the trigger would have:
+after 14 days). It first reads the state machine's type (DescribeStateMachine: ``STANDARD`` or
+``EXPRESS``), then compares the bucket's object versions with the metadata table and, for a
+STANDARD workflow, the state machine's executions, classifies every object version and, with
+``--redrive``, starts the missing ones exactly as the trigger would have.
+
+STANDARD:
 
 - ``ingested``: a row with the version's Filename and VersionId exists (or an execution of it has
   SUCCEEDED: its writer wrote the row, or found it, after the table was read);
@@ -22,6 +25,25 @@ missing ones exactly as the trigger would have:
   starts one object twice and never writes a second row. An execution ABORTED or TIMED_OUT less
   than ``--settle-seconds`` ago (default 900, Lambda's maximum timeout) counts as in flight: the
   writer invocation it was waiting for may still write the row.
+
+EXPRESS (no ListExecutions or DescribeExecution: Step Functions does not serve them for an Express
+state machine, and this tool calls neither, nor is the operator granted them):
+
+- ``ingested``: a row with the version's Filename and VersionId exists;
+- ``in_flight``: no row, but the object is younger than ``--settle-seconds`` (by its LastModified):
+  its notification may still be on its way (waiting in the upload queue, retried after a failed
+  start, its execution still running);
+- ``missing``: no row and older than that; ``--redrive`` starts one execution per missing version
+  under the trigger's name for it (``lambda_common.naming``: at most 80 characters of
+  ``[A-Za-z0-9_-]``) with the same input contract as above. Express keeps no execution names: the
+  same name starts another execution, so running the tool again before the row is written
+  re-drives the version again. That is safe: both executions carry the same input, and the
+  writer's conditional put (``attribute_not_exists(Filename)`` on the item keyed by Filename and
+  LastModified) writes one row. It is not safe against the trigger: a notification of the same
+  version still to come (a backlog older than ``--settle-seconds``, a message in the dead-letter
+  queue re-driven later) carries S3's event time, not LastModified, so its row has another key.
+  Re-drive an Express workflow once the upload queue and its dead-letter queue are empty. The run
+  says so (``notes`` of the :class:`Summary`, on stderr).
 
 Every listed version counts, also one hidden by a later delete marker: the table records uploads,
 and the trigger would have ingested that upload before the delete. Delete markers are not object
@@ -44,7 +66,10 @@ version re-driven by this run counts as no longer missing), 1 otherwise, 2 on an
 the run (bucket, table or state machine not found, access denied, AWS unreachable).
 
     .venv/bin/python scripts/reconcile.py --bucket B --table T --state-machine-arn ARN \\
-        [--endpoint-url URL] [--region R] [--redrive]
+        [--endpoint-url URL] [--region R] [--redrive] [--settle-seconds S]
+
+After the summary, notes about the run (an EXPRESS re-drive's, above) go to stderr, each line
+``reconcile: note: ...``.
 
 Credentials come from the default chain; ``--endpoint-url`` points every client at an emulator.
 The IAM policy it needs is the Terraform output ``reconcile_operator_policy_json``. The Python API
@@ -100,7 +125,11 @@ CLOSED_WITHOUT_ROW: Final = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 INTERRUPTED: Final = frozenset({"TIMED_OUT", "ABORTED"})
 """Closed without waiting for the task: a writer invocation may outlive the execution."""
 DEFAULT_SETTLE_SECONDS: Final = 900.0
-"""How long an interrupted execution counts as in flight: Lambda's maximum function timeout."""
+"""STANDARD: how long an interrupted execution counts as in flight (Lambda's maximum function
+timeout). EXPRESS: how long an object without a row counts as in flight: about the longest its
+notification takes with the stack's defaults (5 receives, 181 s of visibility timeout apart: the
+last start about 724 s after the first, then an execution of at most 174 s with the default writer
+retries). A backlog in the upload queue, or longer retry settings, need more."""
 NOT_FOUND_CODES: Final = frozenset(
     {"NoSuchBucket", "ResourceNotFoundException", "StateMachineDoesNotExist", "404"}
 )
@@ -150,6 +179,10 @@ class AwsCallError(ReconcileError):
     """Any other AWS error that stops the run."""
 
 
+class UnsupportedWorkflowError(ReconcileError):
+    """DescribeStateMachine named a workflow type this tool does not know."""
+
+
 def _error_for(err: ClientError, action: str, resource: str) -> ReconcileError:
     code = str(err.response.get("Error", {}).get("Code", "Unknown"))
     message = err.response.get("Error", {}).get("Message") or str(err)
@@ -183,6 +216,13 @@ def error_code(err: ClientError) -> str:
 
 
 # --- inputs ------------------------------------------------------------------------------------
+
+
+class WorkflowType(StrEnum):
+    """The state machine's type, as DescribeStateMachine names it (Terraform's ``workflow_type``)."""
+
+    STANDARD = "STANDARD"
+    EXPRESS = "EXPRESS"
 
 
 @dataclass(frozen=True)
@@ -348,6 +388,9 @@ class Summary:
     findings: tuple[Finding, ...] = ()
     redriven_executions: tuple[str, ...] = ()
     """Names of the executions this run started."""
+    workflow_type: WorkflowType = WorkflowType.STANDARD
+    notes: tuple[str, ...] = ()
+    """What the operator should know about this run (printed to stderr after the summary)."""
 
     @property
     def still_missing(self) -> int:
@@ -537,6 +580,20 @@ def running_digests(
     return digests
 
 
+def describe_workflow_type(sfn: Any, machine: StateMachine) -> WorkflowType:
+    """The state machine's type; raise :class:`UnsupportedWorkflowError` for one this tool does not know."""
+    with aws_errors("states:DescribeStateMachine", f"state machine {machine.arn!r}"):
+        described = sfn.describe_state_machine(stateMachineArn=machine.arn)
+    kind = described.get("type")
+    try:
+        return WorkflowType(kind)
+    except ValueError:
+        known = ", ".join(WorkflowType)
+        raise UnsupportedWorkflowError(
+            f"state machine {machine.arn!r} is of type {kind!r}; this tool knows {known}"
+        ) from None
+
+
 @dataclass(frozen=True)
 class ExecutionState:
     status: str
@@ -597,6 +654,12 @@ def judge_by_executions(
 
 def _recently(moment: datetime | None, seconds: float, now: datetime) -> bool:
     return moment is None or (now - moment).total_seconds() < seconds
+
+
+def judge_by_age(obj: ObjectVersion, settle_seconds: float, now: datetime) -> Status:
+    """EXPRESS: a version without a row is in flight while its object is younger than
+    ``settle_seconds`` (its notification may still be on its way), missing after that."""
+    return Status.IN_FLIGHT if _recently(obj.last_modified, settle_seconds, now) else Status.MISSING
 
 
 def ingestibility(obj: ObjectVersion) -> tuple[Status | None, str | None]:
@@ -667,7 +730,8 @@ class Options:
     page_size: int | None = None
     """Items per listing page (the services' default when None)."""
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
-    """How long an ABORTED or TIMED_OUT execution still counts as in flight."""
+    """STANDARD: how long an ABORTED or TIMED_OUT execution still counts as in flight. EXPRESS: how
+    long an object without a row still counts as in flight."""
 
 
 @dataclass
@@ -679,6 +743,8 @@ class Tally:
     redriven: list[str] = field(default_factory=list)
     failed: int = 0
     findings: list[Finding] = field(default_factory=list)
+    workflow_type: WorkflowType = WorkflowType.STANDARD
+    notes: list[str] = field(default_factory=list)
 
     def count(self, status: Status, amount: int = 1) -> None:
         self.counts[status] += amount
@@ -695,6 +761,8 @@ class Tally:
             failed=self.failed,
             findings=tuple(self.findings),
             redriven_executions=tuple(self.redriven),
+            workflow_type=self.workflow_type,
+            notes=tuple(self.notes),
         )
 
 
@@ -704,7 +772,8 @@ Missing = tuple[ObjectVersion, int]
 
 @dataclass
 class Reconciliation:
-    """One run: bucket, then table, then executions (so a write landing in between is seen)."""
+    """One run: the workflow type, then bucket, then table, then (STANDARD) executions, so that a
+    write landing in between is seen."""
 
     clients: Clients
     machine: StateMachine
@@ -713,12 +782,18 @@ class Reconciliation:
     tally: Tally = field(default_factory=Tally)
 
     def run(self, bucket: str, table: str, redrive: bool) -> Summary:
+        workflow = describe_workflow_type(self.clients.stepfunctions, self.machine)
+        self.tally.workflow_type = workflow
         versions = list_object_versions(self.clients.s3, bucket, self.progress, self.options.page_size)
         self.tally.objects = len(versions)
         rows = scan_rows(self.clients.dynamodb, table, self.progress, self.options.page_size)
-        missing = self.with_free_timestamps(self.judge(self.without_rows(versions, rows)), rows)
+        pending = self.without_rows(versions, rows)
+        judged = self.judge_by_age(pending) if workflow is WorkflowType.EXPRESS else self.judge(pending)
+        missing = self.with_free_timestamps(judged, rows)
         if redrive:
             self.redrive(missing)
+            if workflow is WorkflowType.EXPRESS and self.tally.redriven:
+                self.tally.notes.append(express_redrive_note(len(self.tally.redriven)))
         else:
             self.tally.findings.extend(
                 Finding(Status.MISSING, obj.key, obj.version_id, Action.REPORTED, obj.name(attempt))
@@ -774,6 +849,23 @@ class Reconciliation:
                 missing.append((obj, verdict.attempt))
         return missing
 
+    def judge_by_age(self, pending: list[ObjectVersion]) -> list[Missing]:
+        """EXPRESS: classify the versions without a row by their age (no execution can be asked
+        for); return the re-drivable missing ones, under the trigger's name (attempt 0). A missing
+        version without a version id is counted and listed as a finding, as in :meth:`judge`."""
+        now = datetime.now(UTC)
+        missing = []
+        for obj in pending:
+            status = judge_by_age(obj, self.options.settle_seconds, now)
+            self.tally.count(status)
+            if status is not Status.MISSING:
+                continue
+            if obj.has_version:
+                missing.append((obj, 0))
+            else:
+                self.tally.findings.append(Finding(Status.MISSING, obj.key, None, Action.UNVERSIONED))
+        return missing
+
     def with_free_timestamps(self, missing: list[Missing], rows: Rows) -> list[Missing]:
         """The missing versions whose row key (Filename, LastModified) is free; lists the others.
 
@@ -824,6 +916,17 @@ class Reconciliation:
             )
 
 
+def express_redrive_note(redriven: int) -> str:
+    """What an operator must know after re-driving an EXPRESS workflow."""
+    return (
+        f"EXPRESS workflow: {redriven} execution(s) started. Express keeps no execution names, so "
+        "running this tool again before their rows are written starts them again; that is safe, the "
+        "writer's conditional put keeps one row per version (same Filename and LastModified). A "
+        "notification of the same version still queued (a backlog, the dead-letter queue) would write "
+        "a second row, keyed by S3's event time: re-drive only once both queues are empty."
+    )
+
+
 def reconcile(
     clients: Clients,
     bucket: str,
@@ -838,6 +941,8 @@ def reconcile(
 ) -> Summary:
     """Classify every object version of ``bucket``; with ``redrive``, start the missing ones.
 
+    The state machine's type (DescribeStateMachine) decides how: STANDARD asks its executions,
+    EXPRESS never calls ListExecutions or DescribeExecution and judges by age (module docstring).
     Raises :class:`ReconcileError` (or ``ValueError`` for a malformed ARN) when the run cannot go
     on. See :class:`Options` for ``workers``, ``page_size`` and ``settle_seconds``.
     """
@@ -874,9 +979,11 @@ def state_machine_arn(text: str) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="reconcile.py",
-        description="Compare the upload bucket's object versions with the metadata table and the "
-        "state machine's executions; with --redrive, start the missing ones under their "
-        "deterministic names. Exit 0: nothing missing; 1: something missing; 2: error.",
+        description="Compare the upload bucket's object versions with the metadata table and (for a "
+        "STANDARD state machine) its executions; with --redrive, start the missing ones under their "
+        "deterministic names. An EXPRESS state machine's executions cannot be asked for: a version "
+        "without a row is in flight while younger than --settle-seconds, else missing. "
+        "Exit 0: nothing missing; 1: something missing; 2: error.",
     )
     parser.add_argument("--bucket", required=True, help="the upload bucket (output s3_bucket_name)")
     parser.add_argument("--table", required=True, help="the metadata table (output dynamodb_table_name)")
@@ -888,7 +995,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--endpoint-url", help="an AWS emulator's endpoint; default: AWS itself")
     parser.add_argument("--region", help="default: the state machine ARN's region")
-    parser.add_argument("--redrive", action="store_true", help="start the missing object versions")
+    parser.add_argument(
+        "--redrive",
+        action="store_true",
+        help="start the missing object versions (EXPRESS: one new execution per version and run; "
+        "harmless when repeated, the writer keeps one row; re-drive once the upload queue and its "
+        "dead-letter queue are empty)",
+    )
     parser.add_argument(
         "--workers",
         type=positive_int,
@@ -900,9 +1013,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--settle-seconds",
         type=float,
         default=DEFAULT_SETTLE_SECONDS,
-        help="an execution ABORTED or TIMED_OUT less than this long ago still counts as in flight, "
-        f"since its writer invocation may still run (default {DEFAULT_SETTLE_SECONDS:.0f}: Lambda's "
-        "maximum timeout)",
+        help="STANDARD: an execution ABORTED or TIMED_OUT less than this long ago still counts as in "
+        "flight, since its writer invocation may still run. EXPRESS: an object without a row that is "
+        "younger than this (by LastModified) counts as in flight, since its notification may still be "
+        "queued, retried or running; raise it when the upload queue has a backlog "
+        "(ApproximateAgeOfOldestMessage) or longer retry settings "
+        f"(default {DEFAULT_SETTLE_SECONDS:.0f}: Lambda's maximum timeout, and about the longest a "
+        "notification takes through the default queue retries and writer retries)",
     )
     parser.add_argument(
         "--progress",
@@ -944,6 +1061,8 @@ def main(
     for finding in summary.findings:
         print(finding.to_json(), file=stdout)
     print(summary.line(), file=stdout)
+    for note in summary.notes:
+        print(f"reconcile: note: {note}", file=stderr)
     return summary.exit_status
 
 

@@ -5,6 +5,11 @@ the deployed key schema, the writer function from ``dist/lambda_writer.zip`` (``
 and, per test, a state machine rendered from ``state_machine.asl.json`` as step_functions.tf
 renders it. "The trigger" is played by starting an execution the way the trigger does (its name
 and input contract), so the rows are written by the real writer.
+
+An EXPRESS stack's state machine is created with ``type="EXPRESS"``: the emulator then serves it as
+AWS does (names not idempotent, ListExecutions refused, express executions not described), and the
+tool's Step Functions client fails the test outright if it calls ListExecutions, DescribeExecution
+or GetExecutionHistory.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,6 +35,7 @@ import pytest
 
 from devkit.lambda_harness import create_metadata_table
 from emulator import Emulator
+from emulator.stepfunctions_api import running_executions
 from lambda_common.contract import ExecutionInput
 from lambda_common.naming import execution_name
 
@@ -41,6 +48,9 @@ TABLE = "reconcile-file-metadata"
 # A failed write is retried once, after this long: an execution whose first write fails stays
 # RUNNING for that long, which is how a test holds an execution in flight.
 RETRY_INTERVAL_SECONDS = 6
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,80}")
+EXECUTION_API = ("ListExecutions", "DescribeExecution", "GetExecutionHistory")
+"""What Step Functions does not serve for an EXPRESS state machine: the tool must not call it."""
 SUMMARY = re.compile(
     r"objects=(\d+) ingested=(\d+) in_flight=(\d+) missing=(\d+) redriven=(\d+)"
     r" rejected=(\d+) folder_markers=(\d+) failed=(\d+)"
@@ -310,6 +320,68 @@ def stack(clients: Any, pipeline: Pipeline, emulator: Emulator) -> Iterator[Stac
     yield stack
     emulator.clear_faults()
     stack.settle()  # nothing keeps running into the next test
+
+
+def forbid_execution_api(sfn: Any) -> list[str]:
+    """Fail the test as soon as ``sfn`` calls ListExecutions, DescribeExecution or
+    GetExecutionHistory (``pytest.fail`` is no ``Exception``: nothing in the tool can catch it).
+    Returns the names of such calls, for an assertion as well."""
+    called: list[str] = []
+
+    def fail(model: Any, **_: Any) -> None:
+        called.append(model.name)
+        pytest.fail(f"{model.name} was called for an EXPRESS state machine")
+
+    for operation in EXECUTION_API:
+        sfn.meta.events.register(f"before-call.sfn.{operation}", fail)
+    return called
+
+
+def record_calls(clients: Any) -> list[str]:
+    """The operation names of every call the three clients make from now on, in order."""
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    for client in (clients.s3, clients.dynamodb, clients.stepfunctions):
+        client.meta.events.register("before-call", record)
+    return calls
+
+
+@pytest.fixture
+def express_stack(
+    session: boto3.session.Session, pipeline: Pipeline, emulator: Emulator
+) -> Iterator[tuple[Stack, list[str]]]:
+    """A versioned bucket and an EXPRESS state machine, on clients of its own whose Step Functions
+    client fails the test on any execution API call; and the names of such calls."""
+    clients = reconcile.Clients.create(session=session, region=REGION, endpoint_url=emulator.endpoint_url)
+    forbidden = forbid_execution_api(clients.stepfunctions)
+    number = next(_names)
+    bucket = f"reconcile-express-{number}"
+    clients.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    clients.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    machine_arn = clients.stepfunctions.create_state_machine(
+        name=f"reconcile-express-{number}",
+        definition=render_state_machine(pipeline.writer_arn, pipeline.topic_arn),
+        roleArn=pipeline.role_arn,
+        type="EXPRESS",
+    )["stateMachineArn"]
+    yield Stack(bucket=bucket, machine_arn=machine_arn, clients=clients, emulator=emulator), forbidden
+    emulator.clear_faults()
+    # An express execution cannot be listed or stopped: wait until none runs into the next test.
+    deadline = time.monotonic() + 30
+    while running_executions():
+        assert time.monotonic() < deadline, "express executions still running"
+        time.sleep(0.2)
+
+
+def wait_for_rows(stack: Stack, key: str, timeout: float = 30) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while not (rows := stack.rows(key)):
+        assert time.monotonic() < deadline, f"no row for {key!r}"
+        time.sleep(0.1)
+    return rows
 
 
 def counts(summary: Any) -> dict[str, int]:
@@ -619,6 +691,208 @@ def test_objects_without_a_version_id_are_reported_but_not_redriven(stack: Stack
     assert stack.executions() == {}
 
 
+# --- the workflow type, and EXPRESS state machines --------------------------------------------
+
+
+def test_the_workflow_type_is_read_first_and_a_standard_run_asks_the_executions(
+    stack: Stack, session: boto3.session.Session
+) -> None:
+    # Given a STANDARD state machine and an upload without a row
+    stack.upload("standard/lost.csv")
+    clients = reconcile.Clients.create(
+        session=session, region=REGION, endpoint_url=stack.emulator.endpoint_url
+    )
+    calls = record_calls(clients)
+
+    # When the tool runs
+    summary = reconcile.reconcile(clients, stack.bucket, TABLE, stack.machine_arn)
+
+    # Then it read the type before anything else, and judged the upload by its executions
+    assert summary.workflow_type is reconcile.WorkflowType.STANDARD
+    assert calls[0] == "DescribeStateMachine"
+    assert {"ListExecutions", "DescribeExecution"} <= set(calls)
+    assert (summary.missing, summary.notes) == (1, ())
+
+
+def test_an_express_run_judges_versions_without_a_row_by_age_and_never_asks_executions(
+    express_stack: tuple[Stack, list[str]],
+) -> None:
+    # Given an EXPRESS state machine; an ingested upload, a rejected key, a folder marker, and two
+    # uploads without a row, one (lost) four seconds older than the other (just uploaded)
+    stack, forbidden = express_stack
+    ingested = stack.upload("express/ingested.csv")
+    stack.start_like_the_trigger(ingested)
+    wait_for_rows(stack, ingested.key)
+    stack.upload("express/bad\u202ename.csv")
+    stack.upload("express/folder/", b"")
+    old = stack.upload("express/old.csv")
+    time.sleep(4)
+    young = stack.upload("express/young.csv")
+    calls = record_calls(stack.clients)
+
+    # When the tool runs with a settle window between their ages
+    summary = stack.run(settle_seconds=2.5)
+
+    # Then it read the type first and never called the execution API; the old one is missing, the
+    # young one in flight (its notification may still be on its way), the others as always
+    assert summary.workflow_type is reconcile.WorkflowType.EXPRESS
+    assert calls[0] == "DescribeStateMachine"
+    assert not set(calls) & set(EXECUTION_API)
+    assert forbidden == []
+    assert counts(summary) == {
+        "objects": 5, "ingested": 1, "in_flight": 1, "missing": 1, "redriven": 0,
+        "rejected": 1, "folder_markers": 1, "failed": 0,
+    }  # fmt: skip
+    missing = [f for f in summary.findings if f.status is reconcile.Status.MISSING]
+    assert [(f.key, f.version_id, f.action, f.execution_name) for f in missing] == [
+        (
+            old.key,
+            old.version_id,
+            reconcile.Action.REPORTED,
+            execution_name(stack.bucket, old.key, old.version_id),
+        )
+    ]
+    assert young.key not in {f.key for f in summary.findings}
+    assert summary.exit_status == 1
+    # And with the default window (900 s) both count in flight: the command line exits 0, and the
+    # emulator, which refuses ListExecutions for an EXPRESS machine, was never asked either
+    status, lines, stderr = stack.cli()
+    assert (status, lines[-1], stderr) == (
+        0,
+        "objects=5 ingested=1 in_flight=2 missing=0 redriven=0 rejected=1 folder_markers=1 failed=0",
+        "",
+    )
+
+
+def test_an_express_version_without_a_version_id_is_judged_by_age_and_never_redriven(
+    express_stack: tuple[Stack, list[str]],
+) -> None:
+    stack, forbidden = express_stack
+    bucket = f"reconcile-express-unversioned-{next(_names)}"
+    stack.s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    stack.s3.put_object(Bucket=bucket, Key="plain.csv", Body=b"data")
+
+    young = reconcile.reconcile(stack.clients, bucket, TABLE, stack.machine_arn, True)
+    old = reconcile.reconcile(stack.clients, bucket, TABLE, stack.machine_arn, True, settle_seconds=0)
+
+    assert (young.in_flight, young.missing, young.findings) == (1, 0, ())
+    assert (old.missing, old.redriven, old.exit_status) == (1, 0, 1)
+    assert [f.action for f in old.findings] == [reconcile.Action.UNVERSIONED]
+    assert forbidden == []
+
+
+def test_an_express_redrive_starts_again_on_every_run_and_the_writer_keeps_one_row(
+    express_stack: tuple[Stack, list[str]],
+) -> None:
+    # Given two lost uploads, one with a long key of characters no execution name may carry, whose
+    # writes fail at first (each execution retries its write after RETRY_INTERVAL_SECONDS)
+    stack, forbidden = express_stack
+    long_key = "express/Quarterly report (final) \u00e9t\u00e9 " + "x" * 150 + ".csv"
+    lost = [stack.upload("express/lost.csv"), stack.upload(long_key)]
+    for upload in lost:
+        keep_running(stack, upload.key)
+    starts: list[str] = []
+    stack.sfn.meta.events.register(
+        "before-parameter-build.sfn.StartExecution", lambda params, **_: starts.append(params["name"])
+    )
+
+    # When the tool re-drives, and again before the rows are written
+    first = stack.run(redrive=True, settle_seconds=0)
+    second = stack.run(redrive=True, settle_seconds=0)
+
+    # Then each run started every version under the trigger's name (a valid execution name):
+    # Express keeps no names, so the second run starts them again, and says so
+    names = tuple(execution_name(stack.bucket, upload.key, upload.version_id) for upload in lost)
+    for summary in (first, second):
+        assert (summary.missing, summary.redriven, summary.failed, summary.exit_status) == (2, 2, 0, 0)
+        assert sorted(summary.redriven_executions) == sorted(names)
+        [note] = summary.notes
+        assert note.startswith("EXPRESS workflow: 2 execution(s) started.")
+        assert "conditional put keeps one row per version" in note
+        assert "re-drive only once both queues are empty" in note
+    assert all(NAME_PATTERN.fullmatch(name) for name in names)
+    assert sorted(starts) == sorted(names * 2)
+    # And once the writes go through, the writer kept one row per version (the second execution's
+    # write found it), keyed by LastModified, with the re-drive's fields
+    stack.emulator.clear_faults()
+    for upload in lost:
+        wait_for_rows(stack, upload.key)
+    deadline = time.monotonic() + 30
+    while running_executions():
+        assert time.monotonic() < deadline, "express executions still running"
+        time.sleep(0.2)
+    for upload in lost:
+        [row] = stack.rows(upload.key)
+        assert (row["VersionId"], row["UploadTimestamp"]) == (upload.version_id, upload.last_modified)
+        assert ":express:" in row["ExecutionId"]
+    # And a third run, from the command line, finds both ingested, starts nothing and notes nothing
+    status, lines, stderr = stack.cli("--redrive", "--settle-seconds", "0")
+    assert (status, lines, stderr) == (
+        0,
+        ["objects=2 ingested=2 in_flight=0 missing=0 redriven=0 rejected=0 folder_markers=0 failed=0"],
+        "",
+    )
+    assert len(starts) == 4
+    assert forbidden == []
+
+
+def test_the_command_line_prints_an_express_redrive_note_on_stderr(
+    express_stack: tuple[Stack, list[str]],
+) -> None:
+    stack, forbidden = express_stack
+    upload = stack.upload("express/noted.csv")
+
+    status, lines, stderr = stack.cli("--redrive", "--settle-seconds", "0")
+
+    assert status == 0
+    assert lines[-1].startswith("objects=1 ingested=0 in_flight=0 missing=1 redriven=1 ")
+    assert json.loads(lines[0])["execution_name"] == execution_name(
+        stack.bucket, upload.key, upload.version_id
+    )
+    assert stderr.startswith("reconcile: note: EXPRESS workflow: 1 execution(s) started.")
+    assert stderr.count("\n") == 1
+    wait_for_rows(stack, upload.key)
+    assert forbidden == []
+
+
+@dataclass(frozen=True)
+class FakeStepFunctions:
+    """Answers DescribeStateMachine with ``type``; nothing else."""
+
+    type: str
+
+    def describe_state_machine(self, stateMachineArn: str) -> dict[str, str]:
+        return {"stateMachineArn": stateMachineArn, "type": self.type}
+
+
+def test_a_workflow_type_the_tool_does_not_know_stops_the_run() -> None:
+    machine = reconcile.StateMachine.parse("arn:aws:states:eu-central-1:123456789012:stateMachine:m")
+
+    assert (
+        reconcile.describe_workflow_type(FakeStepFunctions("EXPRESS"), machine)
+        is reconcile.WorkflowType.EXPRESS
+    )
+    with pytest.raises(
+        reconcile.UnsupportedWorkflowError, match="is of type 'TURBO'; this tool knows STANDARD, EXPRESS"
+    ):
+        reconcile.describe_workflow_type(FakeStepFunctions("TURBO"), machine)
+
+
+def test_an_express_version_is_in_flight_until_it_is_settle_seconds_old() -> None:
+    uploaded = datetime(2026, 1, 15, 10, 20, 30, tzinfo=UTC)
+    obj = reconcile.ObjectVersion("b", "k.csv", "v1", uploaded, None, 4)
+
+    def at(seconds: float) -> Any:
+        return reconcile.judge_by_age(obj, 900, uploaded + timedelta(seconds=seconds))
+
+    assert (at(0), at(899.9), at(900), at(86_400)) == (
+        reconcile.Status.IN_FLIGHT,
+        reconcile.Status.IN_FLIGHT,
+        reconcile.Status.MISSING,
+        reconcile.Status.MISSING,
+    )
+
+
 # --- errors ------------------------------------------------------------------------------------
 
 
@@ -659,6 +933,35 @@ def test_access_denied_is_a_typed_error_naming_the_policy(stack: Stack) -> None:
     status, lines, stderr = stack.cli()
     assert (status, lines) == (2, [])
     assert f"access denied to table '{TABLE}'" in stderr
+
+
+def test_access_denied_to_the_workflow_type_is_a_typed_error_naming_the_policy(
+    stack: Stack, session: boto3.session.Session
+) -> None:
+    # Given an operator role without states:DescribeStateMachine
+    stack.emulator.add_fault(
+        "AWSStepFunctions.DescribeStateMachine",
+        error_code="AccessDeniedException",
+        message="not authorized to perform: states:DescribeStateMachine",
+    )
+    clients = reconcile.Clients.create(
+        session=session, region=REGION, endpoint_url=stack.emulator.endpoint_url
+    )
+    calls = record_calls(clients)
+
+    # Then the run stops before anything else, naming the call, the state machine and the policy
+    with pytest.raises(reconcile.AccessDeniedError) as denied:
+        reconcile.reconcile(clients, stack.bucket, TABLE, stack.machine_arn, True)
+    assert str(denied.value) == (
+        f"access denied to state machine {stack.machine_arn!r} (states:DescribeStateMachine: "
+        "AccessDeniedException: not authorized to perform: states:DescribeStateMachine); the tool "
+        "needs the Terraform output reconcile_operator_policy_json"
+    )
+    assert calls == ["DescribeStateMachine"]
+    # And the command line exits 2 with it, printing nothing on stdout
+    status, lines, stderr = stack.cli("--redrive")
+    assert (status, lines) == (2, [])
+    assert stderr == f"reconcile: error: {denied.value}\n"
 
 
 def test_a_malformed_state_machine_arn_is_refused_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
