@@ -95,13 +95,17 @@ data "aws_iam_policy_document" "trigger" {
     resources = [aws_sfn_state_machine.ingestion.arn]
   }
 
-  # When a start keeps failing (throttled), another delivery of the same S3 event may already
-  # have started the execution: then this delivery is a duplicate, not a failure to retry.
-  statement {
-    sid       = "SeeWhetherAnotherDeliveryStartedIt"
-    effect    = "Allow"
-    actions   = ["states:DescribeExecution"]
-    resources = ["arn:${local.partition}:states:${var.aws_region}:${local.account_id}:execution:${aws_sfn_state_machine.ingestion.name}:*"]
+  # STANDARD only: when a start keeps failing (throttled), another delivery of the same S3 event
+  # may already have started the execution: then this delivery is a duplicate, not a failure to
+  # retry. EXPRESS executions cannot be described (and have no idempotent names).
+  dynamic "statement" {
+    for_each = var.workflow_type == "STANDARD" ? ["SeeWhetherAnotherDeliveryStartedIt"] : []
+    content {
+      sid       = statement.value
+      effect    = "Allow"
+      actions   = ["states:DescribeExecution"]
+      resources = ["arn:${local.partition}:states:${var.aws_region}:${local.account_id}:execution:${aws_sfn_state_machine.ingestion.name}:*"]
+    }
   }
 
   # The event source mapping polls the upload queue with this role: what AWS's
@@ -379,18 +383,32 @@ data "aws_iam_policy_document" "reconcile_operator" {
     }
   }
 
+  # Reconcile reads the workflow type first: EXPRESS has no execution API to ask.
   statement {
-    sid       = "ListIngestionExecutions"
+    sid       = "ReadWorkflowType"
     effect    = "Allow"
-    actions   = ["states:ListExecutions"]
+    actions   = ["states:DescribeStateMachine"]
     resources = [aws_sfn_state_machine.ingestion.arn]
   }
 
-  statement {
-    sid       = "DescribeIngestionExecutions"
-    effect    = "Allow"
-    actions   = ["states:DescribeExecution"]
-    resources = ["arn:${local.partition}:states:${var.aws_region}:${local.account_id}:execution:${aws_sfn_state_machine.ingestion.name}:*"]
+  dynamic "statement" {
+    for_each = var.workflow_type == "STANDARD" ? ["ListIngestionExecutions"] : []
+    content {
+      sid       = statement.value
+      effect    = "Allow"
+      actions   = ["states:ListExecutions"]
+      resources = [aws_sfn_state_machine.ingestion.arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.workflow_type == "STANDARD" ? ["DescribeIngestionExecutions"] : []
+    content {
+      sid       = statement.value
+      effect    = "Allow"
+      actions   = ["states:DescribeExecution"]
+      resources = ["arn:${local.partition}:states:${var.aws_region}:${local.account_id}:execution:${aws_sfn_state_machine.ingestion.name}:*"]
+    }
   }
 
   statement {

@@ -22,6 +22,8 @@ resource "aws_lambda_function" "trigger" {
       STATE_MACHINE_ARN = aws_sfn_state_machine.ingestion.arn
       UPLOAD_BUCKET     = aws_s3_bucket.uploads.id
       ALERT_TOPIC_ARN   = aws_sns_topic.alerts.arn
+      # EXPRESS: a failed start is not looked up with DescribeExecution (Express has none).
+      WORKFLOW_TYPE = var.workflow_type
       # A batch stops starting executions this long before the timeout and reports the rest as
       # failed (they come back): a third of the timeout, at most 5 s (a throttled start's retries).
       DEADLINE_MARGIN_MS           = tostring(min(5000, floor(var.trigger_lambda_timeout * 1000 / 3)))

@@ -97,3 +97,13 @@ output "dead_letter_queue_arn" {
   description = "ARN of the dead-letter queue; re-drive it with: aws sqs start-message-move-task --source-arn <this ARN>."
   value       = aws_sqs_queue.uploads_dlq.arn
 }
+
+output "workflow_type" {
+  description = "STANDARD or EXPRESS (variable workflow_type): an EXPRESS workflow's executions cannot be listed or described, only read in state_machine_log_group_name."
+  value       = aws_sfn_state_machine.ingestion.type
+}
+
+output "state_machine_log_group_name" {
+  description = "The state machine's KMS-encrypted log group: its execution events at state_machine_log_level (with an EXPRESS workflow, the only execution history there is)."
+  value       = aws_cloudwatch_log_group.state_machine.name
+}

@@ -208,6 +208,28 @@ variable "log_retention_days" {
   }
 }
 
+variable "workflow_type" {
+  description = "Step Functions workflow type of the ingestion state machine. STANDARD (default): exactly-once execution names (a second start of one object version is refused), 90 days of execution history through DescribeExecution/ListExecutions, which the trigger and scripts/reconcile.py use; about $25 per million files. EXPRESS: the same definition, Step Functions' part of the cost down from about $25 to about $1.3 per million files, but at-least-once (the writer's conditional put keeps one row per file), no execution API (history only in the state machine's log group, at state_machine_log_level), a 5-minute limit on one execution (checked against the retry settings), and reconcile judges files without a row by their age. See README, Workflow profiles."
+  type        = string
+  default     = "STANDARD"
+
+  validation {
+    condition     = contains(["STANDARD", "EXPRESS"], var.workflow_type)
+    error_message = "workflow_type must be STANDARD or EXPRESS."
+  }
+}
+
+variable "state_machine_log_level" {
+  description = "Which execution events go to the state machine's KMS-encrypted log group: ALL (every state transition: the only execution history an EXPRESS workflow has), ERROR (failures only: cheaper at volume, CloudWatch Logs charges per GB ingested) or FATAL (failed, aborted and timed-out executions only). OFF is not offered: an EXPRESS workflow would leave no trace at all."
+  type        = string
+  default     = "ALL"
+
+  validation {
+    condition     = contains(["ALL", "ERROR", "FATAL"], var.state_machine_log_level)
+    error_message = "state_machine_log_level must be ALL, ERROR or FATAL."
+  }
+}
+
 variable "state_machine_include_execution_data" {
   description = "Write execution input, output and error causes (object keys, bucket names) into the state machine's log group. Off by default so that file names stay out of the logs; turn on only to debug."
   type        = bool

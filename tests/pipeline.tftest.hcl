@@ -838,6 +838,7 @@ run "functions_have_own_roles_log_groups_and_tracing" {
       aws_lambda_function.trigger.environment[0].variables["UPLOAD_BUCKET"] == aws_s3_bucket.uploads.id &&
       aws_lambda_function.trigger.environment[0].variables["ALERT_TOPIC_ARN"] == aws_sns_topic.alerts.arn &&
       aws_lambda_function.trigger.environment[0].variables["DEADLINE_MARGIN_MS"] == "5000" &&
+      aws_lambda_function.trigger.environment[0].variables["WORKFLOW_TYPE"] == "STANDARD" &&
       aws_lambda_function.writer.environment[0].variables["TABLE_NAME"] == aws_dynamodb_table.metadata.name &&
       aws_lambda_function.security_monitor.environment[0].variables["ALERT_TOPIC_ARN"] == aws_sns_topic.alerts.arn &&
       aws_lambda_function.security_monitor.environment[0].variables["SCAN_REGIONS"] == "eu-central-1" &&
@@ -1165,6 +1166,70 @@ run "state_machine_retries_with_backoff_and_alerts_on_failure" {
   }
 }
 
+run "express_profile_runs_the_same_definition_without_execution_api_grants" {
+  command = plan
+
+  variables {
+    workflow_type           = "EXPRESS"
+    state_machine_log_level = "ERROR"
+  }
+
+  assert {
+    condition = (
+      aws_sfn_state_machine.ingestion.type == "EXPRESS" &&
+      jsondecode(aws_sfn_state_machine.ingestion.definition).StartAt == "WriteMetadata" &&
+      aws_sfn_state_machine.ingestion.encryption_configuration[0].kms_key_id == aws_kms_key.stepfunctions.arn
+    )
+    error_message = "EXPRESS runs the same definition, encrypted with the same key"
+  }
+
+  assert {
+    condition = (
+      aws_sfn_state_machine.ingestion.logging_configuration[0].level == "ERROR" &&
+      aws_sfn_state_machine.ingestion.logging_configuration[0].log_destination == "${aws_cloudwatch_log_group.state_machine.arn}:*" &&
+      aws_cloudwatch_log_group.state_machine.kms_key_id == aws_kms_key.logs.arn
+    )
+    error_message = "EXPRESS logs at state_machine_log_level into the KMS-encrypted log group"
+  }
+
+  assert {
+    condition     = aws_lambda_function.trigger.environment[0].variables["WORKFLOW_TYPE"] == "EXPRESS"
+    error_message = "the trigger knows the workflow type (it must not describe an Express execution)"
+  }
+
+  assert {
+    condition = (
+      !anytrue([for s in data.aws_iam_policy_document.trigger.statement : contains(s.actions, "states:DescribeExecution")]) &&
+      !anytrue([for s in data.aws_iam_policy_document.reconcile_operator.statement : contains(s.actions, "states:DescribeExecution") || contains(s.actions, "states:ListExecutions")]) &&
+      anytrue([for s in data.aws_iam_policy_document.reconcile_operator.statement : s.sid == "ReadWorkflowType"])
+    )
+    error_message = "EXPRESS has no execution API: nobody is granted DescribeExecution or ListExecutions"
+  }
+}
+
+run "express_retries_must_fit_in_five_minutes" {
+  command = plan
+
+  variables {
+    workflow_type         = "EXPRESS"
+    writer_lambda_timeout = 60
+  }
+
+  # 4 attempts x (60 + 10) s + 14 s of backoff + 10 s = 304 s > 300 s.
+  expect_failures = [aws_sfn_state_machine.ingestion]
+}
+
+run "unknown_workflow_type_and_log_level_are_rejected" {
+  command = plan
+
+  variables {
+    workflow_type           = "standard"
+    state_machine_log_level = "OFF"
+  }
+
+  expect_failures = [var.workflow_type, var.state_machine_log_level]
+}
+
 run "execution_data_can_be_logged_for_debugging" {
   command = plan
 
@@ -1337,6 +1402,9 @@ run "reconcile_operator_policy_grants_exactly_what_the_tool_calls" {
       ReadTableKeyThroughDynamoDB = {
         effect = "Allow", actions = ["kms:Decrypt"], resources = [aws_kms_key.dynamodb.arn]
       }
+      ReadWorkflowType = {
+        effect = "Allow", actions = ["states:DescribeStateMachine"], resources = [aws_sfn_state_machine.ingestion.arn]
+      }
       ListIngestionExecutions = {
         effect = "Allow", actions = ["states:ListExecutions"], resources = [aws_sfn_state_machine.ingestion.arn]
       }
@@ -1359,7 +1427,7 @@ run "reconcile_operator_policy_grants_exactly_what_the_tool_calls" {
         effect = "Allow", actions = ["kms:Decrypt", "kms:GenerateDataKey"], resources = [aws_kms_key.sqs.arn]
       }
     })
-    error_message = "the operator may list the bucket's versions, scan the table, list/describe/start the state machine's executions, re-drive the dead-letter queue into the upload queue, nothing else"
+    error_message = "the operator may list the bucket's versions, scan the table, read the workflow type, list/describe/start the state machine's executions, re-drive the dead-letter queue into the upload queue, nothing else"
   }
 
   assert {

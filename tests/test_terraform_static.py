@@ -96,9 +96,25 @@ def as_list(value: object) -> list:
     return value if isinstance(value, list) else [value]
 
 
+def document_statements(body: dict) -> list[dict]:
+    """A policy document's statements, with the content of its ``dynamic "statement"`` blocks (a
+    statement granted in one workflow profile only: ``for_each = <cond> ? ["Sid"] : []``, ``sid =
+    statement.value``), each with its sid resolved from the for_each."""
+    found = list(body.get("statement", []))
+    for entry in body.get("dynamic", []):
+        for label, block in entry.items():
+            if unquote(label) != "statement":
+                continue
+            sids = re.findall(r'\["([A-Za-z0-9]+)"\]', str(block["for_each"]))
+            assert len(sids) == 1, f"a dynamic statement names its one sid in for_each: {block['for_each']}"
+            for content in block["content"]:
+                found.append({**content, "sid": f'"{sids[0]}"'})
+    return found
+
+
 def statements() -> Iterator[tuple[str, dict]]:
     for name, body in policy_documents().items():
-        for statement in body.get("statement", []):
+        for statement in document_statements(body):
             yield name, statement
 
 
@@ -257,7 +273,7 @@ def test_the_reconcile_operator_policy_grants_exactly_the_calls_the_tool_makes()
     assert document["source_policy_documents"] == ["${data.aws_iam_policy_document.use_execution_key.json}"]
     granted = {
         str(unquote(a))
-        for statement in document["statement"] + documents["use_execution_key"]["statement"]
+        for statement in document_statements(document) + documents["use_execution_key"]["statement"]
         for a in statement["actions"]
     }
     script = (ROOT / "scripts" / "reconcile.py").read_text()
@@ -265,6 +281,7 @@ def test_the_reconcile_operator_policy_grants_exactly_the_calls_the_tool_makes()
     assert called == {
         "s3:ListBucketVersions",
         "dynamodb:Scan",
+        "states:DescribeStateMachine",
         "states:ListExecutions",
         "states:DescribeExecution",
         "states:StartExecution",
