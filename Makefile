@@ -20,6 +20,9 @@ ENDPOINT ?=
 # .tools/ministack). For e2e it picks the backends of the suite (default: both).
 EMULATOR ?=
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test` and `make e2e`: each runs whole modules, an e2e module one
+# deployment target at a time (tests/conftest.py's scheduler), so deployments overlap.
+TEST_WORKERS ?= 2
 
 .PHONY: help venv package toolchain lint fmt tf-check checkov unit e2e iam-proof test demo up down bench clean
 
@@ -77,7 +80,7 @@ unit: $(STAMP) ## handler unit tests with per-package coverage
 	$(PY) scripts/check_coverage.py build/coverage.json
 
 e2e: package toolchain ## deploy onto each emulator (EMULATOR=... for one) and run the pipeline tests
-	$(LOCAL_AWS) E2E_BACKENDS=$(EMULATOR) $(PY) -m pytest tests/e2e --allow-hosts=127.0.0.1,localhost,::1 $(PYTEST_ARGS)
+	$(LOCAL_AWS) E2E_BACKENDS=$(EMULATOR) $(PY) -m pytest tests/e2e -n $(TEST_WORKERS) --dist loadscope --allow-hosts=127.0.0.1,localhost,::1 $(PYTEST_ARGS)
 
 iam-proof: package toolchain ## on MiniStack: every IAM grant of the stack is needed (build/iam-proof.json)
 	mkdir -p build
@@ -90,7 +93,7 @@ test: lint tf-check checkov ## everything: lint, terraform checks on each provid
 	mkdir -p build
 	@echo "IAM proof running beside pytest: build/iam-proof.log"
 	$(LOCAL_AWS) $(PY) -m devkit.iam_proof > build/iam-proof.log 2>&1 & proof=$$!; \
-	tests=0; $(LOCAL_AWS) $(PY) -m pytest tests --allow-hosts=127.0.0.1,localhost,::1 \
+	tests=0; $(LOCAL_AWS) $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadscope --allow-hosts=127.0.0.1,localhost,::1 \
 	  --cov=lambda_trigger --cov=lambda_writer --cov=lambda_security_monitor --cov=lambda_common \
 	  --cov-report=term --cov-report=json:build/coverage.json $(PYTEST_ARGS) || tests=$$?; \
 	coverage=0; $(PY) scripts/check_coverage.py build/coverage.json || coverage=$$?; \

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -197,7 +198,65 @@ class Pipeline:
         return payload
 
     # --- observing -----------------------------------------------------------------------------
+    @property
+    def express(self) -> bool:
+        """An EXPRESS workflow (output workflow_type): its executions exist only in its log group."""
+        return self.outputs.get("workflow_type", "STANDARD") == "EXPRESS"
+
+    def execution_log(self) -> dict[str, list[dict[str, Any]]]:
+        """The state machine's log group as AWS writes it, history events by execution ARN.
+
+        For an EXPRESS workflow this is all there is (ListExecutions/DescribeExecution refuse it);
+        the stack must log at level ALL with include_execution_data to show inputs and outputs.
+        """
+        logs = self.client("logs")
+        by_execution: dict[str, list[dict[str, Any]]] = {}
+        pages = logs.get_paginator("filter_log_events").paginate(
+            logGroupName=self.outputs["state_machine_log_group_name"]
+        )
+        for page in pages:
+            for event in page["events"]:
+                try:
+                    record = json.loads(event["message"])
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(record, dict) and record.get("execution_arn"):
+                    by_execution.setdefault(str(record["execution_arn"]), []).append(record)
+        for records in by_execution.values():
+            records.sort(key=lambda record: int(record.get("id") or 0))
+        return by_execution
+
+    @staticmethod
+    def _logged_execution(execution_arn: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """What DescribeExecution would say, rebuilt from an execution's log records."""
+        final = {
+            "ExecutionSucceeded": "SUCCEEDED",
+            "ExecutionFailed": "FAILED",
+            "ExecutionTimedOut": "TIMED_OUT",
+            "ExecutionAborted": "ABORTED",
+        }
+        # arn:<partition>:states:<region>:<account>:express:<state machine>:<name>:<id>
+        parts = execution_arn.split(":")
+        execution: dict[str, Any] = {
+            "executionArn": execution_arn,
+            "name": parts[7] if len(parts) > 7 else "",
+            "status": "RUNNING",
+        }
+        for record in records:
+            details = record.get("details") or {}
+            if record["type"] == "ExecutionStarted":
+                execution["startDate"] = datetime.fromtimestamp(int(record["event_timestamp"]) / 1000, UTC)
+                if "input" in details:
+                    execution["input"] = details["input"]
+            elif record["type"] in final:
+                execution["status"] = final[record["type"]]
+                if "output" in details:
+                    execution["output"] = details["output"]
+        return execution
+
     def executions(self) -> list[dict[str, Any]]:
+        if self.express:
+            return [self._logged_execution(arn, records) for arn, records in self.execution_log().items()]
         sfn = self.client("stepfunctions")
         found: list[dict[str, Any]] = []
         for page in sfn.get_paginator("list_executions").paginate(
@@ -207,11 +266,14 @@ class Pipeline:
         return found
 
     def describe(self, execution_arn: str) -> dict[str, Any]:
+        if self.express:
+            return self._logged_execution(execution_arn, self.execution_log().get(execution_arn, []))
         return self.client("stepfunctions").describe_execution(executionArn=execution_arn)
 
     def executions_for(self, key: str, *, prefix: bool = False) -> list[dict[str, Any]]:
         """Described executions whose input key is `key` (or starts with it, with prefix=True)."""
-        described = [self.describe(e["executionArn"]) for e in self.executions()]
+        listed = self.executions()
+        described = listed if self.express else [self.describe(e["executionArn"]) for e in listed]
         found = []
         for execution in described:
             record_key = str(json.loads(execution.get("input") or "{}").get("key", ""))
@@ -227,6 +289,10 @@ class Pipeline:
         return wait_for(f"a finished execution for {key!r}", probe, timeout)
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        """The execution's history events (EXPRESS: its log records, ``details`` holding what the
+        API's ``<type>EventDetails`` would)."""
+        if self.express:
+            return self.execution_log().get(execution_arn, [])
         sfn = self.client("stepfunctions")
         events: list[dict[str, Any]] = []
         for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
@@ -241,7 +307,8 @@ class Pipeline:
             if e["type"] == "LambdaFunctionScheduled"
             or (
                 e["type"] == "TaskScheduled"
-                and e.get("taskScheduledEventDetails", {}).get("resourceType") == "lambda"
+                and (e.get("taskScheduledEventDetails") or e.get("details") or {}).get("resourceType")
+                == "lambda"
             )
         )
 

@@ -148,3 +148,39 @@ def emitted_metrics(stdout: str) -> dict[str, float]:
 def read_metrics(capsys: pytest.CaptureFixture[str]) -> Callable[[], dict[str, float]]:
     """Return a function that reads the EMF metrics printed since the last call."""
     return lambda: emitted_metrics(capsys.readouterr().out)
+
+
+def deployment_scope(nodeid: str, targets: list[str]) -> str:
+    """The unit of work of a test under ``make test``'s two pytest-xdist workers: its module, and
+    for an e2e module also its deployment target (the id of the ``deployed`` parameter, one of
+    ``targets``), since each target deploys a stack of its own. Module-scoped fixtures (an
+    emulator, a deployed stack) are then set up once per unit and units run side by side."""
+    module, _, rest = nodeid.partition("::")
+    if "/e2e/" in module and "[" in rest:
+        params = rest[rest.index("[") + 1 : rest.rindex("]")]
+        for target in sorted(targets, key=len, reverse=True):
+            if target in params:
+                return f"{module}::{target}"
+    return module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadscope`` with :func:`deployment_scope` as the scope (``make test``, ``make e2e``).
+
+    xdist's ``loadgroup`` would do with marks, but it tags node ids through ``item._nodeid``,
+    which pytest 9 no longer reads: the groups are silently ignored (measured: a module's tests
+    spread over both workers, two terraform applies in one directory).
+    """
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    from tests.e2e.conftest import ALL_TARGETS, target_id
+
+    targets = [target_id(*target) for target in ALL_TARGETS]
+
+    class DeploymentScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return deployment_scope(nodeid, targets)
+
+    return DeploymentScheduling(config, log)

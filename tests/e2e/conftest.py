@@ -42,12 +42,30 @@ def _providers() -> tuple[list[str], str]:
 
 
 PROVIDERS, UNAVAILABLE = _providers()
-ALL_TARGETS = [("embedded", version) for version in PROVIDERS] + [("ministack", PROVIDERS[-1])]
+# (backend, provider, workflow profile): the Express profile runs the whole suite on the embedded
+# emulator with the newest provider (MiniStack's Step Functions do not model Express executions).
+ALL_TARGETS = (
+    [("embedded", version, "STANDARD") for version in PROVIDERS]
+    + [("embedded", PROVIDERS[-1], "EXPRESS")]
+    + [("ministack", PROVIDERS[-1], "STANDARD")]
+)
 WANTED = {name for name in os.environ.get("E2E_BACKENDS", "").replace(",", " ").split() if name}
 TARGETS = [target for target in ALL_TARGETS if not WANTED or target[0] in WANTED]
+# An Express workflow's executions exist only in its log group: the e2e stack logs them with their
+# input and output (ALL, include_execution_data), which is how the tests find them, as one would on AWS.
+PROFILE_VARIABLES: dict[str, dict[str, object]] = {
+    "STANDARD": {},
+    "EXPRESS": {"workflow_type": "EXPRESS", "state_machine_include_execution_data": True},
+}
+
+
+def target_id(name: str, version: str, profile: str) -> str:
+    return f"{name}-{'express-' if profile == 'EXPRESS' else ''}aws-{version}"
+
+
 # The burst proof (test_burst.py) needs the embedded emulator's fault modes: with only other
 # backends wanted (EMULATOR=ministack make e2e) it is not collected.
-collect_ignore = [] if not WANTED or "embedded" in WANTED else ["test_burst.py"]
+collect_ignore = [] if not WANTED or "embedded" in WANTED else ["test_burst.py", "test_burst_express.py"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -67,6 +85,10 @@ class Deployment:
     @property
     def on_ministack(self) -> bool:
         return self.backend.name == "ministack"
+
+    @property
+    def express(self) -> bool:
+        return self.pipeline.express
 
 
 def differs_on_ministack(request: pytest.FixtureRequest, reason: str) -> None:
@@ -94,29 +116,31 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def _start(name: str, log: Path) -> Backend:
+def _start(name: str, log: Path, label: str) -> Backend:
     if name == "embedded":
         backend: Backend = backends.Embedded(port=0, log_path=log, async_retry_delays=(0.5, 0.5))
-    else:
-        backend = backends.MiniStackBackend(port=0, instance="ministack-e2e")
+    else:  # an instance (state files) per label: suites may run in parallel
+        backend = backends.MiniStackBackend(port=0, instance=f"ministack-e2e-{label}")
     backend.start()
     return backend
 
 
 # Module scope: torn down when the e2e module ends, before another suite starts its own Emulator
 # (one per process).
-@pytest.fixture(scope="module", params=TARGETS, ids=[f"{name}-aws-{version}" for name, version in TARGETS])
+@pytest.fixture(scope="module", params=TARGETS, ids=[target_id(*target) for target in TARGETS])
 def deployed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
-    name, provider = request.param
+    name, provider, profile = request.param
+    label = f"{request.module.__name__.rsplit('.', 1)[-1]}-{target_id(name, provider, profile)}"
     threads_before = {t.ident for t in threading.enumerate()}
     children_before = child_pids()
-    backend = _start(name, tmp_path_factory.mktemp(f"{name}-{provider}") / "emulator.log")
+    backend = _start(name, tmp_path_factory.mktemp(label) / "emulator.log", label)
     port = int(backend.endpoint_url.rsplit(":", 1)[1])
-    stack = Stack.staged(backend.endpoint_url, provider, name=f"e2e-{name}", ca_bundle=backend.ca_bundle)
+    # A working directory per module and target: suites may run in parallel (pytest-xdist).
+    stack = Stack.staged(backend.endpoint_url, provider, name=f"e2e-{label}", ca_bundle=backend.ca_bundle)
     try:
-        outputs = stack.deploy()
+        outputs = stack.deploy(PROFILE_VARIABLES[profile])
         second_plan = stack.pending_changes()
         pipeline = backend.pipeline(outputs)
         pipeline.subscribe_alerts()

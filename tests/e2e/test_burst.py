@@ -9,7 +9,9 @@ empty dead-letter queue and a reconcile audit that finds nothing missing, withou
 A second scenario stops StartExecution completely for 60 s during an upload: the queue holds the
 notifications and the files arrive once it recovers, again with no operator.
 
-One deployment of its own on the embedded emulator (only it has the fault modes and the token
+The EXPRESS profile gets the same burst with 120 files in test_burst_express.py.
+
+One deployment per profile on the embedded emulator (only it has the fault modes and the token
 bucket), with a mapping of 2 concurrent batches and up to 5 receives per message. Nothing here
 asserts a time; ``make bench`` measures throughput and quota utilisation.
 """
@@ -60,11 +62,8 @@ class BurstStack:
             list(pool.map(lambda key: self.pipeline.upload(key, f"{key}\n".encode()), keys))
 
     def executions_with_status(self, status: str) -> list[dict]:
-        sfn = self.pipeline.client("stepfunctions")
-        pages = sfn.get_paginator("list_executions").paginate(
-            stateMachineArn=self.pipeline.outputs["step_function_arn"], statusFilter=status
-        )
-        return [execution for page in pages for execution in page["executions"]]
+        """Both profiles: ListExecutions (STANDARD) or the state machine's log group (EXPRESS)."""
+        return [execution for execution in self.pipeline.executions() if execution["status"] == status]
 
     def settle(self, timeout: float = 900) -> None:
         """Until the queue is drained, no batch is being handled and no execution runs."""
@@ -108,14 +107,15 @@ class BurstStack:
         return stats
 
 
-@pytest.fixture(scope="module")
-def burst_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BurstStack]:
+def deployed_burst_stack(
+    tmp_path_factory: pytest.TempPathFactory, label: str, variables: dict[str, object]
+) -> Iterator[BurstStack]:
     provider = toolchain.providers()[-1].version
-    backend = backends.Embedded(port=0, log_path=tmp_path_factory.mktemp("burst") / "emulator.log")
+    backend = backends.Embedded(port=0, log_path=tmp_path_factory.mktemp(label) / "emulator.log")
     backend.start()
-    stack = Stack.staged(backend.endpoint_url, provider, name="e2e-burst")
+    stack = Stack.staged(backend.endpoint_url, provider, name=f"e2e-{label}")
     try:
-        outputs = stack.deploy(BURST_VARIABLES)
+        outputs = stack.deploy(variables)
         pipeline = backend.pipeline(outputs)
         pipeline.subscribe_alerts("burst-alerts")
         yield BurstStack(pipeline, backend.running)
@@ -126,31 +126,52 @@ def burst_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BurstStack
         backend.stop()
 
 
-def test_a_throttled_burst_with_duplicates_and_faults_becomes_one_row_per_file_without_an_operator(
-    burst_stack: BurstStack, record_property: Callable[[str, object], None]
-) -> None:
-    emulator, pipeline = burst_stack.emulator, burst_stack.pipeline
-    keys = [f"burst/{i:04d}.csv" for i in range(FILES)]
+@pytest.fixture(scope="module")
+def burst_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BurstStack]:
+    yield from deployed_burst_stack(tmp_path_factory, "burst", BURST_VARIABLES)
+
+
+def burst(stack: BurstStack, files: int, prefix: str) -> dict[str, int]:
+    """Upload ``files`` files at once with every notification delivered twice, one write in ten
+    failing at first and StartExecution throttled to 20 at once / 5 a second; wait until it settled.
+    Returns what the faults and the mapping counted."""
+    emulator = stack.emulator
+    keys = [f"{prefix}/{i:04d}.csv" for i in range(files)]
     emulator.evaluate_alarms()  # a new alarm's first check (INSUFFICIENT_DATA -> OK) notifies: not the burst's
-    pipeline.alerts(wait_seconds=1)
-    before = burst_stack.mapping_stats()
+    stack.pipeline.alerts(wait_seconds=1)
+    before = stack.mapping_stats()
     emulator.set_notification_copies(2)  # S3 is at-least-once
     emulator.add_fault(PUT_ITEM, probability=0.1, seed=9, error_code="ProvisionedThroughputExceededException")
     emulator.set_throttle(START_EXECUTION, capacity=20, refill_per_second=5)
     try:
-        burst_stack.upload_all(keys)
-        burst_stack.settle()
+        stack.upload_all(keys)
+        stack.settle()
         [fault] = emulator.list_faults()
         [throttle] = emulator.faults.list_throttles()
     finally:
         emulator.clear_faults()
         emulator.clear_throttles()
         emulator.set_notification_copies(1)
-    after = burst_stack.mapping_stats()
-    received = after["messages_received"] - before["messages_received"]
-    assert received >= 2 * FILES, "every notification was delivered (and received) twice"
-    assert fault["hits"] >= FILES * 0.05, "about one write in ten failed at first"
-    assert throttle["throttled"] > 0, "StartExecution was throttled: the quota was the bottleneck"
+    after = stack.mapping_stats()
+    return {
+        "received": after["messages_received"] - before["messages_received"],
+        "reported_failed": after["messages_reported_failed"] - before["messages_reported_failed"],
+        "write_faults": fault["hits"],
+        "throttled": throttle["throttled"],
+    }
+
+
+def test_a_throttled_burst_with_duplicates_and_faults_becomes_one_row_per_file_without_an_operator(
+    burst_stack: BurstStack, record_property: Callable[[str, object], None]
+) -> None:
+    pipeline = burst_stack.pipeline
+    keys = [f"burst/{i:04d}.csv" for i in range(FILES)]
+
+    counted = burst(burst_stack, FILES, "burst")
+
+    assert counted["received"] >= 2 * FILES, "every notification was delivered (and received) twice"
+    assert counted["write_faults"] >= FILES * 0.05, "about one write in ten failed at first"
+    assert counted["throttled"] > 0, "StartExecution was throttled: the quota was the bottleneck"
 
     rows = burst_stack.rows_by_key("burst/")
     assert sorted(rows) == sorted(keys), "every file has a row"
@@ -160,11 +181,9 @@ def test_a_throttled_burst_with_duplicates_and_faults_becomes_one_row_per_file_w
     assert pipeline.dead_letters() == []
     audit = burst_stack.reconcile()
     assert (audit.missing, audit.in_flight, audit.ingested) == (0, 0, FILES)
-    record_property("throttled_starts", throttle["throttled"])
-    record_property(
-        "messages_reported_failed", after["messages_reported_failed"] - before["messages_reported_failed"]
-    )
-    record_property("receives_per_message", round(received / (2 * FILES), 2))
+    record_property("throttled_starts", counted["throttled"])
+    record_property("messages_reported_failed", counted["reported_failed"])
+    record_property("receives_per_message", round(counted["received"] / (2 * FILES), 2))
 
 
 def test_a_minute_without_start_execution_delays_the_files_and_loses_none(burst_stack: BurstStack) -> None:
