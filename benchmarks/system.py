@@ -10,8 +10,9 @@ trigger -> Step Functions -> writer; :data:`STACK_VARIABLES` puts back the trigg
 receive count that devkit's local overrides shorten for tests), and every pipeline figure is taken
 from the newest version's deployment, one after another, with single delivery and no faults;
 between two figures the upload queue is drained and no execution runs. The pipeline figures are
-filed under ``profiles[<type>]``, the state machine's type (``STANDARD``; an Express workflow would
-be another entry). A file that never becomes a row (dead-lettered) ends the wait for it and is
+filed under ``profiles[<type>]``, the state machine's type: ``STANDARD``, then ``EXPRESS`` from a
+second deployment of the newest version with ``workflow_type = "EXPRESS"`` (its executions read
+from the state machine's log group: Express has no ListExecutions; no cold burst there). A file that never becomes a row (dead-lettered) ends the wait for it and is
 reported (``files_without_row``, ``dead_letters``) instead of hanging the run:
 
 * ``burst_files_per_s_warm`` (goal >= 25 on 2 cores) / ``_cold``: N uploads at once (default 200)
@@ -56,7 +57,7 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -139,12 +140,21 @@ class Deployment:
         return dict(stats)
 
     def executions(self, name_prefix: str = "", status: str | None = None) -> list[dict[str, Any]]:
-        sfn = self.pipeline.client("stepfunctions")
-        arguments: dict[str, Any] = {"stateMachineArn": self.pipeline.outputs["step_function_arn"]}
-        if status is not None:
-            arguments["statusFilter"] = status
-        pages = sfn.get_paginator("list_executions").paginate(**arguments)
-        return [e for page in pages for e in page["executions"] if e["name"].startswith(name_prefix)]
+        """ListExecutions (STANDARD), or the state machine's log group (EXPRESS has no execution API)."""
+        if self.pipeline.express:
+            listed = self.pipeline.executions()
+        else:
+            sfn = self.pipeline.client("stepfunctions")
+            arguments: dict[str, Any] = {"stateMachineArn": self.pipeline.outputs["step_function_arn"]}
+            if status is not None:
+                arguments["statusFilter"] = status
+            pages = sfn.get_paginator("list_executions").paginate(**arguments)
+            listed = [e for page in pages for e in page["executions"]]
+        return [
+            e
+            for e in listed
+            if e["name"].startswith(name_prefix) and (status is None or e["status"] == status)
+        ]
 
     def queue_drained(self) -> bool:
         """No batch being processed and no message visible, in flight or delayed in the upload queue."""
@@ -378,17 +388,18 @@ def measure_profile(deployment: Deployment, sizes: Sizes) -> dict[str, Any]:
     return profile
 
 
-def deploy_and_measure(provider: str, sizes: Sizes | None) -> dict[str, Any]:
+def deploy_and_measure(provider: str, sizes: Sizes | None, workflow_type: str = "STANDARD") -> dict[str, Any]:
     """Apply onto a fresh emulator, time it and the re-plan; with ``sizes``, the pipeline figures."""
+    label = provider if workflow_type == "STANDARD" else f"{provider}-{workflow_type.lower()}"
     emulator = Emulator(
-        port=0, log_path=ROOT / "build" / f"bench-emulator-{provider}.log", async_retry_delays=(0.5, 0.5)
+        port=0, log_path=ROOT / "build" / f"bench-emulator-{label}.log", async_retry_delays=(0.5, 0.5)
     )
     emulator.start()
-    stack = Stack.staged(emulator.endpoint_url, provider, name="bench")
+    stack = Stack.staged(emulator.endpoint_url, provider, name=f"bench-{workflow_type.lower()}")
     result: dict[str, Any] = {"provider": provider}
     try:
         started = time.monotonic()
-        outputs = stack.deploy(STACK_VARIABLES)
+        outputs = stack.deploy({**STACK_VARIABLES, "workflow_type": workflow_type})
         result["apply_seconds"] = round(time.monotonic() - started, 1)
         started = time.monotonic()
         changes = stack.pending_changes()
@@ -449,8 +460,11 @@ def collect(sizes: Sizes, skip_demo: bool, skip_monitor: bool, handlers_json: Pa
         version: deploy_and_measure(version, sizes if version == newest else None) for version in versions
     }
     profile = runs[newest]["profile"]
+    # The Express profile: the same figures from a deployment of its own (the cold burst measures
+    # Lambda's execution environments, which the workflow type does not change: left out).
+    express = deploy_and_measure(newest, replace(sizes, cold=False), workflow_type="EXPRESS")["profile"]
     figures: dict[str, Any] = {
-        "profiles": {profile["workflow_type"]: profile},
+        "profiles": {profile["workflow_type"]: profile, express["workflow_type"]: express},
         "provider": newest,
         "burst_files_per_s_warm": profile["burst_files_per_s_warm"],
         "burst_files_per_s_cold": profile["burst_files_per_s_cold"],
