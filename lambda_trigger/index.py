@@ -12,7 +12,10 @@ parse -> validate -> act, per message, then report, per batch:
 
 - deadline: a message is not attempted when less than ``deadline_margin_ms``
   (:data:`DEFAULT_DEADLINE_MARGIN_MS`, ``DEADLINE_MARGIN_MS``) of the invocation remain; it is
-  reported failed, so a slow, throttled batch never times out the invocation;
+  reported failed, so a slow, throttled batch never times out the invocation. The same margin
+  bounds the waits of a throttled start (below): a wait is made only when at least the margin
+  remains after it. The remaining time and the waits go through the run's :class:`Clock` (Lambda's
+  context and ``time.sleep``; tests simulate both);
 - parse: a body that is not an S3 event notification (not JSON, not an object, no ``Records``
   array) is logged with the message id and the reason, listed in the batch's alert and deleted
   (retrying cannot help); S3's ``s3:TestEvent`` is ignored;
@@ -21,13 +24,20 @@ parse -> validate -> act, per message, then report, per batch:
   ignored and counted; rejected records start nothing and are listed in the batch's alert;
 - act: an accepted key starts the state machine under its object version's deterministic
   execution name (``lambda_common/naming.py``: the reconcile tool computes the same name) with
-  the contract's input (``lambda_common/contract.py``). What a failed start means depends on the
-  workflow type (``WORKFLOW_TYPE``, :class:`WorkflowType`; unset: ``STANDARD``):
+  the contract's input (``lambda_common/contract.py``). A throttle is not a fault: a start still
+  refused with a throttling code (:data:`THROTTLING_ERROR_CODES`) after the client's own attempts
+  waits (full jitter exponential backoff, :data:`THROTTLE_WAIT_BASE_SECONDS` doubling up to
+  :data:`THROTTLE_WAIT_CAP_SECONDS`) and starts the same execution name again, over and over, as
+  long as ``deadline_margin_ms`` would remain after the wait, for either workflow type; the
+  batch's summary counts the waits (``throttle_waits``), and a start answered after waits logs
+  its attempts and the milliseconds waited. A start that still fails then (out of time), or that
+  fails otherwise (a timeout, a missing state machine...), is a failed start, whose meaning
+  depends on the workflow type (``WORKFLOW_TYPE``, :class:`WorkflowType`; unset: ``STANDARD``):
 
   - ``STANDARD``: ``ExecutionAlreadyExists`` is a duplicate, so a redelivered or re-driven message
-    never starts a second execution; another failure (a throttle beyond the client's retries...)
-    is a duplicate too when DescribeExecution shows that another delivery started the execution,
-    else the message is reported failed;
+    never starts a second execution (after throttle waits too); another failure (a throttle that
+    outlasted the invocation's time, a timeout...) is a duplicate too when DescribeExecution shows
+    that another delivery started the execution, else the message is reported failed;
   - ``EXPRESS``: Step Functions keeps no execution names (the same name starts another execution,
     ``ExecutionAlreadyExists`` never comes) and cannot describe an Express execution, so a failed
     start is simply failed, with no DescribeExecution call, and the message comes back after its
@@ -38,18 +48,21 @@ parse -> validate -> act, per message, then report, per batch:
 
   Either way, two messages of one batch for one execution name (S3 is at-least-once) call
   StartExecution once: the second is a duplicate, or fails with the first;
-- report: the batch's summary line (and a direct invocation's) carries ``workflow_type``; one SNS
-  alert per batch lists the rejected keys and invalid messages of the messages that otherwise
-  succeeded (a failed message is alerted when it finally completes, never twice); when the alert
-  cannot be published those messages are reported failed instead. A batch whose every message
-  failed returns its failures too: raising would count as a Lambda error and fire the
-  trigger-errors alarm on a mere throttle.
+- report: the batch's summary line (and a direct invocation's) carries ``workflow_type`` and
+  ``throttle_waits`` (a count in the line, no metric); one SNS alert per batch lists the rejected
+  keys and invalid messages of the messages that otherwise succeeded (a failed message is alerted
+  when it finally completes, never twice); when the alert cannot be published those messages are
+  reported failed instead. A batch whose every message failed returns its failures too: raising
+  would count as a Lambda error and fire the trigger-errors alarm on a mere throttle.
 
 A direct invocation with an S3 event notification (``Records[].eventSource == "aws:s3"``, or an
 ``s3:TestEvent``; tests and operators) runs the same code as one message and returns an
 :class:`InvocationSummary`; there, rejections alert and failed starts raise
-:class:`StartExecutionError` after everything else is done. An event that is neither an SQS batch
-nor an S3 event raises :class:`InvalidEventError`.
+:class:`StartExecutionError` after everything else is done. A throttled start waits there as in a
+batch, under the same margin of the invocation's remaining time; no record is deferred (there is
+no queue to hand it back to: a start still throttled near the deadline fails and raises, and the
+caller retries the invocation). An event that is neither an SQS batch nor an S3 event raises
+:class:`InvalidEventError`.
 """
 
 from __future__ import annotations
@@ -57,9 +70,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import random
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from enum import Enum, StrEnum
 from typing import Any, Final, Literal, TypedDict, cast
 
@@ -97,16 +112,43 @@ S3_TEST_EVENT: Final = "s3:TestEvent"
 
 DEFAULT_DEADLINE_MARGIN_MS: Final = 5_000
 """Below this many milliseconds left in the invocation, a message is not attempted (it comes back
-after its visibility timeout). Set ``DEADLINE_MARGIN_MS`` to change it. It covers one throttled
-message (botocore's backoff between the 4 attempts is up to 1 + 2 + 4 s, half that on average, plus
-a DescribeExecution call) and the batch's alert; keep it well below the function's timeout (30 s)."""
+after its visibility timeout), and a throttled start makes no wait that would leave less. Set
+``DEADLINE_MARGIN_MS`` to change it. It covers one throttled StartExecution call (botocore's backoff
+between the 4 attempts is up to 1 + 2 + 4 s, half that on average, plus a DescribeExecution call)
+and the batch's alert; keep it well below the function's timeout (30 s)."""
 
 SFN_CLIENT_CONFIG: Final = Config(
     retries={"mode": "adaptive", "total_max_attempts": 4}, connect_timeout=2, read_timeout=3
 )
 """Adaptive mode paces StartExecution calls client-side and slows down on ThrottlingException; few
-attempts and short timeouts keep a throttled or hung call from eating the invocation (a message
-still failing comes back from the queue). StartExecution answers in tens of milliseconds."""
+attempts and short timeouts keep a throttled or hung call from eating the invocation (a start still
+throttled after them is waited out by the trigger while the invocation has time,
+:func:`start_execution_through_throttles`; any other failure comes back from the queue).
+StartExecution answers in tens of milliseconds."""
+
+THROTTLING_ERROR_CODES: Final = frozenset({"ThrottlingException", "KmsThrottlingException"})
+"""StartExecution's "slow down" answers, waited out and tried again (a throttle is not a fault).
+``ThrottlingException`` is Step Functions' API rate limit: the one code of botocore's throttling
+list (``botocore.retries.standard.ThrottlingErrorDetector``) that Step Functions sends (the others
+are other services': ``Throttling`` of Query APIs, ``SlowDown`` of S3, ``RequestLimitExceeded``
+of EC2, ``ProvisionedThroughputExceededException`` of DynamoDB...). ``KmsThrottlingException`` is
+StartExecution's modeled error for KMS throttling the state machine's customer managed key
+(``step_functions.tf``); botocore neither lists nor retries it. ``ExecutionLimitExceeded`` (too
+many open executions) is no rate: waiting seconds does not clear it, so it is not here."""
+
+THROTTLE_WAIT_BASE_SECONDS: Final = 0.25
+"""The cap of the first wait after a throttled start; each further wait's cap doubles. A quarter of
+a second is about one token of a throttled bucket at a slow refill (the system benchmark's 5 a
+second: one every 0.2 s; Step Functions' own refill, 150-300 a second, is far faster), so the first
+retry comes as soon as a token is likely back; doubling spreads the retries of the concurrent
+batches (``trigger_maximum_concurrency``) that compete for the same tokens."""
+
+THROTTLE_WAIT_CAP_SECONDS: Final = 2.0
+"""The longest wait after a throttled start. A token is never more than a fraction of a second away
+at the refill rates above, so longer waits would only leave the quota idle (the very tail these
+waits remove); 2 s still keeps a dozen tries within a 30 s invocation's margin-bounded time, and
+full jitter (each wait uniform between 0 and its cap) keeps the batches from retrying in step."""
+
 SNS_CLIENT_CONFIG: Final = Config(
     retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=5
 )
@@ -253,6 +295,7 @@ class InvocationSummary(TypedDict):
     rejected: int
     ignored: int
     folder_markers: int
+    throttle_waits: int
     executions: list[str]
 
 
@@ -270,6 +313,8 @@ class BatchSummary(TypedDict):
     rejected: int
     ignored: int
     folder_markers: int
+    throttle_waits: int
+    """Waits made for throttled starts (logged only, not a metric)."""
 
 
 class EventKind(Enum):
@@ -342,12 +387,39 @@ class Outcome:
         return bool(self.rejected or self.invalid)
 
 
+def _no_time_left() -> int:
+    return 0
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The invocation's time as the trigger sees it: how much is left, and how to wait.
+
+    :data:`CLOCK` (real sleeps) is given each invocation's remaining time by
+    :meth:`for_invocation`; tests replace it to simulate time without sleeping. The default has no
+    time left, so a :class:`Run` built without a clock (a benchmark, a tool) never waits: a throttled
+    start fails as soon as botocore's attempts are spent.
+    """
+
+    remaining_ms: Callable[[], int] = _no_time_left
+    """Milliseconds left in the invocation (Lambda's ``get_remaining_time_in_millis``)."""
+    sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random  # full jitter spreads the retries; not cryptography
+    """A fraction in [0, 1): how much of a wait's cap is waited."""
+
+    def for_invocation(self, context: LambdaContext) -> Clock:
+        return replace(self, remaining_ms=context.get_remaining_time_in_millis)
+
+
 @dataclass
 class Run:
     """What the messages of one invocation share: clients, settings, and what happened so far."""
 
     sfn: BaseClient
     config: TriggerConfig
+    clock: Clock = field(default_factory=Clock)
+    throttle_waits: int = 0
+    """Waits made for throttled starts so far."""
     attempted: dict[str, StartResult] = field(default_factory=dict)
     """Execution name -> the result of its one StartExecution in this invocation."""
     outcomes: dict[str, Outcome] = field(default_factory=dict)
@@ -510,6 +582,55 @@ def start_execution(sfn: BaseClient, state_machine_arn: str, name: str, payload:
     return True
 
 
+def throttle_wait_ms(wait: int, fraction: float) -> int:
+    """Milliseconds of wait number ``wait`` (1-based) of a throttled start: full jitter, ``fraction``
+    (in [0, 1)) of ``min(cap, base * 2 ** (wait - 1))`` (:data:`THROTTLE_WAIT_BASE_SECONDS`,
+    :data:`THROTTLE_WAIT_CAP_SECONDS`). The exponent is bounded, so no run of waits overflows."""
+    cap = min(THROTTLE_WAIT_CAP_SECONDS, THROTTLE_WAIT_BASE_SECONDS * 2 ** min(wait - 1, 32))
+    return int(fraction * cap * 1000)
+
+
+def start_execution_through_throttles(
+    sfn: BaseClient,
+    state_machine_arn: str,
+    name: str,
+    payload: ExecutionInput,
+    clock: Clock,
+    margin_ms: int,
+    waits: list[int],
+) -> bool:
+    """:func:`start_execution`, started again under the same name while it is throttled and the
+    invocation has time.
+
+    A start still refused with one of :data:`THROTTLING_ERROR_CODES` after botocore's attempts waits
+    :func:`throttle_wait_ms` and tries again, as long as at least ``margin_ms`` remains after the
+    wait; otherwise, and on any other error, the last error raises. Every wait made is appended to
+    ``waits`` (milliseconds), whatever the outcome. The time left is the clock's, never more than
+    what was left at the first throttle less the waits since, so a clock that stands still (a test
+    double) still runs out as the waits add up.
+    """
+    first_left_ms: int | None = None
+    while True:
+        try:
+            return start_execution(sfn, state_machine_arn, name, payload)
+        except ClientError as err:
+            if error_code(err) not in THROTTLING_ERROR_CODES:
+                raise
+            reported_ms = clock.remaining_ms()
+            first_left_ms = reported_ms if first_left_ms is None else first_left_ms
+            left_ms = min(reported_ms, first_left_ms - sum(waits))
+            wait_ms = throttle_wait_ms(len(waits) + 1, clock.jitter())
+            if left_ms - wait_ms < margin_ms:
+                raise
+        # throttled, and there is time: wait, then start the same name again
+        waits.append(wait_ms)
+        clock.sleep(wait_ms / 1000)
+
+
+def _wait_fields(waits: Sequence[int]) -> dict[str, int]:
+    return {"attempts": len(waits) + 1, "waited_ms": sum(waits)}
+
+
 def execution_exists(sfn: BaseClient, state_machine_arn: str, name: str) -> bool:
     """Whether execution ``name`` exists: another delivery of the same event may have started it.
 
@@ -527,28 +648,37 @@ def execution_exists(sfn: BaseClient, state_machine_arn: str, name: str) -> bool
     return True
 
 
-def attempt_start(
-    sfn: BaseClient,
-    state_machine_arn: str,
-    name: str,
-    payload: ExecutionInput,
-    log_fields: Mapping[str, str],
-    workflow_type: WorkflowType = WorkflowType.STANDARD,
-) -> StartResult:
-    """StartExecution once (botocore retries inside); if it failed, DescribeExecution (STANDARD
-    only: an EXPRESS execution cannot be described, and a start that failed there is failed)."""
+def attempt_start(run: Run, name: str, payload: ExecutionInput, log_fields: Mapping[str, str]) -> StartResult:
+    """StartExecution (botocore retries inside; throttles waited out while the invocation has time);
+    if it failed, DescribeExecution (STANDARD only: an EXPRESS execution cannot be described, and a
+    start that failed there is failed)."""
+    sfn, config = run.sfn, run.config
+    waits: list[int] = []
     try:
-        started = start_execution(sfn, state_machine_arn, name, payload)
-    except (ClientError, BotoCoreError) as err:  # throttled beyond the retries, timed out...
+        started = start_execution_through_throttles(
+            sfn, config.state_machine_arn, name, payload, run.clock, config.deadline_margin_ms, waits
+        )
+    except (ClientError, BotoCoreError) as err:  # throttled out of time, timed out...
         code = error_code(err)
-        if workflow_type is WorkflowType.STANDARD and execution_exists(sfn, state_machine_arn, name):
+        if config.workflow_type is WorkflowType.STANDARD and execution_exists(
+            sfn, config.state_machine_arn, name
+        ):
             logger.info(
                 "StartExecution failed, but another delivery started the execution; duplicate",
-                extra={**log_fields, "error_code": code},
+                extra={**log_fields, "error_code": code, **_wait_fields(waits)},
             )
             return StartResult("duplicate")
-        logger.error("StartExecution failed", extra={**log_fields, "error_code": code, "error": str(err)})
+        logger.error(
+            "StartExecution failed",
+            extra={**log_fields, "error_code": code, "error": str(err), **_wait_fields(waits)},
+        )
         return StartResult("failed", code)
+    finally:
+        run.throttle_waits += len(waits)
+    if waits:
+        logger.info(
+            "StartExecution answered after throttle waits", extra={**log_fields, **_wait_fields(waits)}
+        )
     if started:
         logger.info("Started execution", extra=log_fields)
         return StartResult("started")
@@ -556,20 +686,13 @@ def attempt_start(
     return StartResult("duplicate")
 
 
-def start_once(
-    sfn: BaseClient,
-    config: TriggerConfig,
-    attempted: dict[str, StartResult],
-    name: str,
-    payload: ExecutionInput,
-    log_fields: Mapping[str, str],
-) -> StartResult:
+def start_once(run: Run, name: str, payload: ExecutionInput, log_fields: Mapping[str, str]) -> StartResult:
     """The result of execution ``name``: started now, or the earlier attempt of this invocation
     (another message carrying the same object version is a duplicate, or fails with it)."""
-    earlier = attempted.get(name)
+    earlier = run.attempted.get(name)
     if earlier is None:
-        result = attempt_start(sfn, config.state_machine_arn, name, payload, log_fields, config.workflow_type)
-        attempted[name] = result
+        result = attempt_start(run, name, payload, log_fields)
+        run.attempted[name] = result
         return result
     if earlier.status == "failed":
         logger.warning(
@@ -626,7 +749,7 @@ def process_record(record: Mapping[str, Any], run: Run, outcome: Outcome) -> Non
 
     name = execution_name(event.bucket, key, event.version_id, event.sequencer)
     log_fields = {"bucket": event.bucket, "key": key, "execution_name": name}
-    result = start_once(run.sfn, config, run.attempted, name, build_execution_input(event, key), log_fields)
+    result = start_once(run, name, build_execution_input(event, key), log_fields)
     if result.status == "failed":
         outcome.failed.append(FailedStart(key=key, execution_name=name, error_code=result.error_code or ""))
         return
@@ -664,11 +787,11 @@ def process_body(message_id: str, body: object, run: Run) -> Outcome:
     return process_records(records, run)
 
 
-def handle_message(record: SQSRecord, lambda_context: LambdaContext, run: Run) -> Outcome:
+def handle_message(record: SQSRecord, run: Run) -> Outcome:
     """Powertools' record handler: raising reports the message failed (it comes back)."""
     message_id = record.message_id
     with logger.append_context_keys(message_id=message_id):
-        remaining = lambda_context.get_remaining_time_in_millis()
+        remaining = run.clock.remaining_ms()
         if remaining < run.config.deadline_margin_ms:
             run.deferred.append(message_id)
             raise DeadlineDeferredError(remaining, run.config.deadline_margin_ms)
@@ -781,13 +904,14 @@ def record_metrics(counts: Mapping[str, object]) -> None:
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=value)
 
 
-def summarize(outcome: Outcome) -> InvocationSummary:
+def summarize(outcome: Outcome, throttle_waits: int) -> InvocationSummary:
     return InvocationSummary(
         started=len(outcome.started),
         duplicates=len(outcome.duplicates),
         rejected=len(outcome.rejected),
         ignored=outcome.ignored,
         folder_markers=outcome.folder_markers,
+        throttle_waits=throttle_waits,
         executions=outcome.executions,
     )
 
@@ -810,6 +934,7 @@ def summarize_batch(
         rejected=sum(len(outcome.rejected) for outcome in deleted),
         ignored=sum(outcome.ignored for outcome in deleted),
         folder_markers=sum(outcome.folder_markers for outcome in deleted),
+        throttle_waits=run.throttle_waits,
     )
 
 
@@ -817,12 +942,14 @@ def summarize_batch(
 
 
 def handle_s3_event(
-    event: Mapping[str, Any], sfn: BaseClient, sns: BaseClient, config: TriggerConfig
+    event: Mapping[str, Any], sfn: BaseClient, sns: BaseClient, config: TriggerConfig, clock: Clock
 ) -> InvocationSummary:
-    """A direct invocation: one S3 event notification, handled like one queue message; rejections
-    alert, and failed starts raise after everything else is done."""
-    outcome = process_records(s3_event_records(event), Run(sfn, config))
-    summary = summarize(outcome)
+    """A direct invocation: one S3 event notification, handled like one queue message (throttled
+    starts wait under the same margin of ``clock``'s time; no record is deferred); rejections alert,
+    and failed starts raise after everything else is done."""
+    run = Run(sfn, config, clock=clock)
+    outcome = process_records(s3_event_records(event), run)
+    summary = summarize(outcome, run.throttle_waits)
     record_metrics({**summary, "failed_starts": len(outcome.failed)})
     if outcome.rejected:
         publish_alert(sns, config.alert_topic_arn, outcome.rejected)
@@ -870,15 +997,16 @@ def alert_completed(
 
 def handle_sqs_batch(
     records: list[dict[str, Any]],
-    context: LambdaContext,
     processor: BatchProcessor,
     sfn: BaseClient,
     sns: BaseClient,
     config: TriggerConfig,
+    clock: Clock,
 ) -> PartialItemFailureResponse:
-    """A batch of queue messages; Powertools' partial batch response lists the ones to retry."""
-    run = Run(sfn, config)
-    with processor(records, functools.partial(handle_message, run=run), context):
+    """A batch of queue messages; Powertools' partial batch response lists the ones to retry.
+    ``clock`` tells the invocation's remaining time (deadline, throttle waits) and waits."""
+    run = Run(sfn, config, clock=clock)
+    with processor(records, functools.partial(handle_message, run=run)):
         results = processor.process()
         completed = [
             (record, run.outcomes[record["messageId"]])
@@ -911,6 +1039,8 @@ CONFIG: Final = TriggerConfig.from_env(os.environ)
 SFN: Final = boto3.client("stepfunctions", config=SFN_CLIENT_CONFIG)
 SNS: Final = boto3.client("sns", config=SNS_CLIENT_CONFIG)
 PROCESSOR: Final = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+CLOCK = Clock()
+"""Real sleeps and jitter; each invocation gives it Lambda's remaining time. Tests replace it."""
 
 
 @logger.inject_lambda_context(correlation_id_path=S3_REQUEST_ID_PATH)
@@ -923,6 +1053,7 @@ def lambda_handler(event: object, context: LambdaContext) -> PartialItemFailureR
         metrics.add_metric(name="InvalidEvents", unit=MetricUnit.Count, value=1)
         raise
     checked = cast(Mapping[str, Any], event)  # event_kind made sure it is an object
+    clock = CLOCK.for_invocation(context)
     if kind is EventKind.SQS_BATCH:
-        return handle_sqs_batch(checked["Records"], context, PROCESSOR, SFN, SNS, CONFIG)
-    return handle_s3_event(checked, SFN, SNS, CONFIG)
+        return handle_sqs_batch(checked["Records"], PROCESSOR, SFN, SNS, CONFIG, clock)
+    return handle_s3_event(checked, SFN, SNS, CONFIG, clock)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import sys
 from collections.abc import Callable
@@ -84,6 +85,60 @@ def state_machine_arn(sfn: Any) -> str:
     )["stateMachineArn"]
 
 
+@dataclass
+class SimulatedTime:
+    """The invocation's time in a test: it passes only when the trigger waits, and nothing sleeps.
+
+    ``waits`` records each wait as (milliseconds left before it, milliseconds waited); ``fraction``
+    fixes the jitter (None: random, as in Lambda).
+    """
+
+    remaining_ms: int = 30_000
+    fraction: float | None = None
+    waits: list[tuple[int, int]] = field(default_factory=list)
+
+    def sleep(self, seconds: float) -> None:
+        waited = round(seconds * 1000)
+        self.waits.append((self.remaining_ms, waited))
+        self.remaining_ms -= waited
+
+    def jitter(self) -> float:
+        return random.random() if self.fraction is None else self.fraction  # noqa: S311 - not crypto
+
+    @property
+    def waited_ms(self) -> list[int]:
+        return [waited for _, waited in self.waits]
+
+
+@dataclass(frozen=True)
+class SimulatedContext(FakeLambdaContext):
+    """A LambdaContext whose remaining time is the simulated time's."""
+
+    time: SimulatedTime = field(default_factory=SimulatedTime)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.time.remaining_ms
+
+
+@pytest.fixture
+def simulated_time() -> SimulatedTime:
+    return SimulatedTime()
+
+
+@pytest.fixture
+def lambda_context(simulated_time: SimulatedTime) -> SimulatedContext:
+    """This module's LambdaContext (it overrides the shared one): its time passes as the trigger waits."""
+    return SimulatedContext(
+        function_name="test-function", region=REGION, account_id="123456789012", time=simulated_time
+    )
+
+
+def simulate_time(module: ModuleType, simulated_time: SimulatedTime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the module wait in simulated time: no test sleeps, and a throttle never outlasts it."""
+    clock = module.Clock(sleep=simulated_time.sleep, jitter=simulated_time.jitter)
+    monkeypatch.setattr(module, "CLOCK", clock)
+
+
 class CurrentStdout:
     """Writes to whatever ``sys.stdout`` is when a line is logged (capsys replaces it per phase)."""
 
@@ -96,9 +151,14 @@ class CurrentStdout:
 
 @pytest.fixture
 def trigger(
-    load_function: Callable[..., ModuleType], state_machine_arn: str, alert_topic: SubscribedTopic
+    load_function: Callable[..., ModuleType],
+    state_machine_arn: str,
+    alert_topic: SubscribedTopic,
+    simulated_time: SimulatedTime,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> ModuleType:
-    """The trigger; its JSON log lines go to the stdout the test captures (see ``read_output``)."""
+    """The trigger; its JSON log lines go to the stdout the test captures (see ``read_output``), and
+    it waits out throttles in simulated time (``simulated_time``, ``lambda_context``)."""
     module = load_function(
         "lambda_trigger",
         STATE_MACHINE_ARN=state_machine_arn,
@@ -106,6 +166,7 @@ def trigger(
         UPLOAD_BUCKET=BUCKET,
     )
     module.logger.logger_handler.setStream(CurrentStdout())
+    simulate_time(module, simulated_time, monkeypatch)
     return module
 
 
@@ -133,11 +194,28 @@ START_EXECUTION_PARAMS = "before-parameter-build.sfn.StartExecution"
 
 
 def refuse_start_for(trigger: ModuleType, key: str, code: str = "ThrottlingException") -> Callable[..., None]:
-    """Make StartExecution fail with ``code`` for one key (injected on the module's own client)."""
+    """Make StartExecution fail with ``code`` for one key, every time (injected on the module's own
+    client; an error raised here stands for what remains after botocore's own attempts)."""
 
     def refuse(params: dict[str, Any], **_: Any) -> None:
         if json.loads(params["input"])["key"] == key:
             raise ClientError({"Error": {"Code": code, "Message": "Rate exceeded"}}, "StartExecution")
+
+    trigger.SFN.meta.events.register(START_EXECUTION_PARAMS, refuse)
+    return refuse
+
+
+def throttle_start_for(
+    trigger: ModuleType, key: str, times: int, code: str = "ThrottlingException"
+) -> Callable[..., None]:
+    """Make StartExecution fail with ``code`` for one key's first ``times`` calls, then pass."""
+    refusals = [code] * times
+
+    def refuse(params: dict[str, Any], **_: Any) -> None:
+        if json.loads(params["input"])["key"] == key and refusals:
+            raise ClientError(
+                {"Error": {"Code": refusals.pop(), "Message": "Rate exceeded"}}, "StartExecution"
+            )
 
     trigger.SFN.meta.events.register(START_EXECUTION_PARAMS, refuse)
     return refuse
@@ -186,6 +264,7 @@ def test_a_valid_upload_starts_one_execution_with_the_contract_input(
         "rejected": 0,
         "ignored": 0,
         "folder_markers": 0,
+        "throttle_waits": 0,
         "executions": [name],
     }
     assert alert_topic.received() == []
@@ -584,6 +663,7 @@ def test_the_s3_test_event_is_ignored(
         "rejected": 0,
         "ignored": 1,
         "folder_markers": 0,
+        "throttle_waits": 0,
         "executions": [],
     }
     assert executions(sfn, state_machine_arn) == {}
@@ -659,9 +739,11 @@ def test_a_failed_start_fails_the_invocation_after_everything_else_is_done(
     state_machine_arn: str,
     alert_topic: SubscribedTopic,
     lambda_context: FakeLambdaContext,
+    simulated_time: SimulatedTime,
     read_metrics: Callable[[], dict[str, float]],
 ) -> None:
-    # Given StartExecution is throttled for one key, and another key is invalid
+    # Given StartExecution is throttled for one key (until the invocation runs out of time), and
+    # another key is invalid
     refuse_start_for(trigger, "throttled.csv")
     event = s3_event(
         s3_record("throttled.csv", sequencer="01"),
@@ -675,6 +757,10 @@ def test_a_failed_start_fails_the_invocation_after_everything_else_is_done(
 
     assert "'throttled.csv' (ThrottlingException)" in str(caught.value)
     assert [failure.key for failure in caught.value.failures] == ["throttled.csv"]
+    # after waiting while the deadline margin allowed (a direct invocation waits as a batch does)
+    margin = trigger.CONFIG.deadline_margin_ms
+    assert simulated_time.waits
+    assert all(left - waited >= margin for left, waited in simulated_time.waits)
     # And the other records were processed, and the alert for the invalid key was sent
     assert [execution["key"] for execution in executions(sfn, state_machine_arn).values()] == ["fine.csv"]
     [alert] = alert_topic.received()
@@ -1037,6 +1123,7 @@ def test_a_batch_of_notifications_starts_one_execution_each_and_deletes_every_me
     [summary] = output.lines("Batch summary")
     assert summary["summary"]["messages"] == 2
     assert summary["summary"]["started"] == 2
+    assert summary["summary"]["throttle_waits"] == 0  # logged, not a metric (above)
     assert summary["batch_item_failures"] == []
     assert summary["workflow_type"] == "STANDARD"  # WORKFLOW_TYPE unset: older deployments
 
@@ -1095,9 +1182,11 @@ def test_a_throttled_start_reports_only_its_message_failed(
     state_machine_arn: str,
     alert_topic: SubscribedTopic,
     lambda_context: FakeLambdaContext,
+    simulated_time: SimulatedTime,
     read_output: Callable[[], Output],
 ) -> None:
-    # Given StartExecution is throttled (beyond the client's retries) for one key of three
+    # Given StartExecution is throttled (beyond the client's retries, and the trigger's waits) for
+    # one key of three
     refuse_start_for(trigger, "throttled.csv")
     event = sqs_event(
         s3_event(s3_record("first.csv", sequencer="01")),
@@ -1123,6 +1212,8 @@ def test_a_throttled_start_reports_only_its_message_failed(
         "ThrottlingException",
         "ERROR",
     )
+    waits = simulated_time.waited_ms
+    assert (error["attempts"], error["waited_ms"]) == (len(waits) + 1, sum(waits))
 
 
 def test_a_batch_whose_every_start_is_throttled_returns_its_failures_instead_of_raising(
@@ -1198,9 +1289,12 @@ def test_a_throttled_message_whose_execution_another_delivery_started_is_deleted
 
 
 def test_a_start_that_times_out_reports_its_message_failed(
-    trigger: ModuleType, lambda_context: FakeLambdaContext, read_output: Callable[[], Output]
+    trigger: ModuleType,
+    lambda_context: FakeLambdaContext,
+    simulated_time: SimulatedTime,
+    read_output: Callable[[], Output],
 ) -> None:
-    # A client-side error (no AWS error code) fails the message like a throttle.
+    # A client-side error (no AWS error code) is no throttle: the message fails, without a wait.
     def time_out(**_: Any) -> None:
         raise ReadTimeoutError(endpoint_url="https://states.us-east-1.amazonaws.com")
 
@@ -1212,9 +1306,10 @@ def test_a_start_that_times_out_reports_its_message_failed(
     assert failures(response) == ["message-0"]
     output = read_output()
     [error] = output.lines("StartExecution failed")
-    assert error["error_code"] == "ReadTimeoutError"
+    assert (error["error_code"], error["attempts"], error["waited_ms"]) == ("ReadTimeoutError", 1, 0)
     [describe] = output.lines("DescribeExecution failed")
     assert describe["error_code"] == "ReadTimeoutError"
+    assert simulated_time.waits == []
 
 
 def test_an_unexpected_error_reports_the_message_failed_and_is_logged(
@@ -1232,6 +1327,248 @@ def test_an_unexpected_error_reports_the_message_failed_and_is_logged(
     [log] = read_output().lines("Unexpected error; the message comes back after its visibility timeout")
     assert log["message_id"] == "message-0"
     assert "RuntimeError: a bug" in log["exception"]
+
+
+# --- throttled starts: waited out while the invocation has time ----------------------------------
+
+
+def name_of(trigger: ModuleType, key: str) -> str:
+    """The execution name of :func:`s3_record`'s (versioned) object ``key``."""
+    return trigger.execution_name(BUCKET, key, "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd", None)
+
+
+@pytest.mark.parametrize("code", ["ThrottlingException", "KmsThrottlingException"])
+def test_a_start_throttled_twice_waits_and_its_message_succeeds(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    lambda_context: FakeLambdaContext,
+    simulated_time: SimulatedTime,
+    read_output: Callable[[], Output],
+    code: str,
+) -> None:
+    # Given StartExecution is throttled twice for one key (beyond botocore's own attempts)
+    throttle_start_for(trigger, "busy.csv", times=2, code=code)
+    calls = count_starts(trigger)
+    describes = record_describes(trigger)
+    event = sqs_event(
+        s3_event(s3_record("busy.csv", sequencer="01")), s3_event(s3_record("calm.csv", sequencer="02"))
+    )
+
+    response = trigger.lambda_handler(event, lambda_context)
+
+    # Then the trigger waited twice and started it under the same name: no message comes back
+    assert response == {"batchItemFailures": []}
+    busy, calm = name_of(trigger, "busy.csv"), name_of(trigger, "calm.csv")
+    assert calls == [busy, busy, busy, calm]
+    assert set(executions(sfn, state_machine_arn)) == {busy, calm}
+    assert describes == []
+    # And the waits follow the backoff: full jitter below 0.25 s, then below 0.5 s
+    first, second = simulated_time.waited_ms
+    assert 0 <= first < 250
+    assert 0 <= second < 500
+    # And one INFO line tells the attempts and the time waited; no error is logged
+    output = read_output()
+    [log] = output.lines("StartExecution answered after throttle waits")
+    assert (log["level"], log["message_id"], log["execution_name"], log["key"]) == (
+        "INFO",
+        "message-0",
+        busy,
+        "busy.csv",
+    )
+    assert (log["attempts"], log["waited_ms"]) == (3, first + second)
+    assert output.lines("StartExecution failed") == []
+    [summary] = output.lines("Batch summary")
+    assert (summary["summary"]["throttle_waits"], summary["summary"]["started"]) == (2, 2)
+    assert summary["summary"]["failed_messages"] == 0
+    # And the waits are no metric
+    assert set(output.metrics) == set(trigger.METRIC_NAMES.values())
+
+
+def test_a_start_throttled_until_the_deadline_margin_fails_without_crossing_it(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    lambda_context: FakeLambdaContext,
+    simulated_time: SimulatedTime,
+    read_output: Callable[[], Output],
+) -> None:
+    # Given StartExecution stays throttled for one key, and every wait is its cap (jitter at its top)
+    simulated_time.fraction = 1.0
+    refuse_start_for(trigger, "stuck.csv")
+    calls = count_starts(trigger)
+    margin = trigger.CONFIG.deadline_margin_ms
+    event = sqs_event(
+        s3_event(s3_record("stuck.csv", sequencer="01")), s3_event(s3_record("next.csv", sequencer="02"))
+    )
+
+    response = trigger.lambda_handler(event, lambda_context)
+
+    # Then it waited 0.25, 0.5, 1 s, then 2 s each time, while the margin remained after the wait
+    assert simulated_time.waited_ms == [250, 500, 1_000] + [2_000] * 11
+    assert all(left - waited >= margin for left, waited in simulated_time.waits)
+    # And stopped when the next wait would have crossed the margin: 30 - 23.75 = 6.25 s left
+    assert simulated_time.remaining_ms == 6_250
+    assert simulated_time.remaining_ms - 2_000 < margin
+    # And its message is reported failed (it comes back), while the next message still started
+    assert failures(response) == ["message-0"]
+    assert calls.count(name_of(trigger, "stuck.csv")) == 15
+    assert [execution["key"] for execution in executions(sfn, state_machine_arn).values()] == ["next.csv"]
+    output = read_output()
+    [error] = output.lines("StartExecution failed")
+    assert (error["level"], error["error_code"], error["attempts"], error["waited_ms"]) == (
+        "ERROR",
+        "ThrottlingException",
+        15,
+        23_750,
+    )
+    assert output.lines("StartExecution answered after throttle waits") == []
+    [summary] = output.lines("Batch summary")
+    assert (summary["summary"]["throttle_waits"], summary["summary"]["failed_starts"]) == (14, 1)
+
+
+def test_a_throttled_start_with_no_time_to_wait_fails_at_once(
+    trigger: ModuleType,
+    lambda_context: FakeLambdaContext,
+    simulated_time: SimulatedTime,
+    read_output: Callable[[], Output],
+) -> None:
+    # Given the message is attempted with just the margin left: any wait would cross it
+    simulated_time.remaining_ms = trigger.CONFIG.deadline_margin_ms
+    simulated_time.fraction = 0.5
+    refuse_start_for(trigger, "late.csv")
+
+    response = trigger.lambda_handler(sqs_event(s3_event(s3_record("late.csv"))), lambda_context)
+
+    assert failures(response) == ["message-0"]
+    assert simulated_time.waits == []
+    [error] = read_output().lines("StartExecution failed")
+    assert (error["attempts"], error["waited_ms"]) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    "code", ["ServiceUnavailable", "ExecutionLimitExceeded", "InvalidExecutionInput", "AccessDeniedException"]
+)
+def test_a_start_failing_otherwise_than_throttled_is_not_tried_again(
+    trigger: ModuleType,
+    lambda_context: FakeLambdaContext,
+    simulated_time: SimulatedTime,
+    read_output: Callable[[], Output],
+    code: str,
+) -> None:
+    refuse_start_for(trigger, "broken.csv", code=code)
+    calls = count_starts(trigger)
+    describes = record_describes(trigger)
+
+    response = trigger.lambda_handler(sqs_event(s3_event(s3_record("broken.csv"))), lambda_context)
+
+    # Then one call, no wait, and as before: DescribeExecution (STANDARD), the message failed
+    assert failures(response) == ["message-0"]
+    assert len(calls) == 1
+    assert simulated_time.waits == []
+    assert len(describes) == 1
+    output = read_output()
+    [error] = output.lines("StartExecution failed")
+    assert (error["error_code"], error["attempts"], error["waited_ms"]) == (code, 1, 0)
+    [summary] = output.lines("Batch summary")
+    assert summary["summary"]["throttle_waits"] == 0
+
+
+def test_execution_already_exists_after_a_throttle_wait_is_a_duplicate(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    lambda_context: FakeLambdaContext,
+    read_output: Callable[[], Output],
+) -> None:
+    # Given the object's execution was started and has closed
+    event = sqs_event(s3_event(s3_record("report.csv")))
+    trigger.lambda_handler(event, lambda_context)
+    [execution] = sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]
+    sfn.stop_execution(executionArn=execution["executionArn"])
+    read_output()
+    # When a redelivery's start is throttled once, then answered ExecutionAlreadyExists
+    throttle_start_for(trigger, "report.csv", times=1)
+
+    response = trigger.lambda_handler(event, lambda_context)
+
+    # Then it is a duplicate, and the message is deleted
+    assert response == {"batchItemFailures": []}
+    assert len(executions(sfn, state_machine_arn)) == 1
+    output = read_output()
+    [waited] = output.lines("StartExecution answered after throttle waits")
+    assert waited["attempts"] == 2
+    assert len(output.lines("Execution already exists; duplicate notification")) == 1
+    [summary] = output.lines("Batch summary")
+    assert (summary["summary"]["duplicates"], summary["summary"]["throttle_waits"]) == (1, 1)
+
+
+def test_a_direct_invocation_waits_out_a_throttle_too(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    lambda_context: FakeLambdaContext,
+    simulated_time: SimulatedTime,
+    read_output: Callable[[], Output],
+) -> None:
+    throttle_start_for(trigger, "busy.csv", times=2)
+
+    summary = trigger.lambda_handler(s3_event(s3_record("busy.csv")), lambda_context)
+
+    assert (summary["started"], summary["throttle_waits"]) == (1, 2)
+    assert len(simulated_time.waits) == 2
+    assert list(executions(sfn, state_machine_arn)) == [name_of(trigger, "busy.csv")]
+    [line] = read_output().lines("Invocation summary")
+    assert line["summary"]["throttle_waits"] == 2
+
+
+@pytest.mark.parametrize(
+    ("wait", "cap_ms"),
+    [(1, 250), (2, 500), (3, 1_000), (4, 2_000), (5, 2_000), (100_000, 2_000)],
+)
+def test_throttle_waits_double_from_a_quarter_second_up_to_two_seconds_with_full_jitter(
+    trigger_functions: ModuleType, wait: int, cap_ms: int
+) -> None:
+    assert (trigger_functions.THROTTLE_WAIT_BASE_SECONDS, trigger_functions.THROTTLE_WAIT_CAP_SECONDS) == (
+        0.25,
+        2.0,
+    )
+    assert trigger_functions.throttle_wait_ms(wait, 0.0) == 0
+    assert trigger_functions.throttle_wait_ms(wait, 0.5) == cap_ms // 2
+    assert trigger_functions.throttle_wait_ms(wait, 0.999_999) == cap_ms - 1
+
+
+def test_the_throttling_codes_are_step_functions_own(trigger_functions: ModuleType) -> None:
+    # botocore's one throttling code that Step Functions sends, and its modeled KMS throttle
+    codes = trigger_functions.THROTTLING_ERROR_CODES
+    assert isinstance(codes, frozenset)
+    assert codes == {"ThrottlingException", "KmsThrottlingException"}
+
+
+def test_a_run_without_a_clock_never_waits(trigger: ModuleType) -> None:
+    # A Run built outside a Lambda invocation (a benchmark, a tool) has no time to wait in: a
+    # throttled start fails as soon as botocore's attempts are spent (no real sleep here).
+    refuse_start_for(trigger, "a.csv")
+    run = trigger.Run(trigger.SFN, trigger.CONFIG)
+
+    outcome = trigger.process_records([s3_record("a.csv")], run)
+
+    assert [failure.error_code for failure in outcome.failed] == ["ThrottlingException"]
+    assert run.throttle_waits == 0
+
+
+def test_a_clock_that_stands_still_still_runs_out_of_time(trigger: ModuleType) -> None:
+    # Given a context whose remaining time never moves (a test double), the waits count against it
+    refuse_start_for(trigger, "a.csv")
+    slept: list[float] = []
+    clock = trigger.Clock(remaining_ms=lambda: 30_000, sleep=slept.append, jitter=lambda: 1.0)
+    run = trigger.Run(trigger.SFN, trigger.CONFIG, clock=clock)
+
+    outcome = trigger.process_records([s3_record("a.csv")], run)
+
+    assert len(outcome.failed) == 1
+    assert slept == [0.25, 0.5, 1.0] + [2.0] * 11
+    assert run.throttle_waits == 14
 
 
 # --- two notifications of one object in a batch -------------------------------------------------
@@ -1263,7 +1600,11 @@ def test_two_messages_for_one_execution_call_start_execution_once(
 
 
 def test_the_second_message_for_an_execution_fails_with_the_first(
-    trigger: ModuleType, sfn: Any, state_machine_arn: str, lambda_context: FakeLambdaContext
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    lambda_context: FakeLambdaContext,
+    simulated_time: SimulatedTime,
 ) -> None:
     refuse_start_for(trigger, "report.csv")
     calls = count_starts(trigger)
@@ -1276,7 +1617,8 @@ def test_the_second_message_for_an_execution_fails_with_the_first(
     response = trigger.lambda_handler(event, lambda_context)
 
     assert failures(response) == ["message-0", "message-2"]
-    assert len(calls) == 2  # report.csv once, other.csv once
+    # report.csv once and once after each wait (all in message-0), other.csv once
+    assert len(calls) == len(simulated_time.waits) + 2
     assert [execution["key"] for execution in executions(sfn, state_machine_arn).values()] == ["other.csv"]
 
 
@@ -1296,7 +1638,11 @@ def express_state_machine_arn(sfn: Any) -> str:
 
 @pytest.fixture
 def express_trigger(
-    load_function: Callable[..., ModuleType], express_state_machine_arn: str, alert_topic: SubscribedTopic
+    load_function: Callable[..., ModuleType],
+    express_state_machine_arn: str,
+    alert_topic: SubscribedTopic,
+    simulated_time: SimulatedTime,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> ModuleType:
     """The trigger of an EXPRESS state machine (``WORKFLOW_TYPE=EXPRESS``, as Terraform sets it)."""
     module = load_function(
@@ -1307,6 +1653,7 @@ def express_trigger(
         WORKFLOW_TYPE="EXPRESS",
     )
     module.logger.logger_handler.setStream(CurrentStdout())
+    simulate_time(module, simulated_time, monkeypatch)
     return module
 
 
@@ -1326,6 +1673,7 @@ def test_an_express_start_that_fails_reports_its_message_failed_without_describi
     sfn: Any,
     express_state_machine_arn: str,
     lambda_context: FakeLambdaContext,
+    simulated_time: SimulatedTime,
     read_output: Callable[[], Output],
 ) -> None:
     # Given an earlier delivery started the object's execution (STANDARD would find it with
@@ -1354,7 +1702,34 @@ def test_an_express_start_that_fails_reports_its_message_failed_without_describi
     [summary] = output.lines("Batch summary")
     assert summary["workflow_type"] == "EXPRESS"
     assert (summary["summary"]["failed_starts"], summary["summary"]["duplicates"]) == (1, 0)
+    # after the trigger waited (EXPRESS too) until the deadline margin
+    assert summary["summary"]["throttle_waits"] == len(simulated_time.waits) > 0
     assert (output.metrics["FailedStarts"], output.metrics["FailedMessages"]) == (1, 1)
+
+
+def test_an_express_start_throttled_twice_waits_and_its_message_succeeds(
+    express_trigger: ModuleType,
+    sfn: Any,
+    express_state_machine_arn: str,
+    lambda_context: FakeLambdaContext,
+    simulated_time: SimulatedTime,
+    read_output: Callable[[], Output],
+) -> None:
+    throttle_start_for(express_trigger, "busy.csv", times=2)
+    describes = record_describes(express_trigger)
+
+    response = express_trigger.lambda_handler(sqs_event(s3_event(s3_record("busy.csv"))), lambda_context)
+
+    assert response == {"batchItemFailures": []}
+    assert len(executions(sfn, express_state_machine_arn)) == 1
+    assert describes == []
+    assert len(simulated_time.waits) == 2
+    output = read_output()
+    [log] = output.lines("StartExecution answered after throttle waits")
+    assert (log["attempts"], log["waited_ms"]) == (3, sum(simulated_time.waited_ms))
+    [summary] = output.lines("Batch summary")
+    assert summary["workflow_type"] == "EXPRESS"
+    assert (summary["summary"]["started"], summary["summary"]["throttle_waits"]) == (1, 2)
 
 
 def test_an_express_start_that_times_out_fails_without_describing_it(
@@ -1415,7 +1790,7 @@ def test_an_express_batch_with_one_notification_twice_calls_start_execution_once
 
 
 def test_in_express_the_second_message_for_an_execution_fails_with_the_first(
-    express_trigger: ModuleType, lambda_context: FakeLambdaContext
+    express_trigger: ModuleType, lambda_context: FakeLambdaContext, simulated_time: SimulatedTime
 ) -> None:
     refuse_start_for(express_trigger, "report.csv")
     calls = count_starts(express_trigger)
@@ -1429,7 +1804,8 @@ def test_in_express_the_second_message_for_an_execution_fails_with_the_first(
     response = express_trigger.lambda_handler(event, lambda_context)
 
     assert failures(response) == ["message-0", "message-2"]
-    assert len(calls) == 2  # report.csv once, other.csv once
+    # report.csv once and once after each wait (all in message-0), other.csv once
+    assert len(calls) == len(simulated_time.waits) + 2
     assert describes == []
 
 
