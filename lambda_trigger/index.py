@@ -19,9 +19,20 @@ parse -> validate -> act, per message, then report, per batch:
 - parse: a body that is not an S3 event notification (not JSON, not an object, no ``Records``
   array) is logged with the message id and the reason, listed in the batch's alert and deleted
   (retrying cannot help); S3's ``s3:TestEvent`` is ignored;
-- validate: every ObjectCreated record is parsed, its bucket checked against the configured upload
-  bucket and its key decoded and validated; folder markers (a key ending in ``/``, size 0) are
-  ignored and counted; rejected records start nothing and are listed in the batch's alert;
+- validate: every ObjectCreated record is parsed (one without a bucket, key or event time is
+  malformed); then its origin is checked (:func:`origin_problems`): its ``eventSource`` must be
+  S3's (``aws:s3``), its ``awsRegion`` the stack's region (Lambda's own ``AWS_REGION``; the upload
+  bucket is in the stack's region) and its bucket the configured upload bucket
+  (``UPLOAD_BUCKET``), so a record of another source, region or bucket (a hand-made event, a
+  bucket or a service wired to the queue by mistake) starts nothing. These fields are the sender's
+  word, not a signature: a forger who copies them gets through, and only who may send to the
+  queue (its policy) and invoke the function keeps forgers out. S3 always sends ``eventSource``
+  and ``awsRegion``: a record lacking either does not match, and its reason says the field is
+  missing; the reason names every field that does not match. Then its key is decoded and
+  validated; folder markers (a key ending in ``/``, size 0) are ignored and counted. A rejected
+  record (malformed, of another origin, or with an invalid key) starts nothing, is never retried
+  (its message is deleted) and is listed with its reason in the batch's alert. A record that is
+  not ObjectCreated is ignored, whatever its origin;
 - act: an accepted key starts the state machine under its object version's deterministic
   execution name (``lambda_common/naming.py``: the reconcile tool computes the same name) with
   the contract's input (``lambda_common/contract.py``). A throttle is not a fault: a start still
@@ -55,8 +66,10 @@ parse -> validate -> act, per message, then report, per batch:
   reported failed instead. A batch whose every message failed returns its failures too: raising
   would count as a Lambda error and fire the trigger-errors alarm on a mere throttle.
 
-A direct invocation with an S3 event notification (``Records[].eventSource == "aws:s3"``, or an
-``s3:TestEvent``; tests and operators) runs the same code as one message and returns an
+A direct invocation with an S3 event notification (at least one ``Records[].eventSource`` is
+``"aws:s3"`` and none is ``"aws:sqs"``, or an ``s3:TestEvent``; tests and operators) runs the same
+code as one message, the same checks included (each ObjectCreated record of it without S3's
+``eventSource``, or of another region or bucket, is rejected), and returns an
 :class:`InvocationSummary`; there, rejections alert and failed starts raise
 :class:`StartExecutionError` after everything else is done. A throttled start waits there as in a
 batch, under the same margin of the invocation's remaining time; no record is deferred (there is
@@ -154,6 +167,7 @@ SNS_CLIENT_CONFIG: Final = Config(
 )
 
 _SHOWN_EVENT_CHARS: Final = 100
+_SHOWN_FIELD_CHARS: Final = 64
 _SHOWN_BODY_CHARS: Final = 200
 _JSON_TYPE_NAMES: Final = {
     dict: "object",
@@ -263,13 +277,16 @@ class TriggerConfig:
     alert_topic_arn: str
     upload_bucket: str
     """The one bucket whose notifications start executions; a record for any other is rejected."""
+    region: str
+    """The stack's region (Lambda's ``AWS_REGION``), where the upload bucket is: a record whose
+    ``awsRegion`` is another (or missing) is rejected."""
     deadline_margin_ms: int = DEFAULT_DEADLINE_MARGIN_MS
     workflow_type: WorkflowType = WorkflowType.STANDARD
     """EXPRESS: a failed start is not looked up with DescribeExecution."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> TriggerConfig:
-        required = ("STATE_MACHINE_ARN", "ALERT_TOPIC_ARN", "UPLOAD_BUCKET")
+        required = ("STATE_MACHINE_ARN", "ALERT_TOPIC_ARN", "UPLOAD_BUCKET", "AWS_REGION")
         missing = [name for name in required if not environ.get(name)]
         if missing:
             raise ConfigurationError(f"environment variable(s) not set: {', '.join(missing)}")
@@ -282,6 +299,7 @@ class TriggerConfig:
             state_machine_arn=environ["STATE_MACHINE_ARN"],
             alert_topic_arn=environ["ALERT_TOPIC_ARN"],
             upload_bucket=environ["UPLOAD_BUCKET"],
+            region=environ["AWS_REGION"],
             deadline_margin_ms=int(margin),
             workflow_type=parse_workflow_type(environ.get("WORKFLOW_TYPE")),
         )
@@ -548,6 +566,43 @@ def parse_record(record: Mapping[str, Any]) -> ObjectCreated:
     )
 
 
+def shown_text(value: str) -> str:
+    """A string of a record as a rejection reason shows it: quoted and escaped (``repr``), cut
+    after :data:`_SHOWN_FIELD_CHARS` characters."""
+    if len(value) > _SHOWN_FIELD_CHARS:
+        return f"{value[:_SHOWN_FIELD_CHARS]!r}..."
+    return repr(value)
+
+
+def field_problem(record: Mapping[str, Any], name: str, expected: str, expected_as: str) -> str | None:
+    """Why field ``name`` of a record is not ``expected`` (``expected_as`` names it), None when it is.
+
+    S3 sends the field in every record, so a missing one does not match either."""
+    if name not in record:
+        return f"{name} is missing (S3 always sends it; expected {expected_as} {expected!r})"
+    value = record[name]
+    if value == expected:
+        return None
+    if not isinstance(value, str):
+        return f"{name} is a JSON {json_type_name(value)}, not {expected_as} {expected!r}"
+    return f"{name} {shown_text(value)} is not {expected_as} {expected!r}"
+
+
+def origin_problems(record: Mapping[str, Any], bucket: str, config: TriggerConfig) -> list[str]:
+    """Why an ObjectCreated record may not come from the pipeline's upload bucket (empty: it may):
+    its ``eventSource`` is not S3's, its ``awsRegion`` is not the stack's region, or its bucket is
+    not the upload bucket. Each problem is listed; a missing field is one."""
+    problems = [
+        field_problem(record, "eventSource", S3_EVENT_SOURCE, "S3's"),
+        field_problem(record, "awsRegion", config.region, "the stack's region"),
+    ]
+    if bucket != config.upload_bucket:
+        problems.append(
+            f"bucket {shown_text(bucket)} is not the pipeline's upload bucket {config.upload_bucket!r}"
+        )
+    return [problem for problem in problems if problem is not None]
+
+
 def is_object_created(record: object) -> bool:
     event_name = record.get("eventName") if isinstance(record, Mapping) else None
     return isinstance(event_name, str) and event_name.startswith("ObjectCreated:")
@@ -731,8 +786,9 @@ def process_record(record: Mapping[str, Any], run: Run, outcome: Outcome) -> Non
     except MalformedRecordError as err:
         _reject(outcome, Rejection(err.bucket, err.key, err.reason, err.event_time))
         return
-    if event.bucket != config.upload_bucket:
-        reason = f"bucket {event.bucket!r} is not the pipeline's upload bucket {config.upload_bucket!r}"
+    problems = origin_problems(record, event.bucket, config)
+    if problems:
+        reason = "; ".join(problems)
         _reject(
             outcome, Rejection(event.bucket, _decoded_for_display(event.raw_key), reason, event.event_time)
         )

@@ -9,7 +9,7 @@ import random
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from tests.conftest import SubscribedTopic
 
 REGION = "us-east-1"
+"""The stack's region: the shared fixtures' ``AWS_REGION`` (``use_fake_credentials``), which the
+trigger reads as Lambda's own, and every record's ``awsRegion``."""
+OTHER_REGION = "eu-west-1"
 BUCKET = "uploads-bucket"
 EVENT_TIME = "2026-01-15T10:20:30.123Z"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
@@ -37,7 +40,7 @@ def s3_record(
     version_id: str | None = "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd",
     sequencer: str = "0055AED6DCD90281E5",
 ) -> dict[str, Any]:
-    """One record as S3 sends it (the key form-URL-encoded)."""
+    """One record as S3 sends it (the key form-URL-encoded), from the stack's region (``REGION``)."""
     s3_object: dict[str, Any] = {
         "key": raw_key,
         "eTag": "d41d8cd98f00b204e9800998ecf8427e",
@@ -454,6 +457,102 @@ def test_a_foreign_record_with_an_undecodable_key_shows_the_key_as_sent(
     assert summary["rejected"] == 1
     [alert] = alert_topic.received()
     assert "  key: \"%FF.csv\"\n  reason: bucket 'other-bucket' is not" in alert["Message"]
+
+
+def test_a_direct_invocation_rejects_records_of_another_source_or_region_like_a_batch(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    alert_topic: SubscribedTopic,
+    lambda_context: FakeLambdaContext,
+    caplog: pytest.LogCaptureFixture,
+    read_metrics: Callable[[], dict[str, float]],
+) -> None:
+    # Given a hand-made event: a record as S3 sends it, one without eventSource, one of another region
+    no_source = s3_record("no-source.csv", sequencer="02")
+    del no_source["eventSource"]
+    elsewhere = s3_record("elsewhere.csv", sequencer="03")
+    elsewhere["awsRegion"] = OTHER_REGION
+    event = s3_event(s3_record("good.csv", sequencer="01"), no_source, elsewhere)
+
+    summary = trigger.lambda_handler(event, lambda_context)
+
+    # Then only S3's record of the stack's region starts
+    assert [execution["key"] for execution in executions(sfn, state_machine_arn).values()] == ["good.csv"]
+    assert (summary["started"], summary["rejected"]) == (1, 2)
+    # And each other record is logged and alerted with its reason
+    rejected = [
+        ("no-source.csv", "eventSource is missing (S3 always sends it; expected S3's 'aws:s3')"),
+        ("elsewhere.csv", f"awsRegion '{OTHER_REGION}' is not the stack's region '{REGION}'"),
+    ]
+    assert [(log.key, log.reason) for log in rejection_logs(caplog)] == rejected
+    [alert] = alert_topic.received()
+    for key, reason in rejected:
+        assert f'  key: "{key}"\n  reason: {reason}\n' in alert["Message"]
+    assert read_metrics()["RejectedKeys"] == 2
+
+
+def test_a_record_as_s3_sends_it_has_no_origin_problem(trigger_functions: ModuleType) -> None:
+    # The fixtures' AWS_REGION is the records' awsRegion
+    assert trigger_functions.CONFIG.region == REGION
+
+    assert trigger_functions.origin_problems(s3_record("a.csv"), BUCKET, trigger_functions.CONFIG) == []
+
+
+def test_every_origin_problem_of_a_record_is_named_in_order(trigger_functions: ModuleType) -> None:
+    record = s3_record("a.csv", bucket="other-bucket")
+    record["eventSource"] = "aws:kinesis"
+    record["awsRegion"] = OTHER_REGION
+
+    assert trigger_functions.origin_problems(record, "other-bucket", trigger_functions.CONFIG) == [
+        "eventSource 'aws:kinesis' is not S3's 'aws:s3'",
+        f"awsRegion '{OTHER_REGION}' is not the stack's region '{REGION}'",
+        "bucket 'other-bucket' is not the pipeline's upload bucket 'uploads-bucket'",
+    ]
+
+
+def test_the_stack_region_is_the_one_lambda_runs_in(trigger_functions: ModuleType) -> None:
+    # Given the function runs in another region (Lambda's AWS_REGION)
+    config = replace(trigger_functions.CONFIG, region=OTHER_REGION)
+    there = s3_record("a.csv")
+    there["awsRegion"] = OTHER_REGION
+
+    # Then that region's records pass, and the test region's do not
+    assert trigger_functions.origin_problems(there, BUCKET, config) == []
+    assert trigger_functions.origin_problems(s3_record("a.csv"), BUCKET, config) == [
+        f"awsRegion '{REGION}' is not the stack's region '{OTHER_REGION}'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        pytest.param(None, "eventSource is a JSON null, not S3's 'aws:s3'", id="null"),
+        pytest.param(3, "eventSource is a JSON number, not S3's 'aws:s3'", id="number"),
+        pytest.param({"S": "aws:s3"}, "eventSource is a JSON object, not S3's 'aws:s3'", id="object"),
+        pytest.param("", "eventSource '' is not S3's 'aws:s3'", id="empty"),
+        pytest.param("AWS:S3", "eventSource 'AWS:S3' is not S3's 'aws:s3'", id="case"),
+        pytest.param("aws:s3\u202e", "eventSource 'aws:s3\\u202e' is not S3's 'aws:s3'", id="escaped"),
+        pytest.param("x" * 1000, "eventSource '" + "x" * 64 + "'... is not S3's 'aws:s3'", id="shortened"),
+    ],
+)
+def test_a_field_that_does_not_match_is_shown_escaped_and_short(
+    trigger_functions: ModuleType, value: object, problem: str
+) -> None:
+    record = s3_record("a.csv")
+    record["eventSource"] = value
+
+    assert trigger_functions.origin_problems(record, BUCKET, trigger_functions.CONFIG) == [problem]
+
+
+def test_a_foreign_bucket_name_is_shown_escaped_and_short(trigger_functions: ModuleType) -> None:
+    [problem] = trigger_functions.origin_problems(
+        s3_record("a.csv"), "evil\u202e" + "b" * 100, trigger_functions.CONFIG
+    )
+
+    assert problem == (
+        "bucket 'evil\\u202e" + "b" * 59 + "'... is not the pipeline's upload bucket 'uploads-bucket'"
+    )
 
 
 def test_a_bucket_name_that_is_not_plain_ascii_is_shown_escaped(trigger_functions: ModuleType) -> None:
@@ -998,6 +1097,27 @@ def test_a_missing_setting_is_a_configuration_error(
 ) -> None:
     with pytest.raises(RuntimeError, match=f"environment variable\\(s\\) not set: {missing}$") as caught:
         load_function("lambda_trigger", **env)
+
+    assert type(caught.value).__name__ == "ConfigurationError"
+
+
+@pytest.mark.parametrize("region", [None, ""], ids=["unset", "empty"])
+def test_a_missing_aws_region_is_a_configuration_error(
+    load_function: Callable[..., ModuleType], monkeypatch: pytest.MonkeyPatch, region: str | None
+) -> None:
+    # Lambda always sets AWS_REGION; without it the trigger cannot check a record's region
+    if region is None:
+        monkeypatch.delenv("AWS_REGION")
+    else:
+        monkeypatch.setenv("AWS_REGION", region)
+
+    with pytest.raises(RuntimeError, match=r"environment variable\(s\) not set: AWS_REGION$") as caught:
+        load_function(
+            "lambda_trigger",
+            STATE_MACHINE_ARN=f"arn:aws:states:{REGION}:123456789012:stateMachine:unused",
+            ALERT_TOPIC_ARN=f"arn:aws:sns:{REGION}:123456789012:unused",
+            UPLOAD_BUCKET=BUCKET,
+        )
 
     assert type(caught.value).__name__ == "ConfigurationError"
 
@@ -2012,6 +2132,106 @@ def test_when_the_alert_cannot_be_published_its_messages_come_back(
     [alert] = alert_topic.received()
     assert "rejected 1 S3 object key(s)" in alert["Subject"]
     assert "deleted 1 invalid queue message(s)" in alert["Subject"]
+
+
+# --- records of another origin: rejected, alerted, deleted ---------------------------------------
+
+
+def s3_record_with(
+    raw_key: str, sequencer: str, bucket: str, fields: dict[str, str | None]
+) -> dict[str, Any]:
+    """:func:`s3_record` of ``bucket`` with top-level ``fields`` set (None: removed)."""
+    record = s3_record(raw_key, bucket=bucket, sequencer=sequencer)
+    for name, value in fields.items():
+        if value is None:
+            del record[name]
+        else:
+            record[name] = value
+    return record
+
+
+OTHER_BUCKET_REASON = "bucket 'someone-elses-bucket' is not the pipeline's upload bucket 'uploads-bucket'"
+OTHER_REGION_REASON = f"awsRegion '{OTHER_REGION}' is not the stack's region '{REGION}'"
+
+
+@pytest.mark.parametrize(
+    ("bucket", "fields", "reason"),
+    [
+        pytest.param(
+            BUCKET,
+            {"eventSource": "aws:sqs"},
+            "eventSource 'aws:sqs' is not S3's 'aws:s3'",
+            id="other-event-source",
+        ),
+        pytest.param(
+            BUCKET,
+            {"eventSource": None},
+            "eventSource is missing (S3 always sends it; expected S3's 'aws:s3')",
+            id="missing-event-source",
+        ),
+        pytest.param("someone-elses-bucket", {}, OTHER_BUCKET_REASON, id="other-bucket"),
+        pytest.param(BUCKET, {"awsRegion": OTHER_REGION}, OTHER_REGION_REASON, id="other-region"),
+        pytest.param(
+            BUCKET,
+            {"awsRegion": None},
+            f"awsRegion is missing (S3 always sends it; expected the stack's region '{REGION}')",
+            id="missing-region",
+        ),
+        pytest.param(
+            "someone-elses-bucket",
+            {"eventSource": "aws:kinesis", "awsRegion": OTHER_REGION},
+            f"eventSource 'aws:kinesis' is not S3's 'aws:s3'; {OTHER_REGION_REASON}; {OTHER_BUCKET_REASON}",
+            id="all-three",
+        ),
+    ],
+)
+def test_a_record_of_another_origin_starts_nothing_and_is_alerted_and_deleted(
+    trigger: ModuleType,
+    sfn: Any,
+    state_machine_arn: str,
+    alert_topic: SubscribedTopic,
+    lambda_context: FakeLambdaContext,
+    read_output: Callable[[], Output],
+    bucket: str,
+    fields: dict[str, str | None],
+    reason: str,
+) -> None:
+    # Given a batch whose first message carries a record that is not S3's notification of the
+    # pipeline's bucket in the stack's region, beside a valid record, and a second valid message
+    calls = count_starts(trigger)
+    event = sqs_event(
+        s3_event(
+            s3_record_with("forged+row.csv", "01", bucket, fields), s3_record("beside.csv", sequencer="02")
+        ),
+        s3_event(s3_record("next.csv", sequencer="03")),
+    )
+
+    response = trigger.lambda_handler(event, lambda_context)
+
+    # Then nothing starts for it and no message comes back (retrying cannot help)
+    assert response == {"batchItemFailures": []}
+    assert sorted(execution["key"] for execution in executions(sfn, state_machine_arn).values()) == [
+        "beside.csv",
+        "next.csv",
+    ]
+    assert len(calls) == 2
+    # And it is logged once with its message id and the reason
+    output = read_output()
+    [log] = output.lines("Rejected S3 object key")
+    assert (log["message_id"], log["bucket"], log["key"], log["reason"], log["level"]) == (
+        "message-0",
+        bucket,
+        "forged row.csv",
+        reason,
+        "WARNING",
+    )
+    assert (output.metrics["RejectedKeys"], output.metrics["StartedExecutions"]) == (1, 2)
+    assert output.metrics["FailedMessages"] == 0
+    # And one alert lists its key with the reason
+    [alert] = alert_topic.received()
+    assert alert["Subject"] == f"Ingestion rejected 1 S3 object key(s) in {bucket}"
+    assert f'  key: "forged row.csv"\n  reason: {reason}\n' in alert["Message"]
+    assert "beside.csv" not in alert["Message"]
 
 
 # --- the deadline ---------------------------------------------------------------------------------
