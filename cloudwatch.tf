@@ -115,3 +115,24 @@ resource "aws_cloudwatch_metric_alarm" "dead_letter_queue" {
   alarm_actions       = [aws_sns_topic.alerts.arn]
   ok_actions          = [aws_sns_topic.alerts.arn]
 }
+
+# The alert topic is the one path every alert above takes: a subscriber SNS cannot deliver to (a
+# queue whose policy or KMS key refuses SNS, an endpoint that is down, an email SNS gives up on)
+# loses alerts silently. SNS counts each notification it stopped trying to deliver
+# (NumberOfNotificationsFailed, per topic). This alarm notifies the same topic, so it is only seen
+# if another subscriber still works: hence its description.
+resource "aws_cloudwatch_metric_alarm" "alert_delivery_failed" {
+  alarm_name          = "${aws_sns_topic.alerts.name}-notifications-failed"
+  alarm_description   = "SNS failed to deliver alert notifications to a subscriber of this topic. The alert topic is the one single point of failure left: this alarm reaches operators through the same topic, so add a second subscriber (another email address, or an SQS queue someone reads) so that a failed delivery is seen."
+  namespace           = "AWS/SNS"
+  metric_name         = "NumberOfNotificationsFailed"
+  dimensions          = { TopicName = aws_sns_topic.alerts.name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+}

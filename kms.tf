@@ -1,10 +1,24 @@
 # Six customer-managed keys (S3, DynamoDB, SNS, SQS, log groups, Step Functions), so that a grant on one never opens
-# another. Each key policy: the account administers the key; principals of the account may use the
-# data keys only through the owning service (kms:ViaService), in addition to their own IAM
-# permissions; the logs key is used only by CloudWatch Logs, for this stack's log groups.
+# another. Each key policy: key_admin_principals (by default the account) administer the key;
+# principals of the account may use the data keys only through the owning service
+# (kms:ViaService), in addition to their own IAM permissions; the logs key is used only by
+# CloudWatch Logs, for this stack's log groups. Every statement naming a service principal is
+# pinned to this account and, where the service sends it, to the source resource
+# (aws:SourceAccount, aws:SourceArn: confused-deputy protection); the logs key, whose service AWS
+# documents with the encryption context only, by the log group ARNs in that context.
+
+locals {
+  # Who administers the keys: the listed principals, or the deploying caller's account root.
+  key_admin_principals = length(var.key_admin_principals) > 0 ? var.key_admin_principals : ["arn:${local.partition}:iam::${local.account_id}:root"]
+  # Every CloudWatch alarm of this account in this region: the source ARN of alarm notifications
+  # (the SNS key's and the alert topic's CloudWatch statements).
+  alarm_source_arn = "arn:${local.partition}:cloudwatch:${var.aws_region}:${local.account_id}:alarm:*"
+}
 
 data "aws_iam_policy_document" "kms_administration" {
   statement {
+    # The sid stays "AccountAdministersKey" whoever is named: the IAM proof's justifications
+    # (devkit/iam_proof.py) name the statement by it.
     sid    = "AccountAdministersKey"
     effect = "Allow"
     # The key administrator actions of AWS's default key policy, spelled out. Not kms:ListAliases:
@@ -36,7 +50,7 @@ data "aws_iam_policy_document" "kms_administration" {
 
     principals {
       type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+      identifiers = local.key_admin_principals
     }
   }
 }
@@ -193,6 +207,11 @@ data "aws_iam_policy_document" "kms_sns" {
 
   # CloudWatch alarms publish as the cloudwatch.amazonaws.com service, not as a principal of the
   # account: without this statement alarm notifications to the encrypted topic are silently dropped.
+  # Only for alarms of this account in this region: the SNS developer guide ("Key management",
+  # compatibility between event sources from AWS services and encrypted topics) lists
+  # cloudwatch.amazonaws.com and says to add aws:SourceAccount and aws:SourceArn to the key policy
+  # (unsupported for EventBridge only); the alarm's ARN is the source ARN CloudWatch sends (SNS
+  # guide, "Example cases for Amazon SNS access control": arn:aws:cloudwatch:<region>:<account>:alarm:*).
   statement {
     sid    = "CloudWatchAlarmsPublishToEncryptedTopic"
     effect = "Allow"
@@ -206,6 +225,18 @@ data "aws_iam_policy_document" "kms_sns" {
     principals {
       type        = "Service"
       identifiers = ["cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = [local.alarm_source_arn]
     }
   }
 
@@ -253,6 +284,11 @@ resource "aws_kms_alias" "sns" {
 # The log groups hold keys, inputs and error causes of every upload. CloudWatch Logs encrypts and
 # decrypts them with this key as its regional service principal, for this stack's log groups only
 # (the encryption context names the log group). Readers of the logs need no KMS permission.
+# No aws:SourceAccount/aws:SourceArn here: the CloudWatch Logs user guide ("Encrypt log data in
+# CloudWatch Logs using AWS KMS", step 2 and "AWS KMS keys and encryption context") restricts the
+# key to an account and log groups through kms:EncryptionContext:aws:logs:arn only and documents
+# no source keys for log group encryption; a condition on a key the service does not send would
+# fail closed and stop the log groups. The context's log group ARNs name this account.
 data "aws_iam_policy_document" "kms_logs" {
   source_policy_documents = [data.aws_iam_policy_document.kms_administration.json]
 
@@ -361,7 +397,10 @@ data "aws_iam_policy_document" "kms_stepfunctions" {
   }
 
   # Execution logging: CloudWatch Logs' delivery service reads the encrypted execution events
-  # before writing them into the (separately encrypted) log group.
+  # before writing them into the (separately encrypted) log group. Pinned to this account and,
+  # through the encryption context, to this state machine; no aws:SourceArn: no AWS document says
+  # which source ARN log delivery sends on this call (the state machine's? the delivery's?), and a
+  # wrong guess would silently stop execution logging.
   statement {
     sid     = "LogDeliveryDecryptsExecutionEvents"
     effect  = "Allow"

@@ -287,6 +287,27 @@ variable "kms_deletion_window_days" {
   }
 }
 
+variable "key_admin_principals" {
+  description = <<-EOT
+    IAM principal ARNs (the account root, users, roles: arn:<partition>:iam::<account>:root|user/...|role/...) that administer the six KMS keys: the administration statement of every key policy names them (describe, read and put the policy, rotation, tags, aliases, disable and enable, schedule and cancel deletion, revoke grants; never encrypt or decrypt). Empty (the default) names the deploying caller's account root, as before: every principal of the account whose own IAM policy allows these actions on the keys administers them. Set it to name only your key administrators, and include the role that runs terraform: it reads the keys (kms:DescribeKey, kms:GetKeyPolicy, ...) and puts their policies, and KMS refuses a key policy that would lock its caller out of kms:PutKeyPolicy (the policy lockout safety check), so a list without it fails at apply instead of leaving keys no one can manage. Each principal must exist when the policy is put.
+  EOT
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = alltrue([
+      for principal in var.key_admin_principals :
+      can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(root|user/[\\w+=,.@/-]+|role/[\\w+=,.@/-]+)$", principal))
+    ])
+    error_message = "key_admin_principals must list IAM principal ARNs: arn:<partition>:iam::<12-digit account>:root, ...:user/<name> or ...:role/<name> (no wildcards, no assumed-role sessions)."
+  }
+
+  validation {
+    condition     = length(distinct(var.key_admin_principals)) == length(var.key_admin_principals)
+    error_message = "key_admin_principals must not list a principal twice."
+  }
+}
+
 variable "retry_interval_seconds" {
   description = "Seconds before the state machine's first retry of a failed write."
   type        = number

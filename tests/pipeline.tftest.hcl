@@ -344,8 +344,46 @@ run "kms_keys_are_separate_rotated_and_aliased" {
       for s in data.aws_iam_policy_document.kms_sns.statement : s if s.sid == "CloudWatchAlarmsPublishToEncryptedTopic"
       && one(s.principals).type == "Service" && toset(one(s.principals).identifiers) == toset(["cloudwatch.amazonaws.com"])
       && toset(s.actions) == toset(["kms:Decrypt", "kms:GenerateDataKey"])
+      && length(s.condition) == 2
+      && anytrue([for c in s.condition : c.test == "StringEquals" && c.variable == "aws:SourceAccount" && toset(c.values) == toset(["123456789012"])])
+      && anytrue([for c in s.condition : c.test == "ArnLike" && c.variable == "aws:SourceArn" && toset(c.values) == toset(["arn:aws:cloudwatch:eu-central-1:123456789012:alarm:*"])])
     ]) != null
-    error_message = "CloudWatch alarms must be able to publish to the encrypted topic"
+    error_message = "CloudWatch alarms must be able to publish to the encrypted topic, only alarms of this account in this region"
+  }
+
+  # Confused-deputy protection: a service principal acts for this account only. The logs key's
+  # CloudWatch Logs statement is the documented exception, bound by its encryption context instead
+  # (run "log_groups_are_encrypted_with_the_logs_key_usable_only_for_them").
+  assert {
+    condition = alltrue(flatten([
+      for doc in [data.aws_iam_policy_document.kms_s3, data.aws_iam_policy_document.kms_dynamodb, data.aws_iam_policy_document.kms_sns, data.aws_iam_policy_document.kms_stepfunctions, data.aws_iam_policy_document.kms_sqs] : [
+        for s in doc.statement :
+        anytrue([for c in s.condition : c.test == "StringEquals" && c.variable == "aws:SourceAccount" && toset(c.values) == toset(["123456789012"])])
+        if anytrue([for p in s.principals : p.type == "Service"])
+      ]
+    ]))
+    error_message = "every key policy statement naming a service principal requires aws:SourceAccount = this account"
+  }
+
+  assert {
+    condition = toset(flatten([
+      for doc in [data.aws_iam_policy_document.kms_s3, data.aws_iam_policy_document.kms_dynamodb, data.aws_iam_policy_document.kms_sns, data.aws_iam_policy_document.kms_stepfunctions, data.aws_iam_policy_document.kms_sqs] : [
+        for s in doc.statement : s.sid if anytrue([for p in s.principals : p.type == "Service"])
+      ]
+      ])) == toset([
+      "CloudWatchAlarmsPublishToEncryptedTopic", "UploadBucketNotifiesEncryptedQueue",
+      "StepFunctionsUsesKeyForThisStateMachine", "LogDeliveryDecryptsExecutionEvents",
+    ])
+    error_message = "the service principal statements checked above are the four known ones"
+  }
+
+  assert {
+    condition = length(flatten([
+      for doc in [data.aws_iam_policy_document.kms_s3, data.aws_iam_policy_document.kms_dynamodb, data.aws_iam_policy_document.kms_sns, data.aws_iam_policy_document.kms_logs, data.aws_iam_policy_document.kms_stepfunctions, data.aws_iam_policy_document.kms_sqs] : [
+        for s in doc.statement : s.sid if contains(s.actions, "kms:PutKeyPolicy") || contains(s.actions, "kms:ScheduleKeyDeletion")
+      ]
+    ])) == 0
+    error_message = "key administration is granted only by the shared administration document, to key_admin_principals"
   }
 
   assert {
@@ -355,6 +393,49 @@ run "kms_keys_are_separate_rotated_and_aliased" {
     ]) != null
     error_message = "Step Functions must be able to publish to the encrypted topic"
   }
+}
+
+run "key_administrators_are_configurable" {
+  command = plan
+
+  variables {
+    key_admin_principals = ["arn:aws:iam::123456789012:role/KeyAdministrators", "arn:aws:iam::123456789012:user/alice"]
+  }
+
+  assert {
+    condition = alltrue([
+      for s in data.aws_iam_policy_document.kms_administration.statement :
+      s.sid == "AccountAdministersKey" && one(s.principals).type == "AWS" &&
+      toset(one(s.principals).identifiers) == toset(["arn:aws:iam::123456789012:role/KeyAdministrators", "arn:aws:iam::123456789012:user/alice"])
+    ]) && length(data.aws_iam_policy_document.kms_administration.statement) == 1
+    error_message = "key_admin_principals replace the account root in the administration statement"
+  }
+
+  assert {
+    condition = alltrue([
+      for doc in [data.aws_iam_policy_document.kms_s3, data.aws_iam_policy_document.kms_dynamodb, data.aws_iam_policy_document.kms_sns, data.aws_iam_policy_document.kms_logs, data.aws_iam_policy_document.kms_stepfunctions, data.aws_iam_policy_document.kms_sqs] :
+      contains(doc.source_policy_documents, data.aws_iam_policy_document.kms_administration.json)
+    ])
+    error_message = "all six key policies take that administration statement"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.kms_s3.statement : s if s.sid == "AccountUsesKeyThroughS3"
+      && toset(one(s.principals).identifiers) == toset(["arn:aws:iam::123456789012:root"])
+    ]) != null
+    error_message = "only administration moves to key_admin_principals: data use stays delegated to the account's IAM policies"
+  }
+}
+
+run "key_administrators_must_be_iam_principal_arns" {
+  command = plan
+
+  variables {
+    key_admin_principals = ["123456789012", "arn:aws:iam::123456789012:role/*", "arn:aws:sts::123456789012:assumed-role/Admin/session"]
+  }
+
+  expect_failures = [var.key_admin_principals]
 }
 
 run "log_groups_are_encrypted_with_the_logs_key_usable_only_for_them" {
@@ -777,9 +858,38 @@ run "alert_topic_is_encrypted_and_only_named_publishers_publish" {
 
   assert {
     condition = toset(flatten([
-      for s in data.aws_iam_policy_document.alerts_topic.statement : [for p in s.principals : p.identifiers]
-    ])) == toset(["cloudwatch.amazonaws.com"]) && alltrue([for s in data.aws_iam_policy_document.alerts_topic.statement : toset(s.actions) == toset(["sns:Publish"])])
+      for s in data.aws_iam_policy_document.alerts_topic.statement : [for p in s.principals : p.identifiers] if s.effect == "Allow"
+      ])) == toset(["cloudwatch.amazonaws.com"]) && alltrue([
+      for s in data.aws_iam_policy_document.alerts_topic.statement : toset(s.actions) == toset(["sns:Publish"]) if s.effect == "Allow"
+    ])
     error_message = "the topic policy only lets CloudWatch alarms publish (the pipeline's roles publish through their own IAM policies)"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.alerts_topic.statement : s if s.sid == "CloudWatchAlarmsPublish" && s.effect == "Allow"
+      && length(s.condition) == 2
+      && anytrue([for c in s.condition : c.test == "StringEquals" && c.variable == "aws:SourceAccount" && toset(c.values) == toset(["123456789012"])])
+      && anytrue([for c in s.condition : c.test == "ArnLike" && c.variable == "aws:SourceArn" && toset(c.values) == toset(["arn:aws:cloudwatch:eu-central-1:123456789012:alarm:*"])])
+    ]) != null
+    error_message = "only alarms of this account, in this region, may publish to the topic"
+  }
+
+  assert {
+    condition = one([
+      for s in data.aws_iam_policy_document.alerts_topic.statement : s if s.sid == "DenyInsecureTransport" && s.effect == "Deny"
+      && toset(s.actions) == toset(["sns:*"]) && toset(s.resources) == toset([aws_sns_topic.alerts.arn])
+      && one(s.principals).type == "*" && toset(one(s.principals).identifiers) == toset(["*"])
+      && length(s.condition) == 1
+      && anytrue([for c in s.condition : c.test == "Bool" && c.variable == "aws:SecureTransport" && toset(c.values) == toset(["false"])])
+    ]) != null && length(data.aws_iam_policy_document.alerts_topic.statement) == 2
+    error_message = "the topic denies every request without TLS, to anyone, beside the one grant to CloudWatch alarms"
+  }
+
+  # The policy's json is known only at apply: tests/test_terraform_static.py checks the wiring.
+  assert {
+    condition     = aws_sns_topic_policy.alerts.arn == aws_sns_topic.alerts.arn
+    error_message = "the topic carries its policy"
   }
 
   # The roles of the state machine, the trigger and the monitor take this document as a source
@@ -1316,8 +1426,34 @@ run "alarms_cover_errors_throttles_failures_and_a_silent_monitor" {
   }
 
   assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.alert_delivery_failed.namespace == "AWS/SNS" &&
+      aws_cloudwatch_metric_alarm.alert_delivery_failed.metric_name == "NumberOfNotificationsFailed" &&
+      length(aws_cloudwatch_metric_alarm.alert_delivery_failed.dimensions) == 1 &&
+      aws_cloudwatch_metric_alarm.alert_delivery_failed.dimensions["TopicName"] == "file-ingestion-dev-alerts" &&
+      aws_cloudwatch_metric_alarm.alert_delivery_failed.dimensions["TopicName"] == aws_sns_topic.alerts.name &&
+      aws_cloudwatch_metric_alarm.alert_delivery_failed.statistic == "Sum" &&
+      aws_cloudwatch_metric_alarm.alert_delivery_failed.period == 300 &&
+      aws_cloudwatch_metric_alarm.alert_delivery_failed.threshold == 0 &&
+      aws_cloudwatch_metric_alarm.alert_delivery_failed.comparison_operator == "GreaterThanThreshold" &&
+      aws_cloudwatch_metric_alarm.alert_delivery_failed.treat_missing_data == "notBreaching" &&
+      aws_cloudwatch_metric_alarm.alert_delivery_failed.alarm_actions == toset([aws_sns_topic.alerts.arn]) &&
+      aws_cloudwatch_metric_alarm.alert_delivery_failed.ok_actions == toset([aws_sns_topic.alerts.arn])
+    )
+    error_message = "any notification SNS failed to deliver from the alert topic raises an alarm"
+  }
+
+  assert {
+    condition = (
+      strcontains(aws_cloudwatch_metric_alarm.alert_delivery_failed.alarm_description, "single point of failure") &&
+      strcontains(aws_cloudwatch_metric_alarm.alert_delivery_failed.alarm_description, "second subscriber")
+    )
+    error_message = "the failed-delivery alarm tells the operator to add a second subscriber"
+  }
+
+  assert {
     condition = alltrue([
-      for a in concat(values(aws_cloudwatch_metric_alarm.lambda), [aws_cloudwatch_metric_alarm.executions_failed, aws_cloudwatch_metric_alarm.security_monitor_heartbeat]) :
+      for a in concat(values(aws_cloudwatch_metric_alarm.lambda), [aws_cloudwatch_metric_alarm.executions_failed, aws_cloudwatch_metric_alarm.security_monitor_heartbeat, aws_cloudwatch_metric_alarm.upload_queue_age, aws_cloudwatch_metric_alarm.dead_letter_queue, aws_cloudwatch_metric_alarm.alert_delivery_failed]) :
       a.alarm_actions == toset([aws_sns_topic.alerts.arn])
     ])
     error_message = "every alarm notifies the alert topic"

@@ -208,6 +208,132 @@ def test_each_key_carries_its_own_policy_document() -> None:
     }
 
 
+def conditions_of(statement: dict) -> dict[str, tuple[str, list]]:
+    """Condition variable -> (test, values) of a statement."""
+    return {
+        str(unquote(c["variable"])): (str(unquote(c["test"])), [unquote(v) for v in as_list(c["values"])])
+        for c in statement.get("condition", [])
+    }
+
+
+def service_principals(statement: dict) -> list[str]:
+    return [
+        str(unquote(identifier))
+        for principal in statement.get("principals", [])
+        if unquote(principal["type"]) == "Service"
+        for identifier in as_list(principal["identifiers"])
+    ]
+
+
+# The one key policy statement for a service principal without aws:SourceAccount: the CloudWatch
+# Logs user guide documents log group encryption with the encryption context only (kms.tf).
+SOURCE_ACCOUNT_EXEMPT = {("kms_logs", "CloudWatchLogsUsesKeyForThisStacksLogGroups")}
+
+
+def key_policy_service_statements() -> list[tuple[str, dict]]:
+    documents = policy_documents()
+    return [
+        (name, statement)
+        for name in sorted(KEY_POLICY_DOCUMENTS)
+        for statement in document_statements(documents[name])
+        if service_principals(statement)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("document", "statement"),
+    key_policy_service_statements(),
+    ids=lambda v: v if isinstance(v, str) else str(unquote(v.get("sid"))),
+)
+def test_every_key_policy_statement_for_a_service_is_pinned_to_this_account(
+    document: str, statement: dict
+) -> None:
+    """Confused-deputy protection: a service principal may use a key only for this account (and,
+    where the statement names it, for the source resource), never for another AWS customer."""
+    sid = str(unquote(statement.get("sid")))
+    conditions = conditions_of(statement)
+    if (document, sid) in SOURCE_ACCOUNT_EXEMPT:
+        assert "aws:SourceAccount" not in conditions, (
+            f"{document}/{sid}: no longer exempt, drop the exemption"
+        )
+        test, values = conditions["kms:EncryptionContext:aws:logs:arn"]
+        assert test == "ArnLike", f"{document}/{sid}"
+        assert values == ["${local.log_group_arns}"], f"{document}/{sid}"
+        return
+    assert conditions.get("aws:SourceAccount") == ("StringEquals", ["${local.account_id}"]), (
+        f"{document}/{sid}: a service principal statement needs aws:SourceAccount = local.account_id"
+    )
+    if "aws:SourceArn" in conditions:
+        assert conditions["aws:SourceArn"][0] in {"ArnEquals", "ArnLike", "StringEquals"}, f"{document}/{sid}"
+
+
+def test_the_service_principal_statements_are_the_known_ones() -> None:
+    """A new service principal in a key policy is looked at (and pinned) before it lands."""
+    found = {
+        (document, str(unquote(statement.get("sid"))), tuple(service_principals(statement)))
+        for document, statement in key_policy_service_statements()
+    }
+    assert found == {
+        (
+            "kms_logs",
+            "CloudWatchLogsUsesKeyForThisStacksLogGroups",
+            ("logs.${var.aws_region}.amazonaws.com",),
+        ),
+        ("kms_sns", "CloudWatchAlarmsPublishToEncryptedTopic", ("cloudwatch.amazonaws.com",)),
+        ("kms_sqs", "UploadBucketNotifiesEncryptedQueue", ("s3.amazonaws.com",)),
+        ("kms_stepfunctions", "StepFunctionsUsesKeyForThisStateMachine", ("states.amazonaws.com",)),
+        ("kms_stepfunctions", "LogDeliveryDecryptsExecutionEvents", ("delivery.logs.amazonaws.com",)),
+    }
+
+
+def test_key_administration_is_granted_to_key_admin_principals_only() -> None:
+    """The administration statement names local.key_admin_principals, which falls back to the
+    account root; no key policy grants an administration action in a statement of its own."""
+    documents = policy_documents()
+    (administration,) = document_statements(documents["kms_administration"])
+    (principal,) = administration["principals"]
+    assert unquote(principal["type"]) == "AWS"
+    assert principal["identifiers"] == "${local.key_admin_principals}"
+    for name in KEY_POLICY_DOCUMENTS - {"kms_administration"}:
+        assert documents[name]["source_policy_documents"] == [
+            "${data.aws_iam_policy_document.kms_administration.json}"
+        ], name
+        for statement in document_statements(documents[name]):
+            actions = {str(unquote(a)) for a in statement.get("actions", [])}
+            assert not actions & {"kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:DisableKey"}, name
+    local = next(
+        entry["key_admin_principals"]
+        for document in parsed().values()
+        for entry in document.get("locals", [])
+        if "key_admin_principals" in entry
+    )
+    assert "var.key_admin_principals" in local, local
+    assert ":root" in local, local
+
+
+def test_the_alert_topic_denies_requests_without_tls() -> None:
+    """The topic's TLS guardrail, and that the topic's policy is this document (tests/pipeline.tftest.hcl
+    cannot compare it at plan: the document is read only at apply)."""
+    policies = {
+        name: (body["arn"], body["policy"])
+        for _, kind, name, body in blocks("resource")
+        if kind == "aws_sns_topic_policy"
+    }
+    assert policies == {
+        "alerts": ("${aws_sns_topic.alerts.arn}", "${data.aws_iam_policy_document.alerts_topic.json}")
+    }
+    statements = {
+        str(unquote(s.get("sid"))): s for s in document_statements(policy_documents()["alerts_topic"])
+    }
+    deny = statements["DenyInsecureTransport"]
+    assert unquote(deny["effect"]) == "Deny"
+    assert [unquote(a) for a in deny["actions"]] == ["sns:*"]
+    assert conditions_of(deny) == {"aws:SecureTransport": ("Bool", ["false"])}
+    alarms = conditions_of(statements["CloudWatchAlarmsPublish"])
+    assert alarms["aws:SourceAccount"] == ("StringEquals", ["${local.account_id}"])
+    assert alarms["aws:SourceArn"] == ("ArnLike", ["${local.alarm_source_arn}"])
+
+
 def test_the_upload_bucket_policy_is_the_hardened_document() -> None:
     """What tests/pipeline.tftest.hcl cannot compare at plan: that document is read only at apply."""
     policies = {
