@@ -43,7 +43,9 @@ def _providers() -> tuple[list[str], str]:
 
 PROVIDERS, UNAVAILABLE = _providers()
 # (backend, provider, workflow profile): the Express profile runs the whole suite on the embedded
-# emulator with the newest provider (MiniStack's Step Functions do not model Express executions).
+# emulator with the newest provider. Not on MiniStack: its Step Functions (1.5.33's
+# services/stepfunctions.py, read) run an EXPRESS machine's StartExecution like a Standard one and
+# write no execution history to CloudWatch Logs, where the suite finds Express executions.
 ALL_TARGETS = (
     [("embedded", version, "STANDARD") for version in PROVIDERS]
     + [("embedded", PROVIDERS[-1], "EXPRESS")]
