@@ -30,7 +30,21 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
+
+
+class WorkflowType(StrEnum):
+    """The state machine's type (Terraform's ``workflow_type``, the trigger's ``WORKFLOW_TYPE``,
+    DescribeStateMachine's ``type``): whether these names guard anything."""
+
+    STANDARD = "STANDARD"
+    """Execution names are kept for 90 days (a second start is ``ExecutionAlreadyExists``), and
+    DescribeExecution answers."""
+    EXPRESS = "EXPRESS"
+    """At-least-once, no execution names kept (the same name starts another execution), no
+    ListExecutions or DescribeExecution."""
+
 
 MAX_EXECUTION_NAME_LENGTH: Final = 80
 """Step Functions' limit on an execution name (1-80 characters of ``[A-Za-z0-9_-]``)."""

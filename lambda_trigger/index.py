@@ -88,7 +88,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Any, Final, Literal, TypedDict, cast
 
 import boto3
@@ -111,7 +111,7 @@ from lambda_common.alerts import (
 )
 from lambda_common.contract import ExecutionInput
 from lambda_common.key_validation import InvalidKeyError, decode_s3_key, is_folder_marker, validate_key
-from lambda_common.naming import execution_arn, execution_name
+from lambda_common.naming import WorkflowType, execution_arn, execution_name
 
 # Powertools has no built-in correlation path for S3 notifications; S3's request id ties the log
 # lines of a direct invocation to the PutObject call in CloudTrail and S3 access logs. A queue
@@ -189,16 +189,6 @@ def json_type_name(value: object) -> str:
 
 class ConfigurationError(RuntimeError):
     """The function's environment is missing a setting it cannot run without, or has a bad one."""
-
-
-class WorkflowType(StrEnum):
-    """The state machine's type: Terraform's ``workflow_type``, the function's ``WORKFLOW_TYPE``."""
-
-    STANDARD = "STANDARD"
-    """Execution names are kept for 90 days (a second start is ``ExecutionAlreadyExists``), and
-    DescribeExecution answers."""
-    EXPRESS = "EXPRESS"
-    """At-least-once, no execution names kept, no DescribeExecution."""
 
 
 def parse_workflow_type(value: str | None) -> WorkflowType:

@@ -111,6 +111,7 @@ from lambda_common.contract import ExecutionInput  # noqa: E402
 from lambda_common.key_validation import InvalidKeyError, is_folder_marker, validate_key  # noqa: E402
 from lambda_common.naming import (  # noqa: E402
     MAX_ATTEMPT,
+    WorkflowType,
     execution_arn,
     execution_name,
     has_version_id,
@@ -216,13 +217,6 @@ def error_code(err: ClientError) -> str:
 
 
 # --- inputs ------------------------------------------------------------------------------------
-
-
-class WorkflowType(StrEnum):
-    """The state machine's type, as DescribeStateMachine names it (Terraform's ``workflow_type``)."""
-
-    STANDARD = "STANDARD"
-    EXPRESS = "EXPRESS"
 
 
 @dataclass(frozen=True)
