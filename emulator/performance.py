@@ -6,7 +6,11 @@ emulator during a burst of uploads (see ``benchmarks/README.md``):
 * ``ExecutionWorker._get_evaluation_entrypoint`` parses the state machine definition with ANTLR for
   every execution (about 15 % of the emulator's CPU in a burst). The parsed program is reused for
   the same definition text; definitions with ``Parallel`` or ``Map`` states are not cached, because
-  their components keep per-run state.
+  their components keep per-run state. Every other component keeps its per-execution state (retry
+  counters, backoff multipliers) in the execution's own heap, under the component's ``heap_key``;
+  moto draws that key lazily on first use, so two executions evaluating a shared program for the
+  first time could each draw one and one would lose its retry count (seen: 4 attempts for
+  MaxAttempts 2). Every key is therefore drawn before the program is shared (``freeze_heap_keys``).
 * ``json_path.parse`` builds a jsonpath-ng parser (reading its yacc tables) for every path of every
   state of every execution: parsed paths are cached.
 * ``backends.list_of_moto_modules`` lists moto's package directory on disk for every request to
@@ -51,6 +55,42 @@ def cacheable(definition: str) -> bool:
     )
 
 
+def _components(node: Any, seen: set[int]) -> Any:
+    """Every ASL component reachable from ``node`` through attributes, lists, tuples and dicts."""
+    from moto.stepfunctions.parser.asl.component.component import Component
+
+    if id(node) in seen:
+        return
+    if isinstance(node, Component):
+        seen.add(id(node))
+        yield node
+        children: Any = vars(node).values()
+    elif isinstance(node, (list, tuple, set, frozenset)):
+        children = node
+    elif isinstance(node, dict):
+        children = node.values()
+    else:
+        return
+    for child in children:
+        yield from _components(child, seen)
+
+
+def freeze_heap_keys(program: Any) -> int:
+    """Draw the heap key of every evaluable component of ``program`` now; return how many.
+
+    Called before a parsed program is shared between executions, so concurrent executions never
+    race on moto's lazy ``EvalComponent.heap_key`` (a check-then-set on the shared component).
+    """
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    count = 0
+    for component in _components(program, set()):
+        if isinstance(component, EvalComponent):
+            _ = component.heap_key
+            count += 1
+    return count
+
+
 def _evaluation_entrypoint(original: Any) -> Any:
     cache: OrderedDict[str, Any] = OrderedDict()
     lock = threading.Lock()
@@ -65,6 +105,7 @@ def _evaluation_entrypoint(original: Any) -> Any:
                 cache.move_to_end(definition)
                 return program
         program = original(self)
+        freeze_heap_keys(program)
         with lock:
             cache[definition] = program
             while len(cache) > _MAX_CACHED_DEFINITIONS:

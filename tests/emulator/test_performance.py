@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from emulator_helpers import wait_for_execution
 
-from emulator.performance import cacheable
+from emulator.performance import PATCHES, cacheable, freeze_heap_keys
 
 pytestmark = pytest.mark.emulator
 
@@ -48,6 +48,54 @@ def machine(states: dict[str, Any]) -> str:
 def test_only_definitions_without_stateful_states_are_cached(states: dict[str, Any], expected: bool) -> None:
     assert cacheable(machine(states)) is expected
     assert cacheable("not json") is False
+
+
+RETRYING_TASK = {
+    "Call": {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "f", "Payload.$": "$"},
+        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 1, "MaxAttempts": 2}],
+        "Next": "Done",
+    },
+    "Done": {"Type": "Pass", "End": True},
+}
+
+
+def _heap_keys_drawn(program: Any) -> dict[str, bool]:
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    from emulator.performance import _components
+
+    return {
+        f"{type(c).__name__}@{id(c)}": c.__dict__.get("_EvalComponent__heap_key") is not None
+        for c in _components(program, set())
+        if isinstance(c, EvalComponent)
+    }
+
+
+def test_a_shared_program_has_every_heap_key_drawn_before_any_execution_uses_it() -> None:
+    """moto draws heap keys lazily; two first executions racing on one would lose a retry count."""
+    from types import SimpleNamespace
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    definition = machine(RETRYING_TASK)
+    fresh = AmazonStateLanguageParser.parse(definition)[0]
+    assert not any(_heap_keys_drawn(fresh).values()), "moto now draws heap keys eagerly: revisit the patch"
+    assert freeze_heap_keys(fresh) == len(_heap_keys_drawn(fresh)) > 10
+    assert all(_heap_keys_drawn(fresh).values())
+
+    (entrypoint_patch,) = [p for p in PATCHES if p.target.endswith("_get_evaluation_entrypoint")]
+    get_entrypoint = entrypoint_patch.build(lambda self: AmazonStateLanguageParser.parse(definition)[0])
+    worker = SimpleNamespace(
+        _evaluation_details=SimpleNamespace(state_machine_details=SimpleNamespace(definition=definition))
+    )
+    shared = get_entrypoint(worker)
+    assert get_entrypoint(worker) is shared
+    kinds = {name.split("@")[0] for name in _heap_keys_drawn(shared)}
+    assert {"MaxAttemptsDecl", "BackoffRateDecl"} <= kinds
+    assert all(_heap_keys_drawn(shared).values())
 
 
 def test_concurrent_executions_of_one_definition_keep_their_own_retries(
