@@ -54,9 +54,11 @@ they are counted apart (``rejected``, ``folder_markers``) and never re-driven. A
 version id (written while versioning was off) is reported missing but not re-driven: the trigger's
 name for it digests the notification's sequencer, which no listing shows, so a re-drive could not
 be told apart from a late delivery. The upload bucket of this stack is versioned. A re-drive's row
-is keyed by LastModified, which S3 lists to the second; a version whose (key, LastModified) is
-already another row's or another version's is reported, not re-driven (the writer would keep one
-row for both): upload it again.
+is keyed by LastModified, which S3 lists to the second; when that key is already another version's
+row, the writer stores the re-drive under the tie-broken key ``<LastModified>#<version id>``, and
+rows are matched to versions by VersionId, whatever their UploadTimestamp. Only a version whose
+(key, LastModified) is a row with neither VersionId nor Sequencer is reported, not re-driven (the
+writer cannot tell the two apart and would keep that row only): upload it again.
 
 Output: one JSON line per missing or rejected object version on stdout, then, last, the summary
 ``objects=N ingested=N in_flight=N missing=N redriven=N rejected=N folder_markers=N failed=N``
@@ -343,7 +345,7 @@ class Action(StrEnum):
     START_FAILED = "start_failed"
     UNVERSIONED = "cannot_redrive_unversioned"  # see the module docstring
     TOO_MANY_ATTEMPTS = "cannot_redrive_too_many_attempts"
-    TIMESTAMP_TAKEN = "cannot_redrive_timestamp_taken"  # see Reconciliation.with_free_timestamps
+    TIMESTAMP_TAKEN = "cannot_redrive_timestamp_taken"  # see Reconciliation.with_free_slots
 
 
 @dataclass(frozen=True)
@@ -523,25 +525,29 @@ class Rows:
     """What the metadata table holds, as far as reconciling goes."""
 
     versions: frozenset[tuple[str, str | None]]
-    """(Filename, VersionId) of every row; VersionId None when the row has none (or S3's "null")."""
-    timestamps: frozenset[tuple[str, str]]
-    """(Filename, UploadTimestamp): the table's keys, each of which holds one row only."""
+    """(Filename, VersionId) of every row; VersionId None when the row has none (or S3's "null").
+    A version's row is found by these whatever its UploadTimestamp: the event time, LastModified,
+    or either with the writer's tie-break suffix (``#`` and the version id or sequencer)."""
+    anonymous_slots: frozenset[tuple[str, str]]
+    """(Filename, UploadTimestamp) of the rows with neither VersionId nor Sequencer: the writer
+    takes any version written under such a key for the one the row records, and keeps that row."""
 
 
 def scan_rows(dynamodb: Any, table: str, progress: Progress, page_size: int | None = None) -> Rows:
-    """One consistent Scan of the table, projected on the three attributes used."""
+    """One consistent Scan of the table, projected on the four attributes used."""
     progress.phase("reading the metadata table")
     versions: set[tuple[str, str | None]] = set()
-    timestamps: set[tuple[str, str]] = set()
+    anonymous: set[tuple[str, str]] = set()
     paginator = dynamodb.get_paginator("scan")
     with aws_errors("dynamodb:Scan", f"table {table!r}"):
         for page in paginator.paginate(
             TableName=table,
-            ProjectionExpression="#filename, #timestamp, #version",
+            ProjectionExpression="#filename, #timestamp, #version, #sequencer",
             ExpressionAttributeNames={
                 "#filename": "Filename",
                 "#timestamp": "UploadTimestamp",
                 "#version": "VersionId",
+                "#sequencer": "Sequencer",
             },
             ConsistentRead=True,
             PaginationConfig=_pagination(page_size),
@@ -550,9 +556,10 @@ def scan_rows(dynamodb: Any, table: str, progress: Progress, page_size: int | No
                 filename = item["Filename"]["S"]
                 version = item.get("VersionId", {}).get("S")
                 versions.add((filename, version if has_version_id(version) else None))
-                timestamps.add((filename, item["UploadTimestamp"]["S"]))
+                if not has_version_id(version) and not item.get("Sequencer", {}).get("S"):
+                    anonymous.add((filename, item["UploadTimestamp"]["S"]))
             progress.advance(len(page.get("Items", [])))
-    return Rows(frozenset(versions), frozenset(timestamps))
+    return Rows(frozenset(versions), frozenset(anonymous))
 
 
 def running_digests(
@@ -783,7 +790,7 @@ class Reconciliation:
         rows = scan_rows(self.clients.dynamodb, table, self.progress, self.options.page_size)
         pending = self.without_rows(versions, rows)
         judged = self.judge_by_age(pending) if workflow is WorkflowType.EXPRESS else self.judge(pending)
-        missing = self.with_free_timestamps(judged, rows)
+        missing = self.with_free_slots(judged, rows)
         if redrive:
             self.redrive(missing)
             if workflow is WorkflowType.EXPRESS and self.tally.redriven:
@@ -860,28 +867,28 @@ class Reconciliation:
                 self.tally.findings.append(Finding(Status.MISSING, obj.key, None, Action.UNVERSIONED))
         return missing
 
-    def with_free_timestamps(self, missing: list[Missing], rows: Rows) -> list[Missing]:
-        """The missing versions whose row key (Filename, LastModified) is free; lists the others.
+    def with_free_slots(self, missing: list[Missing], rows: Rows) -> list[Missing]:
+        """The missing versions the writer can store; lists the others.
 
-        A re-drive's row is keyed by LastModified, which S3 lists to the second: two versions of a
-        key written within one second (or a row whose event time fell on that second) would share
-        a key, and the writer keeps the first row only. The first of such versions (in listing
-        order: the newest) is re-driven; the others are reported, to be uploaded again.
+        A re-drive's row is keyed by (Filename, LastModified). When that key holds another
+        version's row, the writer stores the re-drive under the tie-broken key instead; but a row
+        with neither VersionId nor Sequencer cannot be told apart from any version, so the writer
+        would report the re-drive a duplicate and keep that row. Such versions are reported, to be
+        uploaded again.
         """
-        taken = set(rows.timestamps)
         free = []
         for obj, attempt in missing:
             slot = (obj.key, iso_timestamp(obj.last_modified))
-            if slot in taken:
+            if slot in rows.anonymous_slots:
                 reason = (
-                    f"another row or version of this key has UploadTimestamp {slot[1]}; "
-                    "upload the object again to ingest it"
+                    f"a row of this key with UploadTimestamp {slot[1]} has neither VersionId nor "
+                    "Sequencer, so the writer would take this version for it; upload the object "
+                    "again to ingest it"
                 )
                 self.tally.findings.append(
                     Finding(Status.MISSING, obj.key, obj.version_id, Action.TIMESTAMP_TAKEN, reason=reason)
                 )
                 continue
-            taken.add(slot)
             free.append((obj, attempt))
         return free
 

@@ -482,36 +482,83 @@ def test_redrive_writes_each_missing_row_once_and_a_second_run_finds_nothing_to_
     assert (len(stack.rows("batch/ok.csv")), len(stack.rows("batch/lost.csv"))) == (2, 1)
 
 
-def test_a_version_whose_row_key_is_taken_is_reported_not_redriven(stack: Stack) -> None:
+def test_versions_whose_row_key_is_taken_are_redriven_under_the_tie_break_unless_the_row_is_anonymous(
+    stack: Stack,
+) -> None:
     # Given two lost versions of one key written within the same second (LastModified is listed
-    # to the second, and a re-drive's row is keyed by it), and a lost version whose second is taken
-    # by a row of another version
+    # to the second, and a re-drive's row is keyed by it), a lost version whose second is taken by
+    # a row of another version, and one whose second is taken by a row with neither VersionId nor
+    # Sequencer (nothing tells it from another version)
     first, second = stack.upload_twice_within_a_second("same/second.csv")
     taken = stack.upload("taken/slot.csv")
-    stack.clients.dynamodb.put_item(
-        TableName=TABLE,
-        Item={
-            "Filename": {"S": "taken/slot.csv"},
-            "UploadTimestamp": {"S": taken.last_modified},
-            "VersionId": {"S": "another-version"},
-        },
-    )
+    anonymous = stack.upload("anonymous/slot.csv")
+    for upload, version in ((taken, {"VersionId": {"S": "another-version"}}), (anonymous, {})):
+        stack.clients.dynamodb.put_item(
+            TableName=TABLE,
+            Item={
+                "Filename": {"S": upload.key},
+                "UploadTimestamp": {"S": upload.last_modified},
+                **version,
+            },
+        )
 
     # When the tool re-drives
     summary = stack.run(redrive=True)
 
-    # Then only the first of the two same-second versions (in listing order: the newer) is started
-    assert (summary.missing, summary.redriven, summary.exit_status) == (3, 1, 1)
-    assert summary.redriven_executions == (execution_name(stack.bucket, second.key, second.version_id),)
-    refused = {
-        (f.key, f.version_id) for f in summary.findings if f.action is reconcile.Action.TIMESTAMP_TAKEN
-    }
-    assert refused == {(first.key, first.version_id), (taken.key, taken.version_id)}
-    assert all(
-        "upload the object again" in str(f.reason)
-        for f in summary.findings
-        if f.action is not reconcile.Action.REDRIVEN
+    # Then all but the anonymous row's version are started, and that one is reported
+    assert (summary.missing, summary.redriven, summary.exit_status) == (4, 3, 1)
+    assert sorted(summary.redriven_executions) == sorted(
+        execution_name(stack.bucket, upload.key, upload.version_id) for upload in (first, second, taken)
     )
+    [refused] = [f for f in summary.findings if f.action is reconcile.Action.TIMESTAMP_TAKEN]
+    assert (refused.key, refused.version_id) == (anonymous.key, anonymous.version_id)
+    assert "upload the object again" in str(refused.reason)
+    # And the writer kept every re-driven version: the first write under LastModified, a version
+    # whose LastModified was taken under "<LastModified>#<version id>"
+    assert set(stack.wait_until_settled().values()) == {"SUCCEEDED"}
+    plain, tie_broken = stack.rows(first.key)  # in UploadTimestamp order
+    assert {plain["VersionId"], tie_broken["VersionId"]} == {first.version_id, second.version_id}
+    assert plain["UploadTimestamp"] == first.last_modified
+    assert tie_broken["UploadTimestamp"] == f"{first.last_modified}#{tie_broken['VersionId']}"
+    assert {row["VersionId"]: row["UploadTimestamp"] for row in stack.rows(taken.key)} == {
+        "another-version": taken.last_modified,
+        taken.version_id: f"{taken.last_modified}#{taken.version_id}",
+    }
+    # And a second run finds them ingested by their version ids, whatever their UploadTimestamp
+    again = stack.run(redrive=True)
+    assert (again.objects, again.ingested, again.missing, again.redriven) == (4, 3, 1, 0)
+
+
+def test_two_versions_with_one_event_time_each_keep_their_row_and_are_both_ingested(
+    express_stack: tuple[Stack, list[str]],
+) -> None:
+    # Given two versions of one key whose notifications carry the same S3 event time (an EXPRESS
+    # workflow: the tool judges by rows alone, no execution can vouch for a version)
+    stack, forbidden = express_stack
+    first = stack.upload("tie/report.csv", b"v1")
+    second = stack.upload("tie/report.csv", b"v2")
+
+    # When the trigger starts both, and then each again (S3 delivers at least once)
+    for upload, sequencer in ((first, "0A1B"), (second, "0A1C"), (first, "0A1B"), (second, "0A1C")):
+        stack.start_like_the_trigger(upload, sequencer=sequencer)
+        wait_for_rows(stack, upload.key)
+        deadline = time.monotonic() + 30
+        while running_executions():
+            assert time.monotonic() < deadline, "express executions still running"
+            time.sleep(0.1)
+
+    # Then the writer kept one row per version: the first under the event time, the second
+    # tie-broken by its version id; the redeliveries added none
+    event_time = "2026-01-15T10:20:30.123Z"
+    assert sorted((row["UploadTimestamp"], row["VersionId"]) for row in stack.rows(first.key)) == [
+        (event_time, first.version_id),
+        (f"{event_time}#{second.version_id}", second.version_id),
+    ]
+    # And the tool finds both versions ingested, nothing missing
+    summary = stack.run(settle_seconds=0)
+    assert (summary.objects, summary.ingested, summary.missing, summary.exit_status) == (2, 2, 0, 0)
+    assert summary.findings == ()
+    assert forbidden == []
 
 
 def test_an_upload_whose_execution_is_running_is_in_flight_and_not_redriven(stack: Stack) -> None:

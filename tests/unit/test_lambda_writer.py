@@ -109,9 +109,9 @@ def test_null_optional_fields_are_left_out_of_the_item(writer: ModuleType, dynam
     event = event_with(size=None, etag=None, version_id=None, sequencer=REMOVE)
     request = writer.parse_write_request(event)
 
-    status = writer.put_record(dynamodb, TABLE, request, now=lambda: "2026-01-15T10:20:31.000Z")
+    outcome = writer.put_record(dynamodb, TABLE, request, now=lambda: "2026-01-15T10:20:31.000Z")
 
-    assert status == "written"
+    assert (outcome.status, outcome.upload_timestamp) == ("written", EVENT_TIME)
     assert stored_item(dynamodb, "incoming/déjà vu.csv") == {
         "Filename": {"S": "incoming/déjà vu.csv"},
         "UploadTimestamp": {"S": "2026-01-15T10:20:30.123Z"},
@@ -175,6 +175,162 @@ def test_a_later_upload_of_the_same_key_is_a_new_row(
     assert stored_item(dynamodb, "incoming/déjà vu.csv", "2026-01-16T00:00:00.000Z")["VersionId"] == {
         "S": "second-version"
     }
+
+
+# --- two versions with one event time ----------------------------------------------------------
+
+FIRST_VERSION = "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd"
+SECOND_VERSION = "Wq8b0Zr1tYfz2u8mSx7hbNcT.Ew5vKpd"
+
+
+def rows_of(dynamodb: Any, filename: str) -> list[dict[str, Any]]:
+    """Every row of ``filename``, in sort key order."""
+    return dynamodb.query(
+        TableName=TABLE,
+        KeyConditionExpression="Filename = :f",
+        ExpressionAttributeValues={":f": {"S": filename}},
+        ConsistentRead=True,
+    )["Items"]
+
+
+def second_version(**file_changes: Any) -> dict[str, Any]:
+    """Another version of VALID_EVENT's key with the same S3 event time, in another execution."""
+    event = event_with(
+        version_id=SECOND_VERSION, sequencer="0055AED6DCD90281F0", etag="9e107d9d372bb6826bd81d3542a419d6"
+    )
+    event["file"].update(file_changes)
+    event["execution_id"] = EXECUTION_ID + "-second"
+    return event
+
+
+def test_two_versions_with_one_event_time_are_two_rows_the_second_tie_broken_by_its_version(
+    writer: ModuleType,
+    dynamodb: Any,
+    lambda_context: FakeLambdaContext,
+    read_metrics: Callable[[], dict[str, float]],
+) -> None:
+    # Given a first version was written
+    first = writer.lambda_handler(copy.deepcopy(VALID_EVENT), lambda_context)
+    read_metrics()
+
+    # When a second version of the key arrives with the same S3 event time
+    second = writer.lambda_handler(second_version(), lambda_context)
+
+    # Then both are written: the first under its event time, the second under
+    # "<event time>#<version id>", which sorts right after it
+    tie_broken = f"{EVENT_TIME}#{SECOND_VERSION}"
+    assert first == {"status": "written", "filename": "incoming/déjà vu.csv", "upload_timestamp": EVENT_TIME}
+    assert second == {"status": "written", "filename": "incoming/déjà vu.csv", "upload_timestamp": tie_broken}
+    assert read_metrics() == {"RecordsWritten": 1}
+    rows = rows_of(dynamodb, "incoming/déjà vu.csv")
+    assert [(row["UploadTimestamp"]["S"], row["VersionId"]["S"]) for row in rows] == [
+        (EVENT_TIME, FIRST_VERSION),
+        (tie_broken, SECOND_VERSION),
+    ]
+    assert rows[1]["ExecutionId"] == {"S": EXECUTION_ID + "-second"}
+    assert rows[1]["Sequencer"] == {"S": "0055AED6DCD90281F0"}
+
+
+def test_redeliveries_of_both_versions_are_duplicates_and_leave_two_rows(
+    writer: ModuleType,
+    dynamodb: Any,
+    lambda_context: FakeLambdaContext,
+    read_metrics: Callable[[], dict[str, float]],
+) -> None:
+    # Given two versions with one event time were written
+    writer.lambda_handler(copy.deepcopy(VALID_EVENT), lambda_context)
+    writer.lambda_handler(second_version(), lambda_context)
+    before = rows_of(dynamodb, "incoming/déjà vu.csv")
+    read_metrics()
+
+    # When each is delivered again, the second also as a re-drive would (no sequencer)
+    redeliveries = [copy.deepcopy(VALID_EVENT), second_version(), second_version(sequencer=None)]
+    again = [(writer.lambda_handler(event, lambda_context), read_metrics()) for event in redeliveries]
+
+    # Then every one is a duplicate of its own row, and the table still holds the same two rows
+    tie_broken = f"{EVENT_TIME}#{SECOND_VERSION}"
+    assert [(result["status"], result["upload_timestamp"], metrics) for result, metrics in again] == [
+        ("duplicate", EVENT_TIME, {"DuplicateRecords": 1}),
+        ("duplicate", tie_broken, {"DuplicateRecords": 1}),
+        ("duplicate", tie_broken, {"DuplicateRecords": 1}),
+    ]
+    assert rows_of(dynamodb, "incoming/déjà vu.csv") == before
+
+
+def test_unversioned_writes_with_one_event_time_are_told_apart_by_their_sequencer(
+    writer: ModuleType, dynamodb: Any
+) -> None:
+    # Given two writes of a key while versioning was off (S3's "null" version id), one event time
+    first = writer.parse_write_request(event_with(version_id="null", sequencer="00A1"))
+    second = writer.parse_write_request(event_with(version_id="null", sequencer="00B2"))
+
+    statuses = [writer.put_record(dynamodb, TABLE, request) for request in (first, second, second, first)]
+
+    # Then the second is its own row, tie-broken by its sequencer; the repeats are duplicates
+    assert [(outcome.status, outcome.upload_timestamp) for outcome in statuses] == [
+        ("written", EVENT_TIME),
+        ("written", f"{EVENT_TIME}#00B2"),
+        ("duplicate", f"{EVENT_TIME}#00B2"),
+        ("duplicate", EVENT_TIME),
+    ]
+    assert len(rows_of(dynamodb, "incoming/déjà vu.csv")) == 2
+
+
+def test_versions_that_cannot_be_told_apart_stay_one_row(writer: ModuleType, dynamodb: Any) -> None:
+    # Given a row with neither version id nor sequencer, and a write with the same key and time
+    anonymous = writer.parse_write_request(event_with(version_id=None, sequencer=None))
+    versioned = writer.parse_write_request(copy.deepcopy(VALID_EVENT))
+
+    # Then nothing says they differ: the second write is a duplicate, as is one the other way round
+    assert writer.put_record(dynamodb, TABLE, anonymous).status == "written"
+    assert writer.put_record(dynamodb, TABLE, versioned).status == "duplicate"
+    assert len(rows_of(dynamodb, "incoming/déjà vu.csv")) == 1
+
+
+def test_a_condition_failure_without_the_stored_item_counts_as_the_same_version(
+    writer: ModuleType, dynamodb: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a backend that does not return the stored item when the condition fails
+    writer.put_record(dynamodb, TABLE, writer.parse_write_request(copy.deepcopy(VALID_EVENT)))
+    drop_item = lambda parsed, **_: parsed.pop("Item", None)  # noqa: E731
+    dynamodb.meta.events.register("after-call.dynamodb.PutItem", drop_item)
+
+    outcome = writer.put_record(dynamodb, TABLE, writer.parse_write_request(second_version()))
+
+    # Then the second version cannot be told apart: a duplicate, logged as such
+    assert (outcome.status, outcome.upload_timestamp) == ("duplicate", EVENT_TIME)
+    assert "Condition failed without the stored item; counted as the same version" in caplog.messages
+    assert len(rows_of(dynamodb, "incoming/déjà vu.csv")) == 1
+
+
+def test_a_tie_broken_key_held_by_another_version_is_an_error_not_a_duplicate(
+    writer: ModuleType, dynamodb: Any, lambda_context: FakeLambdaContext
+) -> None:
+    # Given the second version's tie-broken key holds a row of a third version (written by hand)
+    writer.lambda_handler(copy.deepcopy(VALID_EVENT), lambda_context)
+    dynamodb.put_item(
+        TableName=TABLE,
+        Item={
+            "Filename": {"S": "incoming/déjà vu.csv"},
+            "UploadTimestamp": {"S": f"{EVENT_TIME}#{SECOND_VERSION}"},
+            "VersionId": {"S": "a-third-version"},
+        },
+    )
+
+    with pytest.raises(RuntimeError, match="holds version 'a-third-version'") as caught:
+        writer.lambda_handler(second_version(), lambda_context)
+
+    assert type(caught.value).__name__ == "RowKeyConflictError"
+
+
+def test_a_tie_broken_timestamp_sorts_between_its_event_time_and_the_next(writer: ModuleType) -> None:
+    tie_broken = writer.tie_broken_timestamp("2026-01-15T10:20:30.123Z", "zzz")
+
+    assert tie_broken == "2026-01-15T10:20:30.123Z#zzz"
+    assert "2026-01-15T10:20:30.123Z" < tie_broken < "2026-01-15T10:20:30.124Z"
+    assert writer.version_identity("v1", "00A1") == "v1"
+    assert writer.version_identity("null", "00A1") == "00A1"
+    assert writer.version_identity(None, None) is None
 
 
 # --- AWS errors --------------------------------------------------------------------------------
