@@ -46,6 +46,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from devkit import toolchain, workspace
+from devkit.acting import Acted, Acting, Credentials
 from devkit.ministack import Denial, MiniStack, MiniStackError
 from devkit.pipeline import FINAL_STATES, Pipeline, TimedOut, wait_for
 from devkit.stack import Stack
@@ -74,6 +75,7 @@ class Grant:
     condition: str  # the statement's Condition, as JSON (justifications look at kms:ViaService)
     address: str  # the terraform resource that declares it
     declared: str  # file:line of the statement's sid (or of the resource)
+    resources: tuple[str, ...] = ()  # the statement's Resource (NotResource: "NotResource:<r>")
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -101,6 +103,18 @@ def principals_of(statement: dict[str, Any]) -> tuple[str, ...]:
     if isinstance(principal, dict):
         return tuple(str(p) for values in principal.values() for p in as_list(values))
     return tuple(str(p) for p in as_list(principal))
+
+
+def resources_of(statement: dict[str, Any]) -> tuple[str, ...]:
+    if "NotResource" in statement:
+        return tuple(f"NotResource:{r}" for r in as_list(statement["NotResource"]))
+    return tuple(str(r) for r in as_list(statement.get("Resource")))
+
+
+def condition_keys(condition: str) -> frozenset[str]:
+    """The condition keys a statement's Condition (as JSON) tests, lower-case."""
+    document = json.loads(condition or "{}")
+    return frozenset(key.lower() for tests in document.values() for key in tests)
 
 
 def allow_statements(document: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
@@ -141,6 +155,7 @@ def grants_of(
                     condition=json.dumps(statement.get("Condition", {}), sort_keys=True),
                     address=address,
                     declared=locate(sid, address),
+                    resources=resources_of(statement),
                 )
             )
     return found
@@ -589,6 +604,34 @@ class Scenarios:
     key_admin: Any = None  # a KMS client of the key administrator (an IAM user of the proof's own)
     key_admin_arn: str = ""
     trigger_log_group: str = ""
+    acting: Acting | None = None  # the services' requests, made by the proof (devkit/acting.py)
+    unlogged: list[Denial] = field(default_factory=list)  # denials MiniStack does not log (STS)
+
+    def _acted(self, name: str) -> Outcome:
+        """One of devkit/acting.py's scenarios: the requests a service makes with a role or as itself."""
+        if self.acting is None:
+            return Outcome(False, "acting is not set up")
+        seen: Acted = getattr(self.acting, name)()
+        self.unlogged.extend(seen.unlogged)
+        return Outcome(seen.ok, seen.describe())
+
+    def as_trigger(self) -> Outcome:
+        return self._acted("as_trigger")
+
+    def as_writer(self) -> Outcome:
+        return self._acted("as_writer")
+
+    def as_monitor(self) -> Outcome:
+        return self._acted("as_monitor")
+
+    def as_state_machine(self) -> Outcome:
+        return self._acted("as_state_machine")
+
+    def as_services(self) -> Outcome:
+        return self._acted("as_services")
+
+    def as_operator(self) -> Outcome:
+        return self._acted("as_operator")
 
     def _until(self, what: str, probe: Callable[[], Any], timeout: float) -> Any:
         def stoppable() -> Any:
@@ -606,7 +649,8 @@ class Scenarios:
         return self._until(f"a finished execution for {key!r}", probe, timeout)
 
     def setup(self) -> None:
-        """A non-compliant bucket and table for the monitor, and an exempted (tagged) one of each."""
+        """A non-compliant bucket and table for the monitor, and one of each tagged with the
+        exemption tag but not declared in security_scan_exemptions (so still non-compliant)."""
         p, run = self.pipeline, uuid.uuid4().hex[:6]
         s3, dynamodb = p.client("s3"), p.client("dynamodb")
         names = {
@@ -688,16 +732,20 @@ class Scenarios:
             report = self.pipeline.invoke_monitor()
         except AssertionError as error:
             return Outcome(False, str(error)[:200])
-        flagged = {f["name"]: f for f in report.get("non_compliant", [])}
+        flagged = {f["name"]: f["reason"] for f in report.get("non_compliant", [])}
         exempted = {f["name"] for f in report.get("exempted", [])}
         fixtures = self.fixtures
+        # Nothing is declared in security_scan_exemptions and a tag exempts nothing: the tagged
+        # fixtures stay non-compliant, and only a monitor that read their tags (GetBucketTagging,
+        # ListTagsOfResource) names the tag in the finding.
+        tag_named = "but not declared in security_scan_exemptions"
         # Where the table's tags cannot be read (MiniStack: WRONG_DENIALS) the monitor must say so.
-        unreadable = "could not be read" in flagged.get(fixtures["exempt_table"], {}).get("reason", "")
+        unreadable = "could not be read" in flagged.get(fixtures["exempt_table"], "")
         ok = (
-            set(flagged) - ({fixtures["exempt_table"]} if unreadable else set())
-            == {fixtures["bucket"], fixtures["table"]}
-            and exempted | ({fixtures["exempt_table"]} if unreadable else set())
-            == {fixtures["exempt_bucket"], fixtures["exempt_table"]}
+            set(flagged) == {fixtures[name] for name in ("bucket", "table", "exempt_bucket", "exempt_table")}
+            and tag_named in flagged[fixtures["exempt_bucket"]]
+            and (unreadable or tag_named in flagged[fixtures["exempt_table"]])
+            and not exempted
             and not report.get("errors")
             and bool(report.get("alert_sent"))
         )
@@ -995,6 +1043,12 @@ SCENARIOS: dict[str, Callable[[Scenarios], Outcome]] = {
     "reconcile": Scenarios.reconcile,
     "dead_letter_redrive": Scenarios.dead_letter_redrive,
     "key_administration": Scenarios.key_administration,
+    "as_trigger": Scenarios.as_trigger,
+    "as_writer": Scenarios.as_writer,
+    "as_monitor": Scenarios.as_monitor,
+    "as_state_machine": Scenarios.as_state_machine,
+    "as_services": Scenarios.as_services,
+    "as_operator": Scenarios.as_operator,
 }
 # Policies carried by the resource they govern: a denial proves such a grant only on that resource.
 RESOURCE_POLICIES = {"key-policy", "topic-policy", "queue-policy", "lambda-permission", "bucket-policy"}
@@ -1037,24 +1091,30 @@ DELIBERATE = {
 # that service acts; a grant on a key with the scenarios that use the key.
 COMPONENT_SCENARIOS = {
     # failed_start: a StartExecution that fails makes the trigger look for the execution
-    "trigger": ("upload", "rejected_key", "failed_start"),
-    "writer": ("upload",),
-    "monitor": ("monitor",),
-    "state_machine": ("failed_write",),
+    # as_*: the requests the Lambda service, the event source mapping and Step Functions make with
+    # the role (devkit/acting.py); assuming the role there also shows its trust policy.
+    "trigger": ("as_trigger", "upload", "rejected_key", "failed_start"),
+    "writer": ("as_writer", "upload"),
+    "monitor": ("as_monitor", "monitor"),
+    "state_machine": ("as_state_machine", "failed_write"),
 }
 SERVICE_SCENARIOS = {
     "s3.amazonaws.com": ("upload",),  # S3 notifies the upload queue
-    "events.amazonaws.com": ("schedule",),
+    "events.amazonaws.com": ("as_services", "schedule"),
+    "cloudwatch.amazonaws.com": ("as_services",),
     "lambda.amazonaws.com": ("upload", "rejected_key", "monitor"),
     "states.amazonaws.com": ("failed_write",),
 }
-OUTPUT_SCENARIOS = {"reconcile_operator_policy_json": ("reconcile", "dead_letter_redrive")}
+OUTPUT_SCENARIOS = {"reconcile_operator_policy_json": ("as_operator", "reconcile", "dead_letter_redrive")}
+# A key's use (not its administration) is shown only by requests the proof makes (devkit/acting.py):
+# MiniStack's services never call KMS for a caller.
 KEY_SCENARIOS = {
-    "kms_s3_key_arn": ("upload",),
-    "kms_dynamodb_key_arn": ("upload",),
-    "kms_sns_key_arn": ("rejected_key",),
-    "kms_stepfunctions_key_arn": ("upload",),
-    "kms_sqs_key_arn": ("upload",),
+    "kms_s3_key_arn": ("as_services",),
+    "kms_dynamodb_key_arn": ("as_writer", "as_operator"),
+    "kms_sns_key_arn": ("as_trigger", "as_monitor", "as_state_machine", "as_services"),
+    "kms_stepfunctions_key_arn": ("as_trigger", "as_state_machine", "as_services", "as_operator"),
+    "kms_sqs_key_arn": ("as_trigger", "as_services", "as_operator"),
+    "kms_logs_key_arn": ("as_services",),
 }
 
 
@@ -1062,23 +1122,36 @@ KEY_SCENARIOS = {
 
 
 @dataclass(frozen=True)
-class Justification:
-    """Why no emulator here can show the grants of one declared statement, and the AWS document
-    that requires them.
+class Group:
+    """Why no request made here can exercise a kind of grant, and the AWS document saying so."""
 
-    It names the statement exactly (kind, sid, actions) and whose it is: the parts of the stack
-    holding it (``components``: trigger, writer, monitor, state_machine; ``account`` for the
-    account root of a key policy; ``operator`` for an exported operator policy) and/or the service
-    principals it is granted to. A grant added later, an action added to a statement, or the same
-    statement given to another part of the stack matches nothing, so it is ``unproven`` until a
+    name: str
+    why: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class Justification:
+    """Why no request made here can show the grants of one declared statement (its group), and
+    the AWS document that requires them.
+
+    It names the statement exactly: kind, sid, actions, the resources it grants them on (fnmatch
+    patterns every Resource of the statement must match), the condition keys it tests (exactly
+    those), and whose it is: the parts of the stack holding it (``components``: trigger, writer,
+    monitor, state_machine; ``account`` for the account root of a key policy; ``operator`` for an
+    exported operator policy) and/or the service principals it is granted to. A grant added later,
+    an action added to a statement, the statement widened to other resources or stripped of a
+    condition, or given to another part of the stack matches nothing, so it is ``unproven`` until a
     scenario shows it or a justification names it.
     """
 
+    group: str  # a key of GROUPS
     kinds: tuple[str, ...]
     sids: tuple[str, ...]  # exact; "" for statements without a sid (trust policies)
     actions: tuple[str, ...]  # exact action names, never patterns
-    reason: str
-    reference: str
+    resources: tuple[str, ...]  # fnmatch patterns; "*" only where the statement's resource is "*"
+    conditions: tuple[str, ...]  # exactly the condition keys the statement tests
+    reference: str  # the AWS document that requires the grant
     components: tuple[str, ...] = ()
     principals: tuple[str, ...] = ()  # service principals (fnmatch: logs.*.amazonaws.com)
     via_service: str = ""  # the kms:ViaService service its condition must name ("" = none)
@@ -1088,9 +1161,21 @@ class Justification:
             raise ValueError(f"justification {self.sids} must say whose grant it covers")
         if any(ch in action for action in self.actions for ch in "*?["):
             raise ValueError(f"justification {self.sids} names actions by pattern")
+        if self.group not in GROUPS:
+            raise ValueError(f"justification {self.sids} names no known group: {self.group!r}")
+
+    @property
+    def reason(self) -> str:
+        return GROUPS[self.group].why
 
     def matches(self, grant: Grant, components: frozenset[str]) -> bool:
         if grant.kind not in self.kinds or grant.sid not in self.sids or grant.action not in self.actions:
+            return False
+        if not grant.resources or not all(
+            any(fnmatch.fnmatchcase(r, pattern) for pattern in self.resources) for r in grant.resources
+        ):
+            return False
+        if condition_keys(grant.condition) != {c.lower() for c in self.conditions}:
             return False
         if self.components and not (components and components <= set(self.components)):
             return False
@@ -1104,139 +1189,67 @@ class Justification:
         return "kms:ViaService" not in grant.condition
 
 
-NOT_CHECKED_LOGS = (
-    "the Lambda service writes the function's output to CloudWatch Logs with the execution role; "
-    "MiniStack writes function logs itself, without authorizing them"
-)
-NOT_CHECKED_XRAY = (
-    "X-Ray segments are sent by the runtime with the execution role; MiniStack emulates no X-Ray"
-)
-VIA_SERVICE = (
-    "the service calls KMS on the caller's behalf (kms:ViaService); MiniStack authorizes no "
-    "service-to-KMS call, only direct KMS requests"
-)
-SFN_ROLE = (
-    "MiniStack runs Step Functions tasks and log delivery without the state machine's role, so "
-    "nothing it does is authorized as that role"
-)
-ESM_POLLER = (
-    "MiniStack's SQS poller receives and deletes the messages inside the emulator "
-    "(services/lambda_svc.py _poll_sqs), authorizing nothing as the function's role"
-)
-SQS_UNENCRYPTED = "MiniStack's SQS stores messages unencrypted and makes no KMS request"
+GROUPS: dict[str, Group] = {
+    g.name: g
+    for g in (
+        Group(
+            "x-ray",
+            "X-Ray segments and sampling requests go to the X-Ray API, which neither emulator here "
+            "implements: no such request can be made, so none can be authorized or denied",
+            "https://docs.aws.amazon.com/xray/latest/devguide/security_iam_service-with-iam.html",
+        ),
+        Group(
+            "kms-alias-operations",
+            "an alias operation needs the action on the alias (IAM policy) and on the key (key "
+            "policy); MiniStack authorizes it on the alias only, so taking the key policy's grant "
+            "away denies nothing there",
+            "https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html",
+        ),
+        Group(
+            "kms-reencrypt",
+            "MiniStack implements no ReEncrypt operation, so the request that needs "
+            "kms:ReEncryptFrom and kms:ReEncryptTo (a service re-encrypting its data keys, e.g. "
+            "after the table or log group changes key) cannot be made here",
+            "https://docs.aws.amazon.com/kms/latest/APIReference/API_ReEncrypt.html",
+        ),
+        Group(
+            "kms-grant-at-table-creation",
+            "DynamoDB creates its grant on the table's key when the table is created or restored, "
+            "with the credentials of whoever does it (Terraform's caller, the account root here, "
+            "whom MiniStack never checks against a key policy)",
+            "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html",
+        ),
+        Group(
+            "sqs-message-move-task",
+            "MiniStack 1.5.33 implements no message move task (Start/List/CancelMessageMoveTask); "
+            "the re-drive scenario makes the requests AWS documents the task makes instead, and "
+            "those are proven",
+            "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html",
+        ),
+        Group(
+            "ministack-wrong-resource",
+            "MiniStack authorizes dynamodb:ListTagsOfResource against '*', not the table ARN the "
+            "request names, so the grant on table ARNs can neither allow nor deny it there "
+            "(WRONG_DENIALS)",
+            "https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html",
+        ),
+    )
+}
 FUNCTIONS = ("trigger", "writer", "monitor")
-SNS_KEY_USE = ("kms:Decrypt", "kms:GenerateDataKey")
+ACCOUNT_VIA = ("kms:CallerAccount", "kms:ViaService")
 JUSTIFICATIONS: tuple[Justification, ...] = (
     Justification(
-        ("role-policy",),
-        ("WriteOwnLogs",),
-        ("logs:CreateLogStream", "logs:PutLogEvents"),
-        NOT_CHECKED_LOGS,
-        "https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html",
-        components=FUNCTIONS,
-    ),
-    Justification(
+        "x-ray",
         ("role-policy",),
         ("WriteTraces",),
         ("xray:PutTraceSegments", "xray:PutTelemetryRecords"),
-        NOT_CHECKED_XRAY,
+        ("*",),
+        (),
         "https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html",
         components=FUNCTIONS,
     ),
     Justification(
-        ("role-policy",),
-        ("UseAlertTopicKey",),
-        SNS_KEY_USE,
-        f"publishing to the SSE-KMS alert topic: {VIA_SERVICE}",
-        "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
-        components=("trigger", "monitor"),
-    ),
-    Justification(
-        ("role-policy",),
-        ("UseTableKeyThroughDynamoDB",),
-        ("kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"),
-        f"writing the table encrypted with the customer-managed key: {VIA_SERVICE}",
-        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html",
-        components=("writer",),
-        via_service="dynamodb",
-    ),
-    Justification(
-        ("operator-policy",),
-        ("ReadTableKeyThroughDynamoDB",),
-        ("kms:Decrypt",),
-        f"scanning the table encrypted with the customer-managed key: {VIA_SERVICE}",
-        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html",
-        components=("operator",),
-        via_service="dynamodb",
-    ),
-    Justification(
-        ("role-policy",),
-        ("InvokeWriter",),
-        ("lambda:InvokeFunction",),
-        f"the state machine invokes the writer: {SFN_ROLE}",
-        "https://docs.aws.amazon.com/step-functions/latest/dg/lambda-iam.html",
-        components=("state_machine",),
-    ),
-    Justification(
-        ("role-policy",),
-        ("PublishAlerts",),
-        ("sns:Publish",),
-        f"NotifyFailure publishes to the alert topic: {SFN_ROLE}",
-        "https://docs.aws.amazon.com/step-functions/latest/dg/sns-iam.html",
-        components=("state_machine",),
-    ),
-    Justification(
-        ("role-policy",),
-        ("UseAlertTopicKey",),
-        SNS_KEY_USE,
-        f"NotifyFailure publishes to the encrypted alert topic: {SFN_ROLE}",
-        "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
-        components=("state_machine",),
-    ),
-    Justification(
-        ("role-policy",),
-        ("DeliverExecutionLogs",),
-        (
-            "logs:CreateLogDelivery",
-            "logs:DeleteLogDelivery",
-            "logs:DescribeLogGroups",
-            "logs:DescribeResourcePolicies",
-            "logs:GetLogDelivery",
-            "logs:ListLogDeliveries",
-            "logs:PutResourcePolicy",
-            "logs:UpdateLogDelivery",
-        ),
-        f"execution logging is delivered with the state machine's role: {SFN_ROLE}",
-        "https://docs.aws.amazon.com/step-functions/latest/dg/cw-logs.html",
-        components=("state_machine",),
-    ),
-    Justification(
-        ("role-policy",),
-        ("EncryptOwnExecutions",),
-        ("kms:Decrypt", "kms:GenerateDataKey"),
-        f"Step Functions encrypts and decrypts the executions' data with the state machine's role: {SFN_ROLE}",
-        "https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html",
-        components=("state_machine",),
-    ),
-    Justification(
-        ("role-policy",),
-        ("UseExecutionKeyThroughStepFunctions",),
-        ("kms:Decrypt", "kms:GenerateDataKey"),
-        f"starting and describing executions of the encrypted state machine: {VIA_SERVICE}",
-        "https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html",
-        components=("trigger",),
-        via_service="states",
-    ),
-    Justification(
-        ("operator-policy",),
-        ("UseExecutionKeyThroughStepFunctions",),
-        ("kms:Decrypt", "kms:GenerateDataKey"),
-        f"listing, describing and re-driving executions of the encrypted state machine: {VIA_SERVICE}",
-        "https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html",
-        components=("operator",),
-        via_service="states",
-    ),
-    Justification(
+        "x-ray",
         ("role-policy",),
         ("WriteTraces",),
         (
@@ -1245,222 +1258,72 @@ JUSTIFICATIONS: tuple[Justification, ...] = (
             "xray:GetSamplingRules",
             "xray:GetSamplingTargets",
         ),
-        f"X-Ray tracing of executions: {SFN_ROLE}; MiniStack emulates no X-Ray",
+        ("*",),
+        (),
         "https://docs.aws.amazon.com/step-functions/latest/dg/concepts-xray-tracing.html",
         components=("state_machine",),
     ),
     Justification(
-        ("role-policy",),
-        ("DescribeTablesAndTags",),
-        ("dynamodb:ListTagsOfResource",),
-        "the monitor reads the exemption tag of a non-compliant table; MiniStack 1.5.33 authorizes "
-        "ListTagsOfResource against '*' instead of the table ARN, so it denies it with or without the "
-        "grant (AWS authorizes it on the table resource)",
-        "https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazondynamodb.html",
-        components=("monitor",),
-    ),
-    Justification(
-        ("trust-policy",),
-        ("",),
-        ("sts:AssumeRole",),
-        "Lambda assumes the execution role as lambda.amazonaws.com; MiniStack hands the function the "
-        "role's credentials without evaluating the trust policy",
-        "https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html",
-        components=FUNCTIONS,
-        principals=("lambda.amazonaws.com",),
-    ),
-    Justification(
-        ("trust-policy",),
-        ("",),
-        ("sts:AssumeRole",),
-        "Step Functions assumes the state machine's role as states.amazonaws.com; MiniStack never assumes it",
-        "https://docs.aws.amazon.com/step-functions/latest/dg/procedure-create-iam-role.html",
-        components=("state_machine",),
-        principals=("states.amazonaws.com",),
-    ),
-    Justification(
-        ("lambda-permission",),
-        ("AllowInvokeFromSchedule",),
-        ("lambda:InvokeFunction",),
-        "EventBridge runs the monitor on its schedule only if the function policy allows "
-        "events.amazonaws.com; MiniStack invokes rule targets without checking it",
-        "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html",
-        principals=("events.amazonaws.com",),
-    ),
-    Justification(
-        ("topic-policy",),
-        ("CloudWatchAlarmsPublish",),
-        ("sns:Publish",),
-        "CloudWatch alarm actions publish as cloudwatch.amazonaws.com, which a topic with a policy of "
-        "its own must allow; MiniStack's alarms publish without a principal",
-        "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-actions.html",
-        principals=("cloudwatch.amazonaws.com",),
-    ),
-    Justification(
+        "kms-alias-operations",
         ("key-policy",),
         ("AccountAdministersKey",),
         ("kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"),
-        "an alias operation needs the action on the alias (IAM policy) and on the key (key policy); "
-        "MiniStack authorizes it on the alias only, so taking it out of the key policy denies nothing "
-        "(measured)",
-        "https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html",
+        ("*",),
+        (),
+        "https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html",
         components=("account",),
     ),
     Justification(
+        "kms-reencrypt",
         ("key-policy",),
-        ("AccountUsesKeyThroughS3",),
-        ("kms:GenerateDataKey", "kms:Decrypt"),
-        f"uploads (GenerateDataKey) and reads (Decrypt) of SSE-KMS objects: {VIA_SERVICE}",
-        "https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html",
-        components=("account",),
-        via_service="s3",
-    ),
-    Justification(
-        ("key-policy",),
-        ("AccountUsesKeyThroughDynamoDB", "DynamoDBCreatesGrantsForTheTable"),
-        (
-            "kms:Decrypt",
-            "kms:DescribeKey",
-            "kms:Encrypt",
-            "kms:GenerateDataKey",
-            "kms:ReEncryptFrom",
-            "kms:ReEncryptTo",
-            "kms:CreateGrant",
-        ),
-        f"DynamoDB uses the table's customer-managed key for the caller: {VIA_SERVICE}",
+        ("AccountUsesKeyThroughDynamoDB",),
+        ("kms:ReEncryptFrom", "kms:ReEncryptTo"),
+        ("*",),
+        ACCOUNT_VIA,
         "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html",
         components=("account",),
         via_service="dynamodb",
     ),
     Justification(
+        "kms-reencrypt",
         ("key-policy",),
-        ("AccountUsesKeyThroughSNS",),
-        SNS_KEY_USE,
-        f"publishers to the SSE-KMS topic need these on the topic's key: {VIA_SERVICE}",
-        "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
+        ("CloudWatchLogsUsesKeyForThisStacksLogGroups",),
+        ("kms:ReEncryptFrom", "kms:ReEncryptTo"),
+        ("*",),
+        ("kms:EncryptionContext:aws:logs:arn",),
+        "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html",
+        principals=("logs.*.amazonaws.com",),
+    ),
+    Justification(
+        "kms-grant-at-table-creation",
+        ("key-policy",),
+        ("DynamoDBCreatesGrantsForTheTable",),
+        ("kms:CreateGrant",),
+        ("*",),
+        ("kms:ViaService", "kms:GrantIsForAWSResource"),
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html",
         components=("account",),
-        via_service="sns",
+        via_service="dynamodb",
     ),
     Justification(
-        ("key-policy",),
-        ("PipelineRolesPublishToEncryptedTopic",),
-        SNS_KEY_USE,
-        f"the pipeline's publishers need these on the topic's key: {VIA_SERVICE}",
-        "https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html",
-        components=("trigger", "state_machine", "monitor"),
-        via_service="sns",
-    ),
-    Justification(
-        ("key-policy",),
-        ("CloudWatchAlarmsPublishToEncryptedTopic",),
-        SNS_KEY_USE,
-        "CloudWatch alarms publish to the encrypted topic as cloudwatch.amazonaws.com, which the "
-        "key policy must allow; MiniStack's alarms publish without KMS",
-        "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-actions.html",
-        principals=("cloudwatch.amazonaws.com",),
-    ),
-    Justification(
-        ("key-policy",),
-        ("AccountUsesKeyThroughStepFunctions",),
-        ("kms:Decrypt", "kms:GenerateDataKey"),
-        f"principals of the account use the execution key through Step Functions: {VIA_SERVICE}",
-        "https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html",
-        components=("account",),
-        via_service="states",
-    ),
-    Justification(
-        ("role-policy",),
-        ("ConsumeUploadQueue",),
-        ("sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"),
-        f"Lambda's event source mapping polls the upload queue with the trigger's role: {ESM_POLLER}",
-        "https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html#events-sqs-permissions",
-        components=("trigger",),
-    ),
-    Justification(
-        ("role-policy",),
-        ("DecryptUploadQueueMessages",),
-        ("kms:Decrypt",),
-        f"receiving from the SSE-KMS upload queue, SQS decrypts the data key for the event source "
-        f"mapping, i.e. the trigger's role: {ESM_POLLER}; and {SQS_UNENCRYPTED}",
-        "https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html#events-sqs-permissions",
-        components=("trigger",),
-        via_service="sqs",
-    ),
-    Justification(
+        "sqs-message-move-task",
         ("operator-policy",),
         ("RedriveDeadLetterQueue",),
         ("sqs:StartMessageMoveTask", "sqs:ListMessageMoveTasks", "sqs:CancelMessageMoveTask"),
-        "starting, following and cancelling the dead-letter queue's re-drive (aws sqs "
-        "start-message-move-task, list-message-move-tasks, cancel-message-move-task): MiniStack "
-        "1.5.33 has no message move task API, so no such request reaches its authorizer (the "
-        "dead_letter_redrive scenario shows the receive, send and delete the task makes)",
-        "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html",
+        ("arn:aws:sqs:*:*:*-uploads-dlq",),
+        (),
+        "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_StartMessageMoveTask.html",
         components=("operator",),
     ),
     Justification(
-        ("operator-policy",),
-        ("UseQueueKeyThroughSQS",),
-        ("kms:Decrypt", "kms:GenerateDataKey"),
-        f"the re-drive reads the SSE-KMS dead-letter queue (Decrypt) and writes the SSE-KMS upload "
-        f"queue (GenerateDataKey) with the caller's permissions: {VIA_SERVICE}; and {SQS_UNENCRYPTED}",
-        "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html",
-        components=("operator",),
-        via_service="sqs",
-    ),
-    Justification(
-        ("key-policy",),
-        ("AccountUsesKeyThroughSQS",),
-        ("kms:Decrypt", "kms:GenerateDataKey"),
-        f"principals of the account send to (GenerateDataKey) and receive from (Decrypt) the SSE-KMS "
-        f"queues through SQS: {VIA_SERVICE}; and {SQS_UNENCRYPTED}",
-        "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html",
-        components=("account",),
-        via_service="sqs",
-    ),
-    Justification(
-        ("key-policy",),
-        ("UploadBucketNotifiesEncryptedQueue",),
-        ("kms:Decrypt", "kms:GenerateDataKey"),
-        "S3 sends its notifications to the SSE-KMS upload queue as s3.amazonaws.com, which the queue "
-        f"key's policy must allow (else S3 refuses the notification configuration and drops every "
-        f"notification); MiniStack's S3 delivers to the queue without KMS, and {SQS_UNENCRYPTED}",
-        "https://docs.aws.amazon.com/AmazonS3/latest/userguide/grant-destinations-permissions-to-s3.html",
-        principals=("s3.amazonaws.com",),
-    ),
-    Justification(
-        ("key-policy",),
-        ("StepFunctionsUsesKeyForThisStateMachine",),
-        ("kms:Decrypt", "kms:GenerateDataKey"),
-        "Step Functions encrypts the state machine's definition and executions as states.amazonaws.com; "
-        "MiniStack keeps them unencrypted and makes no KMS request for them",
-        "https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html",
-        principals=("states.amazonaws.com",),
-    ),
-    Justification(
-        ("key-policy",),
-        ("LogDeliveryDecryptsExecutionEvents",),
-        ("kms:Decrypt",),
-        "CloudWatch Logs' delivery service decrypts the encrypted execution events it delivers; "
-        "MiniStack delivers no execution logs",
-        "https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html",
-        principals=("delivery.logs.amazonaws.com",),
-    ),
-    Justification(
-        ("key-policy",),
-        ("CloudWatchLogsUsesKeyForThisStacksLogGroups",),
-        (
-            "kms:Encrypt",
-            "kms:Decrypt",
-            "kms:ReEncryptFrom",
-            "kms:ReEncryptTo",
-            "kms:GenerateDataKey",
-            "kms:GenerateDataKeyWithoutPlaintext",
-            "kms:DescribeKey",
-        ),
-        "CloudWatch Logs encrypts the stack's log groups as logs.<region>.amazonaws.com; MiniStack "
-        "stores log events unencrypted",
-        "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html",
-        principals=("logs.*.amazonaws.com",),
+        "ministack-wrong-resource",
+        ("role-policy",),
+        ("DescribeTablesAndTags",),
+        ("dynamodb:ListTagsOfResource",),
+        ("arn:aws:dynamodb:*:*:table/*",),
+        (),
+        "https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Tagging.Operations.html",
+        components=("monitor",),
     ),
 )
 
@@ -1509,6 +1372,7 @@ class Result:
     denial: str = ""
     reason: str = ""
     reference: str = ""
+    group: str = ""  # for justified: the GROUPS entry saying why no request here can show it
 
     def entry(self) -> dict[str, Any]:
         grant = asdict(self.grant)
@@ -1520,6 +1384,8 @@ class Result:
             "denial": self.denial,
             "reason": self.reason,
             "reference": self.reference,
+            "group": self.group,
+            "resources": list(self.grant.resources),
         }
 
 
@@ -1627,10 +1493,13 @@ class Proof:
             finally:
                 self.scenarios.stop = _never
             time.sleep(0.3)  # let the last asynchronous requests of the scenario reach the log
-            found = self.denials_since(mark)
+            found = self.denials_since(mark) + self.scenarios.unlogged
+            self.scenarios.unlogged.clear()
             denials += [
                 (name, d) for d in found if not self.deliberate(d, name) and d.action not in WRONG_DENIALS
             ]
+            if wanted and wanted <= {d.action.lower() for _, d in denials}:
+                break  # every action looked for is denied: the other scenarios would add nothing
         return outcomes, denials
 
     def baseline(self) -> bool:
@@ -1655,6 +1524,8 @@ class Proof:
                 continue
             if grant.kind == "operator-policy" and not denial.principal.endswith(f"/{grant.holder}"):
                 continue
+            if grant.kind == "trust-policy" and not denial.resource.endswith(f"/{grant.holder}"):
+                continue  # assuming another role
             if grant.kind in RESOURCE_POLICIES and short(grant.holder) not in denial.resource:
                 continue  # a denial on another key, topic or function is not this grant's
             if grant.kind == "queue-policy" and short(denial.resource) != short(grant.holder):
@@ -1714,7 +1585,13 @@ class Proof:
             )
             if justification is not None:
                 results.append(
-                    Result(grant, "justified", reason=justification.reason, reference=justification.reference)
+                    Result(
+                        grant,
+                        "justified",
+                        reason=justification.reason,
+                        reference=justification.reference,
+                        group=justification.group,
+                    )
                 )
             else:
                 tried = ", ".join(names) or "no scenario exercises this principal"
@@ -1726,6 +1603,34 @@ class Proof:
                     )
                 )
         return results
+
+
+def acting_for(proof: Proof, pipeline: Pipeline, scenarios: Scenarios) -> Acting:
+    """devkit/acting.py's scenarios for this stack: its roles, the operator, and an uploader (an
+    IAM user of the proof's own allowed to use the S3 key through S3, as any uploader of the
+    account would be; what it may do then depends on the key's policy)."""
+    roles = {component: arn for arn, name in proof.role_arns.items() if (component := proof.components[name])}
+    key = pipeline.outputs["kms_s3_key_arn"]
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "UseUploadKeyThroughS3",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": [key],
+                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{pipeline.region}.amazonaws.com"}},
+            }
+        ],
+    }
+    _, keys = proof_user(pipeline, "iam-proof-uploader", "upload-key-use", document)
+    operator = next(iter(scenarios.operators.values()), None)
+    return Acting(
+        pipeline,
+        roles=roles,
+        uploader=Credentials(*keys),
+        operator=Credentials(*operator.credentials) if operator else None,
+    )
 
 
 def enumerate_grants(carriers_found: list[Carrier], locate: Locator) -> list[tuple[Carrier, list[Grant]]]:
@@ -1826,6 +1731,7 @@ def prove_stack(
     operator_found, scenarios.operators = operator_carriers(pipeline, output_documents(stack))
     proof = Proof(pipeline, server, scenarios)
     proof.discover()
+    scenarios.acting = acting_for(proof, pipeline, scenarios)
     print(
         f"[iam-proof] baseline: every scenario, no denial ({time.monotonic() - started:.0f} s) ...",
         flush=True,

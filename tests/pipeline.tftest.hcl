@@ -388,10 +388,12 @@ run "kms_keys_are_separate_rotated_and_aliased" {
 
   assert {
     condition = one([
+      for s in data.aws_iam_policy_document.kms_sns.statement : s if s.sid == "AccountUsesKeyThroughSNS"
+      && contains(s.actions, "kms:GenerateDataKey") && contains(s.actions, "kms:Decrypt")
+      ]) != null && length([
       for s in data.aws_iam_policy_document.kms_sns.statement : s if s.sid == "PipelineRolesPublishToEncryptedTopic"
-      && contains(one(s.principals).identifiers, aws_iam_role.step_functions.arn)
-    ]) != null
-    error_message = "Step Functions must be able to publish to the encrypted topic"
+    ]) == 0
+    error_message = "the pipeline's publishers use the topic key through the one account statement (no second, redundant grant)"
   }
 }
 
@@ -444,9 +446,9 @@ run "log_groups_are_encrypted_with_the_logs_key_usable_only_for_them" {
   assert {
     condition = alltrue([
       for g in [aws_cloudwatch_log_group.trigger, aws_cloudwatch_log_group.writer, aws_cloudwatch_log_group.security_monitor, aws_cloudwatch_log_group.state_machine] :
-      g.kms_key_id == aws_kms_key.logs.arn && g.retention_in_days == 7
+      g.kms_key_id == aws_kms_key.logs.arn && g.retention_in_days == 365
     ])
-    error_message = "all four log groups are encrypted with the logs key and keep 7 days by default"
+    error_message = "all four log groups are encrypted with the logs key and keep a year (365 days) by default"
   }
 
   assert {
@@ -463,7 +465,7 @@ run "log_groups_are_encrypted_with_the_logs_key_usable_only_for_them" {
     condition = one([
       for s in data.aws_iam_policy_document.kms_logs.statement : s if s.sid == "CloudWatchLogsUsesKeyForThisStacksLogGroups" && s.effect == "Allow"
       && one(s.principals).type == "Service" && toset(one(s.principals).identifiers) == toset(["logs.eu-central-1.amazonaws.com"])
-      && toset(s.actions) == toset(["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey"])
+      && toset(s.actions) == toset(["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext"])
       && length(s.condition) == 1
       && anytrue([for c in s.condition : c.test == "ArnLike" && c.variable == "kms:EncryptionContext:aws:logs:arn" && toset(c.values) == toset([
         aws_cloudwatch_log_group.trigger.arn, aws_cloudwatch_log_group.writer.arn,
@@ -477,17 +479,55 @@ run "log_groups_are_encrypted_with_the_logs_key_usable_only_for_them" {
 run "log_retention_is_configurable" {
   command = plan
 
+  # What the local stacks set (devkit/overrides.py).
   variables {
-    log_retention_days = 365
+    log_retention_days = 1
   }
 
   assert {
     condition = alltrue([
       for g in [aws_cloudwatch_log_group.trigger, aws_cloudwatch_log_group.writer, aws_cloudwatch_log_group.security_monitor, aws_cloudwatch_log_group.state_machine] :
-      g.retention_in_days == 365
+      g.retention_in_days == 1
     ])
     error_message = "log_retention_days must reach every log group"
   }
+}
+
+run "access_logging_is_off_by_default" {
+  command = plan
+
+  assert {
+    condition     = length(aws_s3_bucket_logging.uploads) == 0
+    error_message = "no server access logging unless access_log_bucket names a destination"
+  }
+}
+
+run "access_logs_go_to_the_named_bucket_under_the_upload_bucket_prefix" {
+  command = plan
+
+  variables {
+    access_log_bucket = "central-access-logs-eu-central-1"
+  }
+
+  assert {
+    condition = (
+      length(aws_s3_bucket_logging.uploads) == 1 &&
+      aws_s3_bucket_logging.uploads[0].bucket == aws_s3_bucket.uploads.id &&
+      aws_s3_bucket_logging.uploads[0].target_bucket == "central-access-logs-eu-central-1" &&
+      aws_s3_bucket_logging.uploads[0].target_prefix == "file-ingestion-dev-uploads-123456789012-eu-central-1/"
+    )
+    error_message = "the upload bucket logs to access_log_bucket under the prefix <upload bucket>/"
+  }
+}
+
+run "access_logs_never_go_to_the_upload_bucket_itself" {
+  command = plan
+
+  variables {
+    access_log_bucket = "file-ingestion-dev-uploads-123456789012-eu-central-1"
+  }
+
+  expect_failures = [aws_s3_bucket_logging.uploads]
 }
 
 run "upload_bucket_is_versioned_kms_encrypted_and_expires_objects" {
@@ -937,9 +977,9 @@ run "functions_have_own_roles_log_groups_and_tracing" {
   assert {
     condition = alltrue([
       for pair in [[aws_lambda_function.trigger, aws_cloudwatch_log_group.trigger], [aws_lambda_function.writer, aws_cloudwatch_log_group.writer], [aws_lambda_function.security_monitor, aws_cloudwatch_log_group.security_monitor]] :
-      pair[1].name == "/aws/lambda/${pair[0].function_name}" && pair[1].retention_in_days == 7
+      pair[1].name == "/aws/lambda/${pair[0].function_name}" && pair[1].retention_in_days == 365
     ])
-    error_message = "each function's log group is /aws/lambda/<name> with 7 days of retention"
+    error_message = "each function's log group is /aws/lambda/<name> with 365 days of retention"
   }
 
   assert {
@@ -1183,6 +1223,60 @@ run "monitor_concurrency_and_exemption_tag_are_configurable" {
   }
 }
 
+run "monitor_declares_no_exemptions_by_default" {
+  command = plan
+
+  assert {
+    condition     = aws_lambda_function.security_monitor.environment[0].variables["SECURITY_SCAN_EXEMPTIONS"] == "{}"
+    error_message = "nothing is exempted unless security_scan_exemptions names it"
+  }
+}
+
+run "declared_exemptions_reach_the_monitor_as_json" {
+  command = plan
+
+  variables {
+    security_scan_exemptions = {
+      "central-access-logs-eu-central-1" = "server access logs: AWS allows only SSE-S3 there (SEC-12)"
+      "legacy-orders"                    = "migrated off by 2025-06-30, \"SEC-7\""
+    }
+  }
+
+  assert {
+    condition     = aws_lambda_function.security_monitor.environment[0].variables["SECURITY_SCAN_EXEMPTIONS"] == jsonencode(var.security_scan_exemptions)
+    error_message = "the monitor's SECURITY_SCAN_EXEMPTIONS is the JSON of security_scan_exemptions"
+  }
+
+  assert {
+    condition     = jsondecode(aws_lambda_function.security_monitor.environment[0].variables["SECURITY_SCAN_EXEMPTIONS"])["legacy-orders"] == "migrated off by 2025-06-30, \"SEC-7\""
+    error_message = "a reason survives the JSON encoding unchanged (quotes included)"
+  }
+}
+
+run "an_exemption_needs_a_reason" {
+  command = plan
+
+  variables {
+    security_scan_exemptions = {
+      "legacy-orders" = "   "
+    }
+  }
+
+  expect_failures = [var.security_scan_exemptions]
+}
+
+run "an_exempted_name_has_no_surrounding_spaces" {
+  command = plan
+
+  variables {
+    security_scan_exemptions = {
+      " legacy-orders" = "SEC-7"
+    }
+  }
+
+  expect_failures = [var.security_scan_exemptions]
+}
+
 run "reserved_concurrency_is_unset_by_default" {
   command = plan
 
@@ -1199,14 +1293,53 @@ run "reserved_concurrency_is_configurable" {
   command = plan
 
   variables {
-    trigger_reserved_concurrency = 5
-    writer_reserved_concurrency  = 10
+    trigger_reserved_concurrency          = 5
+    writer_reserved_concurrency           = 10
+    security_monitor_reserved_concurrency = 1
   }
 
   assert {
-    condition     = aws_lambda_function.trigger.reserved_concurrent_executions == 5 && aws_lambda_function.writer.reserved_concurrent_executions == 10
+    condition     = aws_lambda_function.trigger.reserved_concurrent_executions == 5 && aws_lambda_function.writer.reserved_concurrent_executions == 10 && aws_lambda_function.security_monitor.reserved_concurrent_executions == 1
     error_message = "the variables reach reserved_concurrent_executions"
   }
+}
+
+run "code_signing_is_off_by_default" {
+  command = plan
+
+  assert {
+    condition = alltrue([
+      for f in [aws_lambda_function.trigger, aws_lambda_function.writer, aws_lambda_function.security_monitor] :
+      f.code_signing_config_arn == null
+    ])
+    error_message = "no function has a code signing configuration unless code_signing_config_arn is set"
+  }
+}
+
+run "code_signing_config_reaches_every_function" {
+  command = plan
+
+  variables {
+    code_signing_config_arn = "arn:aws:lambda:eu-central-1:123456789012:code-signing-config:csc-0123456789abcdef0"
+  }
+
+  assert {
+    condition = alltrue([
+      for f in [aws_lambda_function.trigger, aws_lambda_function.writer, aws_lambda_function.security_monitor] :
+      f.code_signing_config_arn == "arn:aws:lambda:eu-central-1:123456789012:code-signing-config:csc-0123456789abcdef0"
+    ])
+    error_message = "code_signing_config_arn applies to all three functions"
+  }
+}
+
+run "code_signing_config_must_be_a_code_signing_config_arn" {
+  command = plan
+
+  variables {
+    code_signing_config_arn = "arn:aws:signer:eu-central-1:123456789012:/signing-profiles/lambda"
+  }
+
+  expect_failures = [var.code_signing_config_arn]
 }
 
 run "state_machine_retries_with_backoff_and_alerts_on_failure" {
@@ -1269,7 +1402,7 @@ run "state_machine_retries_with_backoff_and_alerts_on_failure" {
       aws_sfn_state_machine.ingestion.logging_configuration[0].include_execution_data == false &&
       aws_sfn_state_machine.ingestion.logging_configuration[0].log_destination == "${aws_cloudwatch_log_group.state_machine.arn}:*" &&
       startswith(aws_cloudwatch_log_group.state_machine.name, "/aws/vendedlogs/states/") &&
-      aws_cloudwatch_log_group.state_machine.retention_in_days == 7 &&
+      aws_cloudwatch_log_group.state_machine.retention_in_days == 365 &&
       aws_sfn_state_machine.ingestion.tracing_configuration[0].enabled
     )
     error_message = "logging ALL without execution data to a retained vended log group, and tracing"
@@ -1501,18 +1634,21 @@ run "invalid_names_are_rejected" {
   command = plan
 
   variables {
-    project_name                 = "Not_Valid"
-    log_retention_days           = 8
-    lambda_runtime               = "nodejs20.x"
-    security_monitor_concurrency = 65
-    security_exemption_tag_key   = "aws:exempt"
-    trigger_reserved_concurrency = 0
-    writer_reserved_concurrency  = 2.5
+    project_name                          = "Not_Valid"
+    log_retention_days                    = 8
+    lambda_runtime                        = "nodejs20.x"
+    security_monitor_concurrency          = 65
+    security_exemption_tag_key            = "aws:exempt"
+    trigger_reserved_concurrency          = 0
+    writer_reserved_concurrency           = 2.5
+    security_monitor_reserved_concurrency = 0
+    access_log_bucket                     = "Access_Logs"
   }
 
   expect_failures = [
     var.project_name, var.log_retention_days, var.lambda_runtime, var.security_monitor_concurrency,
     var.security_exemption_tag_key, var.trigger_reserved_concurrency, var.writer_reserved_concurrency,
+    var.security_monitor_reserved_concurrency, var.access_log_bucket,
   ]
 }
 

@@ -90,13 +90,27 @@ def test_an_emptied_statement_goes_and_a_lone_one_becomes_a_deny() -> None:
 
 
 def grant(
-    kind: str, sid: str, action: str, principals: tuple[str, ...], condition: dict | None = None
+    kind: str,
+    sid: str,
+    action: str,
+    principals: tuple[str, ...],
+    condition: dict | None = None,
+    resources: tuple[str, ...] = ("*",),
 ) -> Grant:
-    return Grant(kind, "holder", "p", 0, sid, action, principals, json.dumps(condition or {}), "a", "x.tf:1")
+    return Grant(
+        kind, "holder", "p", 0, sid, action, principals, json.dumps(condition or {}), "a", "x.tf:1", resources
+    )
 
 
-VIA_DYNAMODB = {"StringEquals": {"kms:ViaService": "dynamodb.eu-central-1.amazonaws.com"}}
-WRITER_ROLE = ("arn:aws:iam::0:role/writer-role",)
+ACCOUNT = ("arn:aws:iam::0:root",)
+VIA_DYNAMODB = {
+    "StringEquals": {
+        "kms:ViaService": "dynamodb.eu-central-1.amazonaws.com",
+        "kms:CallerAccount": "000000000000",
+    }
+}
+MONITOR_ROLE = ("arn:aws:iam::0:role/monitor-role",)
+TABLES = ("arn:aws:dynamodb:eu-central-1:000000000000:table/*",)
 
 
 def justified(candidate: Grant, components: set[str]) -> list[iam_proof.Justification]:
@@ -104,83 +118,149 @@ def justified(candidate: Grant, components: set[str]) -> list[iam_proof.Justific
 
 
 def test_a_justification_covers_exactly_the_statement_it_names() -> None:
-    table_key = grant("role-policy", "UseTableKeyThroughDynamoDB", "kms:Encrypt", WRITER_ROLE, VIA_DYNAMODB)
-    (match,) = justified(table_key, {"writer"})
+    reencrypt = grant(
+        "key-policy", "AccountUsesKeyThroughDynamoDB", "kms:ReEncryptFrom", ACCOUNT, VIA_DYNAMODB
+    )
+    (match,) = justified(reencrypt, {"account"})
+    assert match.group == "kms-reencrypt"
     assert match.reference.startswith("https://docs.aws.amazon.com/")
 
-    assert not justified(table_key, {"trigger"}), "the same statement given to another function"
-    assert not justified(table_key, set()), "a role that is no part of the stack"
-    renamed = grant("role-policy", "UseAnyKey", "kms:Encrypt", WRITER_ROLE, VIA_DYNAMODB)
-    assert not justified(renamed, {"writer"}), "a statement no justification names"
-    widened = grant(
-        "role-policy", "UseTableKeyThroughDynamoDB", "kms:ReEncryptFrom", WRITER_ROLE, VIA_DYNAMODB
+    assert not justified(reencrypt, {"writer"}), "the same statement given to a role"
+    assert not justified(reencrypt, set()), "a principal that is no part of the stack"
+    renamed = grant("key-policy", "UseAnyKey", "kms:ReEncryptFrom", ACCOUNT, VIA_DYNAMODB)
+    assert not justified(renamed, {"account"}), "a statement no justification names"
+    widened = grant("key-policy", "AccountUsesKeyThroughDynamoDB", "kms:Decrypt", ACCOUNT, VIA_DYNAMODB)
+    assert not justified(widened, {"account"}), "an action the proof shows (the writer's request)"
+    direct = grant("key-policy", "AccountUsesKeyThroughDynamoDB", "kms:ReEncryptFrom", ACCOUNT)
+    assert not justified(direct, {"account"}), "the key used directly, not through DynamoDB"
+    no_caller = grant(
+        "key-policy",
+        "AccountUsesKeyThroughDynamoDB",
+        "kms:ReEncryptFrom",
+        ACCOUNT,
+        {"StringEquals": {"kms:ViaService": "dynamodb.eu-central-1.amazonaws.com"}},
     )
-    assert not justified(widened, {"writer"}), "an action added to a justified statement"
-    unconditioned = grant("role-policy", "UseTableKeyThroughDynamoDB", "kms:Encrypt", WRITER_ROLE)
-    assert not justified(unconditioned, {"writer"}), "the key used directly, not through DynamoDB"
+    assert not justified(no_caller, {"account"}), "a condition taken off the statement"
+
+
+def test_a_justification_matches_the_resources_of_the_statement() -> None:
+    tags = grant(
+        "role-policy", "DescribeTablesAndTags", "dynamodb:ListTagsOfResource", MONITOR_ROLE, resources=TABLES
+    )
+    (match,) = justified(tags, {"monitor"})
+    assert match.group == "ministack-wrong-resource"
+    everything = grant("role-policy", "DescribeTablesAndTags", "dynamodb:ListTagsOfResource", MONITOR_ROLE)
+    assert not justified(everything, {"monitor"}), "the statement widened to every resource"
+    buckets = grant(
+        "role-policy",
+        "DescribeTablesAndTags",
+        "dynamodb:ListTagsOfResource",
+        MONITOR_ROLE,
+        resources=(*TABLES, "arn:aws:s3:::*"),
+    )
+    assert not justified(buckets, {"monitor"}), "one resource outside the pattern"
+    operator = ("arn:aws:iam::0:user/iam-proof-reconcile-operator-policy-json",)
+    dlq = ("arn:aws:sqs:eu-central-1:000000000000:file-ingestion-dev-uploads-dlq",)
+    start = grant(
+        "operator-policy", "RedriveDeadLetterQueue", "sqs:StartMessageMoveTask", operator, resources=dlq
+    )
+    assert justified(start, {"operator"}), "MiniStack has no message move task"
+    any_queue = grant("operator-policy", "RedriveDeadLetterQueue", "sqs:StartMessageMoveTask", operator)
+    assert not justified(any_queue, {"operator"}), "the move task allowed on every queue"
+    receive = grant(
+        "operator-policy", "RedriveDeadLetterQueue", "sqs:ReceiveMessage", operator, resources=dlq
+    )
+    assert not justified(receive, {"operator"}), "the dead_letter_redrive scenario shows it"
 
 
 def test_resource_policy_justifications_need_the_named_principal() -> None:
-    alarms = grant("topic-policy", "CloudWatchAlarmsPublish", "sns:Publish", ("cloudwatch.amazonaws.com",))
-    assert justified(alarms, set())
-    anyone = grant("topic-policy", "CloudWatchAlarmsPublish", "sns:Publish", ("*",))
-    assert not justified(anyone, set()), "the statement opened to everybody"
-    s3_encrypt = grant(
+    logs_context = {
+        "ArnLike": {"kms:EncryptionContext:aws:logs:arn": ["arn:aws:logs:eu-central-1:0:log-group:/x"]}
+    }
+    logs = grant(
         "key-policy",
-        "AccountUsesKeyThroughS3",
-        "kms:Encrypt",
-        ("arn:aws:iam::0:root",),
-        {"StringEquals": {"kms:ViaService": "s3.eu-central-1.amazonaws.com"}},
+        "CloudWatchLogsUsesKeyForThisStacksLogGroups",
+        "kms:ReEncryptTo",
+        ("logs.eu-central-1.amazonaws.com",),
+        logs_context,
     )
-    assert not justified(s3_encrypt, {"account"}), "S3 documents only GenerateDataKey and Decrypt"
-    alias = grant("key-policy", "AccountAdministersKey", "kms:CreateAlias", ("arn:aws:iam::0:root",))
+    assert justified(logs, set())
+    anyone = grant(
+        "key-policy", "CloudWatchLogsUsesKeyForThisStacksLogGroups", "kms:ReEncryptTo", ("*",), logs_context
+    )
+    assert not justified(anyone, set()), "the statement opened to everybody"
+    any_group = grant(
+        "key-policy",
+        "CloudWatchLogsUsesKeyForThisStacksLogGroups",
+        "kms:ReEncryptTo",
+        ("logs.eu-central-1.amazonaws.com",),
+    )
+    assert not justified(any_group, set()), "the key for every log group"
+    alias = grant("key-policy", "AccountAdministersKey", "kms:CreateAlias", ACCOUNT)
     assert justified(alias, {"account"})
     assert not justified(alias, set()), "administration by a principal that is not the stack's account"
-    import_key = grant(
-        "key-policy", "AccountAdministersKey", "kms:GetParametersForImport", ("arn:aws:iam::0:root",)
-    )
+    import_key = grant("key-policy", "AccountAdministersKey", "kms:GetParametersForImport", ACCOUNT)
     assert not justified(import_key, {"account"})
 
 
-def test_the_queue_justifications_cover_the_statements_they_name_only() -> None:
+def test_what_the_proof_now_shows_by_acting_is_justified_no_more() -> None:
+    """Lambda's log writes, the event source mapping's polling, Step Functions' invoke and publish,
+    KMS through a service, trust policies, alarm publishing: devkit/acting.py makes those requests."""
     trigger_role = ("arn:aws:iam::0:role/trigger-role",)
     via_sqs = {"StringEquals": {"kms:ViaService": "sqs.eu-central-1.amazonaws.com"}}
-    consume = grant("role-policy", "ConsumeUploadQueue", "sqs:ReceiveMessage", trigger_role)
-    assert justified(consume, {"trigger"}), "the event source mapping polls with the role"
-    assert not justified(consume, {"writer"}), "the same statement given to another function"
-    widened = grant("role-policy", "ConsumeUploadQueue", "sqs:SendMessage", trigger_role)
-    assert not justified(widened, {"trigger"}), "an action added to the statement"
-    decrypt = grant("role-policy", "DecryptUploadQueueMessages", "kms:Decrypt", trigger_role, via_sqs)
-    assert justified(decrypt, {"trigger"})
-    direct = grant("role-policy", "DecryptUploadQueueMessages", "kms:Decrypt", trigger_role)
-    assert not justified(direct, {"trigger"}), "the key used directly, not through SQS"
-    operator = ("arn:aws:iam::0:user/iam-proof-reconcile-operator-policy-json",)
-    start = grant("operator-policy", "RedriveDeadLetterQueue", "sqs:StartMessageMoveTask", operator)
-    assert justified(start, {"operator"}), "MiniStack has no message move task"
-    receive = grant("operator-policy", "RedriveDeadLetterQueue", "sqs:ReceiveMessage", operator)
-    assert not justified(receive, {"operator"}), "the dead_letter_redrive scenario shows it"
-    send = grant("operator-policy", "SendRedrivenMessagesToUploadQueue", "sqs:SendMessage", operator)
-    assert not justified(send, {"operator"}), "the dead_letter_redrive scenario shows it"
-    s3 = grant(
-        "key-policy", "UploadBucketNotifiesEncryptedQueue", "kms:GenerateDataKey", ("s3.amazonaws.com",)
-    )
-    assert justified(s3, set())
-    anyone = grant("key-policy", "UploadBucketNotifiesEncryptedQueue", "kms:GenerateDataKey", ("*",))
-    assert not justified(anyone, set()), "the statement opened to everybody"
-    bucket_sends = grant(
-        "queue-policy", "UploadBucketSendsNotifications", "sqs:SendMessage", ("s3.amazonaws.com",)
-    )
-    assert not justified(bucket_sends, set()), "MiniStack refuses the delivery: the upload scenario shows it"
+    shown = [
+        (grant("role-policy", "WriteOwnLogs", "logs:PutLogEvents", trigger_role), {"trigger"}),
+        (grant("role-policy", "ConsumeUploadQueue", "sqs:ReceiveMessage", trigger_role), {"trigger"}),
+        (
+            grant("role-policy", "DecryptUploadQueueMessages", "kms:Decrypt", trigger_role, via_sqs),
+            {"trigger"},
+        ),
+        (grant("role-policy", "InvokeWriter", "lambda:InvokeFunction", ("r",)), {"state_machine"}),
+        (grant("trust-policy", "", "sts:AssumeRole", ("lambda.amazonaws.com",)), {"trigger"}),
+        (
+            grant("topic-policy", "CloudWatchAlarmsPublish", "sns:Publish", ("cloudwatch.amazonaws.com",)),
+            set(),
+        ),
+        (
+            grant(
+                "key-policy",
+                "UploadBucketNotifiesEncryptedQueue",
+                "kms:GenerateDataKey",
+                ("s3.amazonaws.com",),
+            ),
+            set(),
+        ),
+    ]
+    for candidate, components in shown:
+        assert not justified(candidate, components), candidate.label()
 
 
-def test_every_justification_says_whose_grant_and_cites_aws() -> None:
+def test_every_justification_names_its_group_says_whose_grant_and_cites_aws() -> None:
     for justification in iam_proof.JUSTIFICATIONS:
         assert justification.reference.startswith("https://docs.aws.amazon.com/"), justification.sids
         assert justification.components or justification.principals
+        group = iam_proof.GROUPS[justification.group]
+        assert group.reference.startswith("https://docs.aws.amazon.com/")
+        assert group.why
+        assert justification.reason == group.why
+    assert {j.group for j in iam_proof.JUSTIFICATIONS} == set(iam_proof.GROUPS), "a group nothing uses"
+    with pytest.raises(ValueError, match="no known group"):
+        iam_proof.Justification(
+            "nonsense",
+            ("role-policy",),
+            ("S",),
+            ("s3:GetObject",),
+            ("*",),
+            (),
+            "https://x",
+            components=("writer",),
+        )
     with pytest.raises(ValueError, match="by pattern"):
-        iam_proof.Justification(("role-policy",), ("S",), ("kms:Get*",), "r", "u", components=("writer",))
+        iam_proof.Justification(
+            "x-ray", ("role-policy",), ("S",), ("kms:Get*",), ("*",), (), "u", components=("writer",)
+        )
     with pytest.raises(ValueError, match="whose grant"):
-        iam_proof.Justification(("role-policy",), ("S",), ("kms:GetKeyPolicy",), "r", "u")
+        iam_proof.Justification("x-ray", ("role-policy",), ("S",), ("kms:GetKeyPolicy",), ("*",), (), "u")
 
 
 def test_the_summary_counts_each_status_and_unproven_is_last_word() -> None:
