@@ -69,7 +69,7 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $@
 
-checkov: $(CHECKOV_STAMP) ## checkov on the Terraform, offline; accepted skips are in .checkov.yaml
+checkov: $(CHECKOV_STAMP) ## checkov on the Terraform, offline; each accepted skip is inline on its resource, with its reason
 	$(CHECKOV_ENV) $(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml
 
 unit: $(STAMP) ## handler unit tests with per-package coverage

@@ -233,7 +233,9 @@ data "aws_iam_policy_document" "security_monitor" {
     effect  = "Allow"
     actions = ["s3:GetBucketTagging", "s3:GetEncryptionConfiguration"]
     # The monitor's job is every bucket of the account, including ones created after deployment;
-    # the tags carry exemptions (var.security_exemption_tag_key).
+    # the tags exempt nothing: they are read only on a non-compliant bucket that
+    # var.security_scan_exemptions does not name, to report a var.security_exemption_tag_key tag
+    # that is not declared there.
     resources = ["arn:${local.partition}:s3:::*"]
   }
 

@@ -1,6 +1,26 @@
 resource "aws_s3_bucket" "uploads" {
+  #checkov:skip=CKV_AWS_18:Access logging is opt-in (access_log_bucket, null by default; aws_s3_bucket_logging.uploads below): AWS supports only SSE-S3 on a log destination bucket, so it is left to the account; CloudTrail data events audit object access.
+  #checkov:skip=CKV_AWS_144:Cross-region replication: uploads are transient inputs that expire (object_expiration_days); their metadata is in DynamoDB with point-in-time recovery.
   bucket        = "${local.name_prefix}-uploads-${local.account_id}-${var.aws_region}"
   force_destroy = var.s3_force_destroy
+}
+
+# S3 server access logs, when access_log_bucket names a destination: an existing bucket of this
+# account and region with SSE-S3 default encryption (AWS supports no SSE-KMS there) whose bucket
+# policy lets logging.s3.amazonaws.com put objects. Off by default: this stack creates no such bucket.
+resource "aws_s3_bucket_logging" "uploads" {
+  count = var.access_log_bucket == null ? 0 : 1
+
+  bucket        = aws_s3_bucket.uploads.id
+  target_bucket = var.access_log_bucket
+  target_prefix = "${aws_s3_bucket.uploads.id}/"
+
+  lifecycle {
+    precondition {
+      condition     = var.access_log_bucket != aws_s3_bucket.uploads.bucket
+      error_message = "access_log_bucket must be another bucket: logging into the upload bucket itself would hand every log object to the pipeline as an upload, and log each delivery again."
+    }
+  }
 }
 
 # ACLs disabled: the bucket owner owns every object, whoever uploads it.

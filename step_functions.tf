@@ -16,6 +16,7 @@ locals {
 }
 
 resource "aws_sfn_state_machine" "ingestion" {
+  #checkov:skip=CKV_AWS_285:Execution data (object keys, inputs, error causes) stays out of the logs unless state_machine_include_execution_data is set; logging at state_machine_log_level (ALL by default) stays on.
   name     = local.state_machine_name
   role_arn = aws_iam_role.step_functions.arn
   type     = var.workflow_type

@@ -60,6 +60,17 @@ variable "lambda_package_dir" {
   default     = "dist"
 }
 
+variable "code_signing_config_arn" {
+  description = "ARN of an existing Lambda code signing configuration (aws_lambda_code_signing_config) applied to the three functions; null (the default) deploys them without one. With an Enforce policy Lambda rejects unsigned code, so lambda_package_dir must then hold the zips as signed by AWS Signer (scripts/package_lambdas.sh builds unsigned ones); a Warn policy deploys unsigned zips and logs a warning."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.code_signing_config_arn == null ? true : can(regex("^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:code-signing-config:csc-[a-z0-9]{17}$", var.code_signing_config_arn))
+    error_message = "code_signing_config_arn must be null or a code signing configuration ARN (arn:<partition>:lambda:<region>:<account>:code-signing-config:csc-<17 characters>)."
+  }
+}
+
 variable "trigger_lambda_timeout" {
   description = "Timeout of the trigger function, in seconds."
   type        = number
@@ -103,6 +114,17 @@ variable "writer_reserved_concurrency" {
   validation {
     condition     = var.writer_reserved_concurrency == null ? true : var.writer_reserved_concurrency >= 1 && floor(var.writer_reserved_concurrency) == var.writer_reserved_concurrency
     error_message = "writer_reserved_concurrency must be null or a whole number of at least 1 (0 would stop the function)."
+  }
+}
+
+variable "security_monitor_reserved_concurrency" {
+  description = "Reserved concurrent executions of the security monitor function; null (the default) leaves it unreserved. It runs once per security_scan_schedule, one invocation at a time, so a reservation only takes from the account's unreserved pool; set 1 to guarantee a scan can start when the account's other functions use all of it (new accounts have a low concurrency quota and cannot reserve any: AWS keeps 100 executions unreserved)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.security_monitor_reserved_concurrency == null ? true : var.security_monitor_reserved_concurrency >= 1 && floor(var.security_monitor_reserved_concurrency) == var.security_monitor_reserved_concurrency
+    error_message = "security_monitor_reserved_concurrency must be null or a whole number of at least 1 (0 would stop the function)."
   }
 }
 
@@ -198,9 +220,9 @@ variable "queue_oldest_message_alarm_seconds" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of every log group, in days. The default suits short-lived dev stacks; in production use at least 365 (or what your audit policy requires), since these logs are the record of every upload and alert."
+  description = "Retention of every log group, in days. The default, 365, keeps a year of the record of every upload and alert (raise it if your audit policy requires more); short-lived dev stacks may set less (the local stacks set 1)."
   type        = number
-  default     = 7
+  default     = 365
 
   validation {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
@@ -274,6 +296,17 @@ variable "s3_force_destroy" {
   description = "Let `terraform destroy` delete the upload bucket even when it holds objects. Keep false outside throwaway environments."
   type        = bool
   default     = false
+}
+
+variable "access_log_bucket" {
+  description = "Name of an existing bucket that receives the upload bucket's S3 server access logs (under the prefix <upload bucket>/); null (the default) turns access logging off. Off by default because it needs that second bucket, which this stack does not create: it must be in the same account and region, grant logging.s3.amazonaws.com s3:PutObject in its bucket policy, and use SSE-S3 (AES256) default encryption: AWS supports only SSE-S3 on a server access log destination bucket (not SSE-KMS), so the logs, which name every uploaded object, cannot be under a customer-managed key like the uploads. The destination must not be the upload bucket itself, and the security monitor reports it (SSE-S3, not KMS) unless it is exempted. Object-level auditing is also available from CloudTrail data events on the bucket."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.access_log_bucket == null ? true : can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.access_log_bucket))
+    error_message = "access_log_bucket must be null or an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)."
+  }
 }
 
 variable "kms_deletion_window_days" {
@@ -365,13 +398,34 @@ variable "security_monitor_concurrency" {
 }
 
 variable "security_exemption_tag_key" {
-  description = "Tag key that exempts a bucket or table from the security scan: a resource tagged with it and a non-empty value (the reason) is reported as exempt, not as non-compliant."
+  description = "Tag key the security monitor looks for on a non-compliant bucket or table that security_scan_exemptions does not name. The tag exempts nothing (anyone allowed to tag a resource could otherwise silence the monitor): the finding stays non-compliant and says \"tagged <key>=<value> but not declared in security_scan_exemptions\"."
   type        = string
   default     = "SecurityScanExemption"
 
   validation {
     condition     = length(var.security_exemption_tag_key) >= 1 && length(var.security_exemption_tag_key) <= 128 && !startswith(lower(var.security_exemption_tag_key), "aws:")
     error_message = "security_exemption_tag_key must be a tag key of 1-128 characters that does not start with \"aws:\"."
+  }
+}
+
+variable "security_scan_exemptions" {
+  description = "The only exemptions from the security scan: bucket or table name -> the reason (e.g. a ticket). A non-compliant resource of that name (a bucket, or a table in any scanned region) is reported as EXEMPTED with this reason instead of NON_COMPLIANT; every scan with an exempted or non-compliant resource sends one alert that lists both. Passed to the monitor as the JSON environment variable SECURITY_SCAN_EXEMPTIONS."
+  type        = map(string)
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition = alltrue([
+      for name, reason in var.security_scan_exemptions :
+      length(name) >= 3 && length(name) <= 255 && trimspace(name) == name && length(trimspace(reason)) >= 1 && length(reason) <= 256
+    ])
+    error_message = "security_scan_exemptions maps a bucket or table name (3-255 characters, no surrounding spaces) to a non-blank reason of at most 256 characters."
+  }
+
+  validation {
+    # Lambda allows 4 KB for all of a function's environment variables: at most 3 KB of UTF-8 JSON here.
+    condition     = length(base64encode(jsonencode(var.security_scan_exemptions))) <= 4096
+    error_message = "security_scan_exemptions is too large: its JSON must fit in 3 KB (Lambda allows 4 KB for all environment variables). Fix the resources instead of exempting so many."
   }
 }
 

@@ -3,7 +3,8 @@
 - :func:`calls_made`: how often ``benchmark.pedantic`` called the measured function.
 - :class:`SimulatedAccount`: buckets and tables behind stand-in clients whose every call sleeps a
   fixed latency (50 ms, about what one call to AWS takes), so a scan's time is dominated by waiting
-  on AWS, as in a Lambda, and not by moto's CPU.
+  on AWS, as in a Lambda, and not by moto's CPU; its exemptions are declared as Terraform's
+  ``security_scan_exemptions`` declares them (the ``SECURITY_SCAN_EXEMPTIONS`` JSON).
 - :func:`timed_scan`, :func:`speedup_summary`, :func:`measure_monitor_speedup`: the security
   monitor's concurrent scan against one-at-a-time (``SCAN_CONCURRENCY=1``). Another harness calls
   ``measure_monitor_speedup()`` and reads ``monitor_concurrent_over_serial`` from its result.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -68,7 +70,12 @@ def _not_found(code: str, operation: str) -> ClientError:
 @dataclass(frozen=True)
 class SimulatedAccount:
     """``buckets`` buckets and ``tables`` tables of which every tenth is not KMS-encrypted, half of
-    those exempted by tag; the other tables use the AWS-managed key (3 in 10) or a customer key."""
+    those exempted (declared in :meth:`security_scan_exemptions`, as Terraform declares them); the
+    other tables use the AWS-managed key (3 in 10) or a customer key.
+
+    Half of the non-exempted ones carry the exemption tag without being declared: a tag exempts
+    nothing, so they must stay non-compliant (and their findings say the tag is not declared).
+    """
 
     buckets: int = 1000
     tables: int = 1000
@@ -88,6 +95,25 @@ class SimulatedAccount:
             return "compliant"
         return "exempted" if index % 20 == 0 else "non_compliant"
 
+    @staticmethod
+    def tagged(index: int) -> bool:
+        """Whether the resource at ``index`` carries the exemption tag (undeclared: it exempts nothing)."""
+        return index % 40 == 10
+
+    def security_scan_exemptions(self) -> dict[str, str]:
+        """The declared exemptions, name -> reason: Terraform's ``security_scan_exemptions``."""
+        buckets = {
+            self.bucket_name(i): "archive, SEC-1" for i in range(self.buckets) if self.kind(i) == "exempted"
+        }
+        tables = {
+            self.table_name(i): "replica, SEC-2" for i in range(self.tables) if self.kind(i) == "exempted"
+        }
+        return buckets | tables
+
+    def environment(self) -> dict[str, str]:
+        """The monitor's environment variable for those exemptions, as Terraform sets it (jsonencode)."""
+        return {"SECURITY_SCAN_EXEMPTIONS": json.dumps(self.security_scan_exemptions())}
+
     def expected(self) -> dict[str, set[str]]:
         """Resource names by kind, as the monitor must report them."""
         names: dict[str, set[str]] = {"compliant": set(), "non_compliant": set(), "exempted": set()}
@@ -96,6 +122,11 @@ class SimulatedAccount:
         for index in range(self.tables):
             names[self.kind(index)].add(self.table_name(index))
         return names
+
+    def tagged_names(self) -> set[str]:
+        """Names of the resources that carry the (undeclared) exemption tag."""
+        buckets = {self.bucket_name(index) for index in range(self.buckets) if self.tagged(index)}
+        return buckets | {self.table_name(index) for index in range(self.tables) if self.tagged(index)}
 
     def clients(self, monitor: ModuleType, log: CallLog) -> Any:
         """The monitor's ``ScanClients``, every call going through ``log``."""
@@ -141,7 +172,7 @@ class SimulatedS3:
 
     def get_bucket_tagging(self, Bucket: str) -> dict[str, Any]:
         self.log.call("GetBucketTagging")
-        if SimulatedAccount.kind(int(Bucket.rsplit("-", 1)[1])) != "exempted":
+        if not SimulatedAccount.tagged(int(Bucket.rsplit("-", 1)[1])):
             raise _not_found("NoSuchTagSet", "GetBucketTagging")
         return {"TagSet": [{"Key": EXEMPTION_TAG, "Value": "archive bucket, SEC-1"}]}
 
@@ -174,7 +205,7 @@ class SimulatedDynamoDB:
 
     def list_tags_of_resource(self, ResourceArn: str, NextToken: str | None = None) -> dict[str, Any]:
         self.log.call("ListTagsOfResource")
-        if SimulatedAccount.kind(int(ResourceArn.rsplit("-", 1)[1])) != "exempted":
+        if not SimulatedAccount.tagged(int(ResourceArn.rsplit("-", 1)[1])):
             return {"Tags": []}
         return {"Tags": [{"Key": EXEMPTION_TAG, "Value": "replica of an on-premises table, SEC-2"}]}
 
@@ -212,9 +243,12 @@ class TimedScan:
 
 def timed_scan(monitor: ModuleType, account: SimulatedAccount, concurrency: int) -> TimedScan:
     """One scan of ``account`` by the monitor's ``run_scan`` with at most ``concurrency`` checks at
-    once (its configuration otherwise unchanged); checks that the report is exactly right."""
+    once and the account's declared exemptions (read from ``SECURITY_SCAN_EXEMPTIONS`` by the
+    monitor's own parser, as at load; its configuration otherwise unchanged); checks that the
+    report is exactly right."""
     log = CallLog(account.latency)
-    config = dataclasses.replace(monitor.CONFIG, scan_concurrency=concurrency)
+    exemptions = monitor.parse_scan_exemptions(account.environment())
+    config = dataclasses.replace(monitor.CONFIG, scan_concurrency=concurrency, exemptions=exemptions)
     start = time.perf_counter()
     report = monitor.run_scan(account.clients(monitor, log), config, monitor.RetryPolicy())
     seconds = time.perf_counter() - start
@@ -234,6 +268,15 @@ def check_report(report: dict[str, Any], account: SimulatedAccount) -> None:
     for kind in ("non_compliant", "exempted"):
         if {finding["name"] for finding in report[kind]} != expected[kind]:
             problems.append(f"the {kind} findings name other resources")
+    declared = account.security_scan_exemptions()
+    if any(finding["exemption"] != declared.get(finding["name"]) for finding in report["exempted"]):
+        problems.append("an exempted finding does not give its declared reason")
+    undeclared = "not declared in security_scan_exemptions"  # a tag alone exempts nothing
+    noted = {finding["name"] for finding in report["non_compliant"] if undeclared in finding["reason"]}
+    if noted != account.tagged_names():
+        problems.append(
+            f"{len(noted)} findings report an undeclared exemption tag, expected {len(account.tagged_names())}"
+        )
     if report["errors"] or report["alert_sent"] is not True:
         problems.append(f"errors {report['errors'][:3]}, alert_sent {report['alert_sent']}")
     if problems:
@@ -255,9 +298,10 @@ def speedup_summary(serial: TimedScan, concurrent: TimedScan, account: Simulated
 
 
 @contextlib.contextmanager
-def loaded_monitor() -> Iterator[ModuleType]:
+def loaded_monitor(account: SimulatedAccount) -> Iterator[ModuleType]:
     """The monitor's ``index`` loaded as the unit tests and benchmarks load it (fake credentials,
-    its own environment, only what its zip holds), its log lines kept off the terminal."""
+    its own environment with ``account``'s declared exemptions, only what its zip holds), its log
+    lines kept off the terminal."""
     with pytest.MonkeyPatch.context() as monkeypatch, contextlib.redirect_stdout(io.StringIO()):
         use_fake_credentials(monkeypatch, SIMULATED_REGION)
         loader = FunctionLoader(monkeypatch, service_prefix="bench", metrics_namespace="Benchmarks")
@@ -266,6 +310,7 @@ def loaded_monitor() -> Iterator[ModuleType]:
                 "lambda_security_monitor",
                 ALERT_TOPIC_ARN=f"arn:aws:sns:{SIMULATED_REGION}:{SIMULATED_ACCOUNT_ID}:alerts",
                 SCAN_REGIONS=SIMULATED_REGION,
+                **account.environment(),
             )
         finally:
             loader.close()
@@ -287,12 +332,12 @@ def measure_monitor_speedup(
     ``concurrency`` defaults to the monitor's configured ``SCAN_CONCURRENCY`` (16). With the
     defaults the serial scan takes about 2 minutes.
     """
+    account = SimulatedAccount(buckets=buckets, tables=tables, latency=latency)
     if monitor is None:
-        with loaded_monitor() as loaded:
+        with loaded_monitor(account) as loaded:
             return measure_monitor_speedup(
                 loaded, buckets=buckets, tables=tables, latency=latency, concurrency=concurrency
             )
-    account = SimulatedAccount(buckets=buckets, tables=tables, latency=latency)
     serial = timed_scan(monitor, account, 1)
     concurrent = timed_scan(monitor, account, concurrency or monitor.CONFIG.scan_concurrency)
     return speedup_summary(serial, concurrent, account)

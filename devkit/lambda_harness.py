@@ -59,12 +59,14 @@ load, so that no load depends on another's import (every folder's handler is mod
 
 CONTRACT_ENV_VARS: Final = (
     "STATE_MACHINE_ARN",
+    "WORKFLOW_TYPE",
     "ALERT_TOPIC_ARN",
     "UPLOAD_BUCKET",
     "TABLE_NAME",
     "SCAN_REGIONS",
     "SCAN_CONCURRENCY",
     "EXEMPTION_TAG_KEY",
+    "SECURITY_SCAN_EXEMPTIONS",
     "DEADLINE_MARGIN_MS",
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",

@@ -47,6 +47,7 @@ MAX_RETRIES = 2
 LOCAL_VARIABLES = {
     "s3_force_destroy": True,  # demo stacks are destroyed with their uploads
     "kms_deletion_window_days": 7,
+    "log_retention_days": 1,  # the default keeps a year (checkov CKV_AWS_338); a demo stack needs a day
     "retry_interval_seconds": 1,  # the emulator sleeps for real between retries
     "dynamodb_deletion_protection": False,  # `make down` and the tests' teardown destroy the table
     # A failed start comes back after the visibility timeout (6 x 5 + 1 = 31 s) and a message moves

@@ -1,12 +1,18 @@
 """Security Monitor Lambda: daily check that every S3 bucket and DynamoDB table is encrypted with KMS.
 
 parse -> validate -> act -> report:
-the configuration (alert topic, regions, exemption tag, concurrency) is read once at load; every
-bucket of the account and every table of each configured region is classified COMPLIANT /
-NON_COMPLIANT / EXEMPTED / ERROR by a bounded pool of threads (an error on one resource never stops
-the scan; throttled calls are retried with backoff); each finding is logged as one JSON line; the
-returned report holds counts and the findings that need attention, never the compliant ones; one
-SNS summary is sent when anything is non-compliant or errored.
+the configuration (alert topic, regions, declared exemptions, exemption tag, concurrency) is read
+once at load; every bucket of the account and every table of each configured region is classified
+COMPLIANT / NON_COMPLIANT / EXEMPTED / ERROR by a bounded pool of threads (an error on one resource
+never stops the scan; throttled calls are retried with backoff); each finding is logged as one JSON
+line; the returned report holds counts and the findings that need attention, never the compliant
+ones; one SNS summary is sent whenever there is any finding, exempted ones included.
+
+Exemptions are declared in Terraform (``security_scan_exemptions``, passed as the JSON object
+``SECURITY_SCAN_EXEMPTIONS``: bucket or table name -> reason), where changing them takes a reviewed
+apply. A resource's tags exempt nothing: anyone allowed to tag a bucket or table could otherwise
+silence the monitor. The exemption tag (``EXEMPTION_TAG_KEY``) is still read on non-compliant
+resources that are not declared, so that such a finding says the tag is there and not declared.
 
 Since 2023 every new bucket has SSE-S3 and every table an AWS-owned key, so "is it encrypted" is
 always yes; the meaningful question is "is it KMS, and with which key". The scan only reads: the
@@ -17,6 +23,7 @@ AWS-managed DynamoDB key is found through kms:ListAliases, because kms:DescribeK
 from __future__ import annotations
 
 import functools
+import json
 import os
 import random
 import threading
@@ -24,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final, Literal, TypedDict, TypeVar
 
 import boto3
@@ -58,6 +66,8 @@ TABLE_PAGE_SIZE: Final = 100
 ALIAS_PAGE_SIZE: Final = 100
 
 DEFAULT_EXEMPTION_TAG_KEY: Final = "SecurityScanExemption"
+EXEMPTIONS_VARIABLE: Final = "security_scan_exemptions"
+"""The Terraform variable that declares exemptions, as findings name it."""
 MAX_TAG_KEY_CHARS: Final = 128
 DEFAULT_SCAN_CONCURRENCY: Final = 16
 MAX_SCAN_CONCURRENCY: Final = 64
@@ -130,7 +140,7 @@ class Finding(TypedDict):
     kms_key: str | None
     bucket_key_enabled: bool | None
     exemption: str | None
-    """For EXEMPTED: the exemption tag's value, the reason the owner stated; else None."""
+    """For EXEMPTED: the reason declared in ``security_scan_exemptions``; else None."""
 
 
 class ScanCounts(TypedDict):
@@ -160,6 +170,8 @@ class MonitorConfig:
     scan_regions: tuple[str, ...]
     exemption_tag_key: str = DEFAULT_EXEMPTION_TAG_KEY
     scan_concurrency: int = DEFAULT_SCAN_CONCURRENCY
+    exemptions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Declared exemptions: bucket or table name -> reason (``security_scan_exemptions``)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> MonitorConfig:
@@ -171,7 +183,12 @@ class MonitorConfig:
             scan_regions=parse_regions(environ),
             exemption_tag_key=parse_exemption_tag_key(environ),
             scan_concurrency=parse_scan_concurrency(environ),
+            exemptions=parse_scan_exemptions(environ),
         )
+
+    @property
+    def exemption_rules(self) -> ExemptionRules:
+        return ExemptionRules(declared=self.exemptions, tag_key=self.exemption_tag_key)
 
 
 def parse_regions(environ: Mapping[str, str]) -> tuple[str, ...]:
@@ -199,11 +216,37 @@ def parse_scan_concurrency(environ: Mapping[str, str]) -> int:
 
 
 def parse_exemption_tag_key(environ: Mapping[str, str]) -> str:
-    """EXEMPTION_TAG_KEY: the tag that exempts a resource; SecurityScanExemption when unset or empty."""
+    """EXEMPTION_TAG_KEY: the tag reported on undeclared resources (it exempts nothing);
+    SecurityScanExemption when unset or empty."""
     key = environ.get("EXEMPTION_TAG_KEY", "").strip() or DEFAULT_EXEMPTION_TAG_KEY
     if len(key) > MAX_TAG_KEY_CHARS:
         raise ConfigurationError(f"EXEMPTION_TAG_KEY is {len(key)} characters; a tag key has at most 128")
     return key
+
+
+def parse_scan_exemptions(environ: Mapping[str, str]) -> Mapping[str, str]:
+    """SECURITY_SCAN_EXEMPTIONS: a JSON object, bucket or table name -> the reason it is exempted;
+    none when unset or empty. Anything else (not JSON, not an object, an empty name, a reason that
+    is not a string or is blank) is a :class:`ConfigurationError`: a typo must not exempt or hide."""
+    text = environ.get("SECURITY_SCAN_EXEMPTIONS", "").strip()
+    if not text:
+        return MappingProxyType({})
+    try:
+        declared = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigurationError(f"SECURITY_SCAN_EXEMPTIONS is not valid JSON: {err}") from err
+    if not isinstance(declared, dict):
+        raise ConfigurationError(
+            f"SECURITY_SCAN_EXEMPTIONS must be a JSON object of name -> reason, got {type(declared).__name__}"
+        )
+    for name, reason in declared.items():
+        if not name.strip():
+            raise ConfigurationError("SECURITY_SCAN_EXEMPTIONS has an empty resource name")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigurationError(
+                f"SECURITY_SCAN_EXEMPTIONS: the reason for {name!r} must be a non-empty string, got {reason!r}"
+            )
+    return MappingProxyType(dict(declared))
 
 
 # --- AWS calls: throttling retried with backoff -------------------------------------------------
@@ -291,24 +334,50 @@ def _finding(
 # --- exemptions ----------------------------------------------------------------------------------
 
 
-def apply_exemption(finding: Finding, read_tags: Callable[[], Mapping[str, str]], tag_key: str) -> Finding:
-    """A NON_COMPLIANT finding, EXEMPTED when the resource's ``tag_key`` tag states a reason.
+@dataclass(frozen=True)
+class ExemptionRules:
+    """What exempts a non-compliant resource: being named in ``declared`` (and nothing else).
 
-    An empty (or blank) value exempts nothing, and a tag lookup that fails leaves the finding
-    non-compliant; either way the reason says so.
+    A name exempts every bucket and every table of that name (in every scanned region).
+    ``tag_key`` is only read to report a resource that carries it without being declared.
     """
+
+    declared: Mapping[str, str]
+    tag_key: str = DEFAULT_EXEMPTION_TAG_KEY
+
+    def reason_for(self, name: str) -> str | None:
+        return self.declared.get(name)
+
+
+def _with_note(finding: Finding, note: str) -> Finding:
+    return Finding(**{**finding, "reason": f"{finding['reason']}; {note}"})
+
+
+def undeclared_tag_note(tag_key: str, value: str) -> str:
+    """What a non-compliant finding says about an exemption tag that is not backed by a declaration
+    (the value is quoted and escaped: whoever tagged the resource chose it)."""
+    return f"tagged {tag_key}={display_text(value)} but not declared in {EXEMPTIONS_VARIABLE}"
+
+
+def apply_exemption(
+    finding: Finding, rules: ExemptionRules, read_tags: Callable[[], Mapping[str, str]]
+) -> Finding:
+    """A NON_COMPLIANT finding, EXEMPTED (with the declared reason) when its name is declared.
+
+    Otherwise it stays NON_COMPLIANT; its tags are read only to say so when it carries the
+    exemption tag (which exempts nothing), or that they could not be read.
+    """
+    declared_reason = rules.reason_for(finding["name"])
+    if declared_reason is not None:
+        return Finding(**{**finding, "status": "EXEMPTED", "exemption": declared_reason})
     try:
         tags = read_tags()
     except AwsCallError as err:
-        note = f"exemption tag {tag_key} could not be read: {err.describe()}"
-        return Finding(**{**finding, "reason": f"{finding['reason']}; {note}"})
-    value = tags.get(tag_key)
+        return _with_note(finding, f"exemption tag {rules.tag_key} could not be read: {err.describe()}")
+    value = tags.get(rules.tag_key)
     if value is None:
         return finding
-    if not value.strip():
-        note = f"tag {tag_key} is empty, which exempts nothing (its value must state the reason)"
-        return Finding(**{**finding, "reason": f"{finding['reason']}; {note}"})
-    return Finding(**{**finding, "status": "EXEMPTED", "exemption": value})
+    return _with_note(finding, undeclared_tag_note(rules.tag_key, value))
 
 
 def bucket_tags(s3: BaseClient, name: str, retry: RetryPolicy) -> dict[str, str]:
@@ -366,7 +435,9 @@ def classify_bucket_encryption(name: str, region: str | None, configuration: Map
     return _finding("s3_bucket", name, region, "NON_COMPLIANT", "no default encryption")
 
 
-def check_bucket(s3: BaseClient, name: str, region: str | None, tag_key: str, retry: RetryPolicy) -> Finding:
+def check_bucket(
+    s3: BaseClient, name: str, region: str | None, rules: ExemptionRules, retry: RetryPolicy
+) -> Finding:
     try:
         response = aws_call(
             "GetBucketEncryption", functools.partial(s3.get_bucket_encryption, Bucket=name), retry
@@ -381,7 +452,7 @@ def check_bucket(s3: BaseClient, name: str, region: str | None, tag_key: str, re
         )
     if finding["status"] != "NON_COMPLIANT":
         return finding
-    return apply_exemption(finding, functools.partial(bucket_tags, s3, name, retry), tag_key)
+    return apply_exemption(finding, rules, functools.partial(bucket_tags, s3, name, retry))
 
 
 def list_buckets(s3: BaseClient, retry: RetryPolicy) -> Iterator[tuple[str, str | None]]:
@@ -486,7 +557,7 @@ def check_table(
     clients: RegionClients,
     name: str,
     managed_key: Callable[[], ManagedKeyLookup],
-    tag_key: str,
+    rules: ExemptionRules,
     retry: RetryPolicy,
 ) -> Finding:
     try:
@@ -499,7 +570,7 @@ def check_table(
     if finding["status"] != "NON_COMPLIANT":
         return finding
     read_tags = functools.partial(table_tags, clients.dynamodb, table["TableArn"], retry)
-    return apply_exemption(finding, read_tags, tag_key)
+    return apply_exemption(finding, rules, read_tags)
 
 
 def list_tables(dynamodb: BaseClient, retry: RetryPolicy) -> Iterator[str]:
@@ -540,7 +611,13 @@ class ScanTally:
 
     @property
     def needs_alert(self) -> bool:
-        return bool(self.non_compliant or self.errors)
+        """Any finding at all: an exemption is reported too, so that none goes unseen."""
+        return bool(self.non_compliant or self.errors or self.exempted)
+
+    def unused_exemptions(self, declared: Mapping[str, str]) -> list[str]:
+        """Declared names that exempted nothing in this scan (compliant, errored or absent)."""
+        used = {finding["name"] for finding in self.exempted}
+        return sorted(set(declared) - used)
 
 
 def submit_bucket_checks(
@@ -551,7 +628,7 @@ def submit_bucket_checks(
     try:
         for name, region in list_buckets(s3, retry):
             tally.scanned_buckets += 1
-            futures.append(pool.submit(check_bucket, s3, name, region, config.exemption_tag_key, retry))
+            futures.append(pool.submit(check_bucket, s3, name, region, config.exemption_rules, retry))
     except AwsCallError as err:
         tally.add(_finding("s3_bucket", ALL_RESOURCES, None, "ERROR", err.describe()))
     return futures
@@ -572,7 +649,7 @@ def submit_table_checks(
         for name in list_tables(clients.dynamodb, retry):
             tally.scanned_tables += 1
             futures.append(
-                pool.submit(check_table, clients, name, managed_key, config.exemption_tag_key, retry)
+                pool.submit(check_table, clients, name, managed_key, config.exemption_rules, retry)
             )
     except AwsCallError as err:
         tally.add(_finding("dynamodb_table", ALL_RESOURCES, clients.region, "ERROR", err.describe()))
@@ -637,7 +714,7 @@ def format_finding(finding: Finding) -> str:
     resource = f"{finding['resource_type']} {display_name(finding['name'])} ({region})"
     line = f"- [{finding['status']}] {resource}: {finding['reason']}"
     if finding["exemption"] is not None:
-        line += f"; exempted: {display_text(finding['exemption'])}"
+        line += f"; exempted by {EXEMPTIONS_VARIABLE}: {display_text(finding['exemption'])}"
     return line + "\n"
 
 
@@ -645,10 +722,13 @@ def build_alert(
     tally: ScanTally, regions: tuple[str, ...], max_bytes: int = MAX_ALERT_BYTES
 ) -> tuple[str, str]:
     """Subject and plain-text body of the summary alert: problems first, then the exemptions."""
-    counts = f"{len(tally.non_compliant)} non-compliant, {len(tally.errors)} error(s)"
+    counts = (
+        f"{len(tally.non_compliant)} non-compliant, {len(tally.errors)} error(s), "
+        f"{len(tally.exempted)} exempted"
+    )
     subject = f"Security monitor: {counts}"[:MAX_SUBJECT_CHARS]
     header = (
-        f"Encryption scan found {counts}, {len(tally.exempted)} exempted.\n"
+        f"Encryption scan found {counts}.\n"
         f"Scanned {tally.scanned_buckets} S3 bucket(s) and {tally.scanned_tables} DynamoDB "
         f"table(s) in {', '.join(regions)}. Every bucket and table must use KMS encryption.\n\n"
     )
@@ -678,6 +758,12 @@ def record_metrics(counts: ScanCounts) -> None:
 
 def run_scan(clients: ScanClients, config: MonitorConfig, retry: RetryPolicy) -> ScanReport:
     tally = scan(clients, config, retry)
+    unused = tally.unused_exemptions(config.exemptions)
+    if unused:
+        logger.warning(
+            "Declared exemptions matched no non-compliant resource (compliant, errored or absent)",
+            extra={"unused_exemptions": unused},
+        )
     report = build_report(tally)
     if tally.needs_alert:
         publish_alert(clients.sns, config.alert_topic_arn, tally, config.scan_regions)

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 
 from devkit.backends import Backend
 from devkit.pipeline import Alert, Pipeline, TimedOut, wait_for
-from tests.e2e.conftest import Deployment, differs_on_ministack
+from tests.e2e.conftest import SCAN_EXEMPTIONS, Deployment, differs_on_ministack
 
 pytestmark = pytest.mark.e2e
 
@@ -369,50 +369,53 @@ def test_a_redelivered_queue_message_writes_nothing_new(pipeline: Pipeline) -> N
 class Scan:
     bucket: str
     table: str
-    exempt_bucket: str
-    exempt_table: str
+    tagged_bucket: str
     report: dict[str, Any]
     alerts: list[Alert]
 
 
+EXEMPT_BUCKET, EXEMPT_TABLE = SCAN_EXEMPTIONS  # declared by every e2e stack (conftest)
+
+
 @pytest.fixture(scope="module")
 def scan(deployed: Deployment) -> Scan:
-    """A bucket without default encryption, a table on the AWS-owned key, and one exempted of each."""
+    """A bucket without default encryption and a table on the AWS-owned key; one of each declared
+    exempt in security_scan_exemptions; and a bucket carrying only the exemption tag."""
     pipeline = deployed.pipeline
     deployed.backend.settle()
     pipeline.alerts(wait_seconds=0)
     s3, dynamodb = pipeline.client("s3"), pipeline.client("dynamodb")
-    bucket, table, exempt = unique("plain-bucket"), unique("default-key-table"), unique("exempt-bucket")
-    exempt_table = unique("exempt-table")
-    for name in (bucket, exempt):
+    bucket, table, tagged = unique("plain-bucket"), unique("default-key-table"), unique("tagged-bucket")
+    for name in (bucket, EXEMPT_BUCKET, tagged):
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": pipeline.region})
     s3.put_bucket_tagging(
-        Bucket=exempt, Tagging={"TagSet": [{"Key": EXEMPTION_TAG, "Value": "public test fixtures"}]}
+        Bucket=tagged, Tagging={"TagSet": [{"Key": EXEMPTION_TAG, "Value": "public test fixtures"}]}
     )
-    for name, tags in ((table, []), (exempt_table, [{"Key": EXEMPTION_TAG, "Value": "scratch table"}])):
+    for name in (table, EXEMPT_TABLE):
         dynamodb.create_table(
             TableName=name,
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             BillingMode="PAY_PER_REQUEST",
-            Tags=tags,
         )
     try:
         report = pipeline.invoke_monitor()
         alerts = pipeline.wait_for_alerts(lambda a: bucket in a.message)
     finally:
-        for name in (bucket, exempt):
+        for name in (bucket, EXEMPT_BUCKET, tagged):
             s3.delete_bucket(Bucket=name)
-        for name in (table, exempt_table):
+        for name in (table, EXEMPT_TABLE):
             dynamodb.delete_table(TableName=name)
-    return Scan(bucket, table, exempt, exempt_table, report, [a for a in alerts if bucket in a.message])
+    return Scan(bucket, table, tagged, report, [a for a in alerts if bucket in a.message])
 
 
 def test_the_monitor_reports_exactly_the_resources_without_kms(scan: Scan, pipeline: Pipeline) -> None:
     flagged = {(f["resource_type"], f["name"]) for f in scan.report["non_compliant"]}
-    # The exempted table is this test's business only where its tags can be read (see below).
-    flagged.discard(("dynamodb_table", scan.exempt_table))
-    assert flagged == {("s3_bucket", scan.bucket), ("dynamodb_table", scan.table)}
+    assert flagged == {
+        ("s3_bucket", scan.bucket),
+        ("s3_bucket", scan.tagged_bucket),
+        ("dynamodb_table", scan.table),
+    }
     assert scan.report["errors"] == []
     listed = {f["name"] for kind in ("non_compliant", "exempted", "errors") for f in scan.report[kind]}
     assert pipeline.outputs["s3_bucket_name"] not in listed  # the stack's own bucket: KMS, compliant
@@ -423,23 +426,27 @@ def test_the_monitor_reports_exactly_the_resources_without_kms(scan: Scan, pipel
     assert scan.table in scan.alerts[0].message
 
 
-def test_a_bucket_tagged_with_a_reason_is_exempted_not_flagged(scan: Scan) -> None:
-    exempted = {f["name"]: f for f in scan.report["exempted"]}
-    assert exempted[scan.exempt_bucket]["exemption"] == "public test fixtures"
-    assert scan.exempt_bucket not in {f["name"] for f in scan.report["non_compliant"]}
-
-
-def test_a_table_tagged_with_a_reason_is_exempted_not_flagged(
-    scan: Scan, request: pytest.FixtureRequest
-) -> None:
-    differs_on_ministack(
-        request,
-        "dynamodb:ListTagsOfResource is authorized against '*' instead of the table ARN it names, so "
-        "the monitor's role, allowed it on table/*, is denied and cannot read the exemption tag",
+def test_an_exemption_tag_alone_exempts_nothing_and_the_finding_says_so(scan: Scan) -> None:
+    flagged = {f["name"]: f for f in scan.report["non_compliant"]}
+    assert flagged[scan.tagged_bucket]["reason"].endswith(
+        f'; tagged {EXEMPTION_TAG}="public test fixtures" but not declared in security_scan_exemptions'
     )
-    exempted = {f["name"]: f for f in scan.report["exempted"]}
-    assert exempted[scan.exempt_table]["exemption"] == "scratch table"
+    assert flagged[scan.tagged_bucket]["exemption"] is None
+    assert scan.tagged_bucket not in {f["name"] for f in scan.report["exempted"]}
+
+
+def test_declared_resources_are_exempted_with_the_declared_reason_and_alerted(scan: Scan) -> None:
+    exempted = {(f["resource_type"], f["name"]): f["exemption"] for f in scan.report["exempted"]}
+    assert exempted == {
+        ("s3_bucket", EXEMPT_BUCKET): SCAN_EXEMPTIONS[EXEMPT_BUCKET],
+        ("dynamodb_table", EXEMPT_TABLE): SCAN_EXEMPTIONS[EXEMPT_TABLE],
+    }
     assert scan.report["counts"]["exempted"] == 2
+    [alert] = scan.alerts
+    assert alert.subject == "Security monitor: 3 non-compliant, 0 error(s), 2 exempted"
+    for name, reason in SCAN_EXEMPTIONS.items():
+        assert f"{name} " in alert.message
+        assert f'exempted by security_scan_exemptions: "{reason}"' in alert.message
 
 
 def test_the_schedule_rule_runs_the_monitor_which_alerts(
@@ -456,7 +463,7 @@ def test_the_schedule_rule_runs_the_monitor_which_alerts(
         pipeline.client("s3").delete_bucket(Bucket=bucket)
 
     assert [a.subject for a in alerts if bucket in a.message] == [
-        "Security monitor: 1 non-compliant, 0 error(s)"
+        "Security monitor: 1 non-compliant, 0 error(s), 0 exempted"
     ]
 
 

@@ -6,11 +6,14 @@ import builtins
 from collections.abc import Iterator
 from pathlib import Path
 
+import hcl2
 import pytest
 
 from devkit.lambda_harness import (
     COMMON_DIR,
+    CONTRACT_ENV_VARS,
     LAMBDA_REQUIREMENTS,
+    REPO_ROOT,
     FakeLambdaContext,
     FunctionLoader,
     ZipImportGuard,
@@ -111,6 +114,41 @@ def test_the_guard_is_gone_after_the_test(functions_root: Path) -> None:
         loader.close()
 
     assert builtins.__import__ is original
+
+
+def terraform_environment_variables() -> set[str]:
+    """The name of every environment variable Terraform gives a function (``aws_lambda_function``)."""
+    names: set[str] = set()
+    for path in REPO_ROOT.glob("*.tf"):
+        for resource in hcl2.loads(path.read_text()).get("resource", []):
+            for type_name, blocks in resource.items():
+                if type_name.strip('"') != "aws_lambda_function":
+                    continue
+                for function in blocks.values():
+                    for environment in function.get("environment", []):
+                        names |= set(environment["variables"])
+    return names
+
+
+def test_the_loader_clears_every_variable_terraform_sets() -> None:
+    names = terraform_environment_variables()
+
+    assert {"SECURITY_SCAN_EXEMPTIONS", "WORKFLOW_TYPE", "TABLE_NAME"} <= names  # the parse found them
+    assert names <= set(CONTRACT_ENV_VARS)
+
+
+def test_a_contract_variable_of_the_process_does_not_reach_a_function(
+    loader: FunctionLoader, functions_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECURITY_SCAN_EXEMPTIONS", '{"left-over": "from the shell"}')
+    monkeypatch.setenv("WORKFLOW_TYPE", "EXPRESS")
+    folder = write_function(
+        functions_root,
+        "import os\nSEEN = {n: os.environ.get(n) for n in ('SECURITY_SCAN_EXEMPTIONS', 'WORKFLOW_TYPE')}\n",
+    )
+
+    assert loader.load(folder).SEEN == {"SECURITY_SCAN_EXEMPTIONS": None, "WORKFLOW_TYPE": None}
+    assert loader.load(folder, WORKFLOW_TYPE="STANDARD").SEEN["WORKFLOW_TYPE"] == "STANDARD"
 
 
 def test_the_allowed_libraries_are_the_bundled_ones_and_the_runtime_boto3() -> None:

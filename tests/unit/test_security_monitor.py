@@ -885,19 +885,33 @@ def test_backoff_grows_exponentially_up_to_its_cap(monitor_functions: ModuleType
 # --- exemptions --------------------------------------------------------------------------------
 
 
-def test_a_tag_with_a_reason_exempts_a_non_compliant_resource(
-    monitor: ModuleType,
+def declared(**reasons: str) -> str:
+    """SECURITY_SCAN_EXEMPTIONS as Terraform writes it: jsonencode(var.security_scan_exemptions)."""
+    return json.dumps(reasons)
+
+
+def test_a_declared_exemption_exempts_with_the_declared_reason_whatever_the_tags(
+    load_monitor: Callable[..., ModuleType],
     lambda_context: FakeLambdaContext,
-    alert_topic: SubscribedTopic,
     read_metrics: Callable[[], dict[str, float]],
 ) -> None:
+    # Given a non-compliant bucket and table named in security_scan_exemptions; the bucket also
+    # carries an exemption tag with a reason of its own, the table none
     create_bucket(
-        "legacy-bucket", kms_rule("AES256"), tags={EXEMPTION_TAG: "vendor-managed, SEC-123", "team": "x"}
+        "legacy-bucket", kms_rule("AES256"), tags={EXEMPTION_TAG: "self-declared, SEC-999", "team": "x"}
     )
-    create_table("legacy-table", tags={EXEMPTION_TAG: "replicated from on-prem, SEC-124"})
+    create_table("legacy-table")
+    monitor = load_monitor(
+        SECURITY_SCAN_EXEMPTIONS=declared(
+            **{"legacy-bucket": "vendor-managed, SEC-123", "legacy-table": "replicated from on-prem, SEC-124"}
+        )
+    )
+    bucket_lookups = calls_to(monitor.CLIENTS.s3, "GetBucketTagging")
+    table_lookups = calls_to(monitor.CLIENTS.regions[0].dynamodb, "ListTagsOfResource")
 
     report = monitor.lambda_handler({}, lambda_context)
 
+    # Then both are exempted with the reason Terraform declared; tags are neither needed nor read
     assert report["exempted"] == [
         {
             "resource_type": "dynamodb_table",
@@ -921,9 +935,8 @@ def test_a_tag_with_a_reason_exempts_a_non_compliant_resource(
         },
     ]
     assert report["non_compliant"] == report["errors"] == []
-    # Exemptions alone do not alert
-    assert report["alert_sent"] is False
-    assert alert_topic.received() == []
+    assert bucket_lookups == table_lookups == []
+    assert report["alert_sent"] is True
     assert read_metrics() == {
         "CompliantResources": 0,
         "NonCompliantResources": 0,
@@ -932,21 +945,116 @@ def test_a_tag_with_a_reason_exempts_a_non_compliant_resource(
     }
 
 
-@pytest.mark.parametrize("value", ["", "   "])
-def test_an_empty_exemption_tag_exempts_nothing_and_the_finding_says_so(
-    monitor: ModuleType, lambda_context: FakeLambdaContext, value: str
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        pytest.param("vendor-managed, SEC-123", '"vendor-managed, SEC-123"', id="reason"),
+        pytest.param("", '""', id="empty"),
+        pytest.param("ok\u202etxt.exe", '"ok\\u202etxt.exe"', id="right-to-left-override"),
+    ],
+)
+def test_an_exemption_tag_alone_exempts_nothing_and_the_finding_says_so(
+    monitor: ModuleType,
+    lambda_context: FakeLambdaContext,
+    alert_topic: SubscribedTopic,
+    value: str,
+    shown: str,
 ) -> None:
-    create_bucket("lazy-bucket", None, tags={EXEMPTION_TAG: value})
+    # Given a non-compliant bucket and table tagged with the exemption tag, and nothing declared
+    create_bucket("tagged-bucket", kms_rule("AES256"), tags={EXEMPTION_TAG: value})
+    create_table("tagged-table", tags={EXEMPTION_TAG: value})
 
     report = monitor.lambda_handler({}, lambda_context)
 
-    [finding] = report["non_compliant"]
-    assert finding["reason"] == (
-        "no default encryption; tag SecurityScanExemption is empty, which exempts nothing "
-        "(its value must state the reason)"
-    )
-    assert finding["exemption"] is None
+    # Then both stay non-compliant, each finding naming the tag (its value escaped) as undeclared
+    note = f"tagged SecurityScanExemption={shown} but not declared in security_scan_exemptions"
+    findings = by_name(report)
+    assert {name: (f["status"], f["reason"], f["exemption"]) for name, f in findings.items()} == {
+        "tagged-bucket": ("NON_COMPLIANT", f"SSE-S3, not KMS; {note}", None),
+        "tagged-table": ("NON_COMPLIANT", f"encrypted with an AWS-owned key, not KMS; {note}", None),
+    }
+    assert report["exempted"] == []
     assert report["alert_sent"] is True
+    [alert] = alert_topic.received()
+    assert (
+        f"- [NON_COMPLIANT] s3_bucket tagged-bucket (region unknown): SSE-S3, not KMS; {note}\n"
+        in (alert["Message"])
+    )
+    assert "\u202e" not in alert["Message"]
+
+
+def test_a_scan_where_every_finding_is_exempted_sends_one_alert_listing_the_exemptions(
+    load_monitor: Callable[..., ModuleType],
+    lambda_context: FakeLambdaContext,
+    alert_topic: SubscribedTopic,
+) -> None:
+    create_bucket("good-bucket", kms_rule("aws:kms", CUSTOMER_KEY_ID))
+    create_bucket("archive-bucket", None)
+    create_table("scratch-table")
+    monitor = load_monitor(
+        SECURITY_SCAN_EXEMPTIONS=declared(
+            **{"archive-bucket": "vendor\u202egpj.exe, SEC-7", "scratch-table": "rebuilt nightly, SEC-8"}
+        )
+    )
+
+    report = monitor.lambda_handler({}, lambda_context)
+
+    assert report["counts"]["exempted"] == 2
+    assert report["non_compliant"] == report["errors"] == []
+    assert report["alert_sent"] is True
+    [alert] = alert_topic.received()
+    assert alert["Subject"] == "Security monitor: 0 non-compliant, 0 error(s), 2 exempted"
+    assert alert["Message"] == (
+        "Encryption scan found 0 non-compliant, 0 error(s), 2 exempted.\n"
+        "Scanned 2 S3 bucket(s) and 1 DynamoDB table(s) in us-east-1. Every bucket and table must "
+        "use KMS encryption.\n\n"
+        "- [EXEMPTED] dynamodb_table scratch-table (us-east-1): encrypted with an AWS-owned key, not "
+        'KMS; exempted by security_scan_exemptions: "rebuilt nightly, SEC-8"\n'
+        "- [EXEMPTED] s3_bucket archive-bucket (region unknown): no default encryption; "
+        'exempted by security_scan_exemptions: "vendor\\u202egpj.exe, SEC-7"\n'
+    )
+
+
+def test_declared_exemptions_that_match_no_finding_alert_nothing_and_are_logged(
+    load_monitor: Callable[..., ModuleType],
+    lambda_context: FakeLambdaContext,
+    alert_topic: SubscribedTopic,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given declared exemptions for a compliant bucket and for a bucket that does not exist
+    create_bucket("kms-bucket", kms_rule("aws:kms", CUSTOMER_KEY_ID))
+    monitor = load_monitor(
+        SECURITY_SCAN_EXEMPTIONS=declared(**{"kms-bucket": "SEC-1", "gone-bucket": "SEC-2"})
+    )
+
+    report = monitor.lambda_handler({}, lambda_context)
+
+    # Then there is no finding and no alert, and one warning names the stale declarations
+    assert report["counts"]["compliant"] == 1
+    assert report["exempted"] == report["non_compliant"] == []
+    assert report["alert_sent"] is False
+    assert alert_topic.received() == []
+    [warning] = [record for record in caplog.records if hasattr(record, "unused_exemptions")]
+    assert warning.levelno == logging.WARNING
+    assert warning.unused_exemptions == ["gone-bucket", "kms-bucket"]
+
+
+def test_a_declared_name_does_not_hide_an_error(
+    load_monitor: Callable[..., ModuleType], lambda_context: FakeLambdaContext
+) -> None:
+    create_bucket("locked-bucket", None)
+    monitor = load_monitor(SECURITY_SCAN_EXEMPTIONS=declared(**{"locked-bucket": "SEC-3"}))
+
+    def deny(**_: Any) -> None:
+        raise client_error("AccessDenied", "GetBucketEncryption")
+
+    monitor.CLIENTS.s3.meta.events.register("before-parameter-build.s3.GetBucketEncryption", deny)
+
+    report = monitor.lambda_handler({}, lambda_context)
+
+    [finding] = report["errors"]
+    assert (finding["name"], finding["status"], finding["exemption"]) == ("locked-bucket", "ERROR", None)
+    assert report["exempted"] == []
 
 
 def test_tags_are_read_only_for_resources_that_are_not_compliant(
@@ -966,7 +1074,7 @@ def test_tags_are_read_only_for_resources_that_are_not_compliant(
         f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/bad-table"
     ]
     assert report["counts"]["compliant"] == 2
-    assert sorted(by_name(report)) == ["bad-bucket", "bad-table"]  # no tag, no exemption
+    assert sorted(by_name(report)) == ["bad-bucket", "bad-table"]  # no tag, no note
 
 
 def test_the_exemption_tag_key_comes_from_the_environment(
@@ -979,8 +1087,10 @@ def test_the_exemption_tag_key_comes_from_the_environment(
 
     report = monitor.lambda_handler({}, lambda_context)
 
-    [finding] = report["exempted"]
-    assert finding["exemption"] == "archived, SEC-9"
+    [finding] = report["non_compliant"]
+    assert finding["reason"] == (
+        'SSE-S3, not KMS; tagged Exempt="archived, SEC-9" but not declared in security_scan_exemptions'
+    )
 
 
 @pytest.mark.parametrize(
@@ -997,6 +1107,58 @@ def test_the_exemption_tag_key_defaults(
 def test_a_tag_key_longer_than_aws_allows_is_a_configuration_error(monitor_functions: ModuleType) -> None:
     with pytest.raises(monitor_functions.ConfigurationError, match="at most 128"):
         monitor_functions.parse_exemption_tag_key({"EXEMPTION_TAG_KEY": "k" * 129})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, {}),
+        ("", {}),
+        ("  ", {}),
+        ("{}", {}),
+        (
+            '{"a-bucket": "SEC-1", "a-table": "replica, SEC-2"}',
+            {"a-bucket": "SEC-1", "a-table": "replica, SEC-2"},
+        ),
+    ],
+)
+def test_declared_exemptions_are_parsed(
+    monitor_functions: ModuleType, value: str | None, expected: dict[str, str]
+) -> None:
+    environ = {} if value is None else {"SECURITY_SCAN_EXEMPTIONS": value}
+
+    assert dict(monitor_functions.parse_scan_exemptions(environ)) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param('{"a-bucket": "SEC-1"', "is not valid JSON", id="truncated"),
+        pytest.param("a-bucket=SEC-1", "is not valid JSON", id="not-json"),
+        pytest.param('["a-bucket"]', "must be a JSON object of name -> reason, got list", id="list"),
+        pytest.param("null", "must be a JSON object of name -> reason, got NoneType", id="null"),
+        pytest.param('{"a-bucket": ""}', "the reason for 'a-bucket' must be a non-empty string", id="empty"),
+        pytest.param('{"a-bucket": " "}', "the reason for 'a-bucket' must be a non-empty string", id="blank"),
+        pytest.param('{"a-bucket": 1}', "the reason for 'a-bucket' must be a non-empty string", id="number"),
+        pytest.param(
+            '{"a-bucket": null}', "the reason for 'a-bucket' must be a non-empty string", id="null-reason"
+        ),
+        pytest.param('{"": "SEC-1"}', "has an empty resource name", id="no-name"),
+    ],
+)
+def test_unusable_declared_exemptions_are_a_configuration_error(
+    load_function: Callable[..., ModuleType], value: str, message: str
+) -> None:
+    with pytest.raises(RuntimeError, match=message) as caught:
+        load_function(
+            "lambda_security_monitor",
+            ALERT_TOPIC_ARN=f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:unused",
+            SCAN_REGIONS=REGION,
+            SECURITY_SCAN_EXEMPTIONS=value,
+        )
+
+    assert type(caught.value).__name__ == "ConfigurationError"
+    assert str(caught.value).startswith("SECURITY_SCAN_EXEMPTIONS")
 
 
 def test_unreadable_tags_leave_the_resource_non_compliant_and_say_why(
@@ -1039,7 +1201,7 @@ def test_table_tags_are_read_page_by_page(monitor_functions: ModuleType) -> None
     assert tags == {"team": "data", EXEMPTION_TAG: "SEC-1"}
 
 
-def test_an_exemption_tag_on_the_second_page_of_tags_exempts_the_table(
+def test_an_exemption_tag_on_the_second_page_of_tags_is_reported(
     monitor: ModuleType, lambda_context: FakeLambdaContext, alert_topic: SubscribedTopic
 ) -> None:
     # Given a table on the AWS-owned key with ten other tags first, so that ListTagsOfResource
@@ -1054,18 +1216,20 @@ def test_an_exemption_tag_on_the_second_page_of_tags_exempts_the_table(
     # When the monitor scans
     report = monitor.lambda_handler({}, lambda_context)
 
-    # Then the tag was found on the second page and the table is reported exempted, with no alert
+    # Then the tag was found on the second page, and the undeclared table is non-compliant
     assert [bool(page.get("NextToken")) for page in pages] == [True, False]
     assert EXEMPTION_TAG not in {tag["Key"] for tag in pages[0]["Tags"]}
-    [finding] = report["exempted"]
+    [finding] = report["non_compliant"]
     assert (finding["name"], finding["status"], finding["exemption"]) == (
         "paged-tags-table",
-        "EXEMPTED",
-        "legacy import, SEC-7",
+        "NON_COMPLIANT",
+        None,
     )
-    assert report["non_compliant"] == []
-    assert report["alert_sent"] is False
-    assert alert_topic.received() == []
+    assert finding["reason"].endswith(
+        'tagged SecurityScanExemption="legacy import, SEC-7" but not declared in security_scan_exemptions'
+    )
+    assert report["alert_sent"] is True
+    assert len(alert_topic.received()) == 1
 
 
 # --- report and alert --------------------------------------------------------------------------
@@ -1133,7 +1297,7 @@ def test_the_report_is_bounded_whatever_the_account_holds(
 
 
 def test_the_alert_lists_problems_then_exemptions_for_a_human(
-    monitor: ModuleType,
+    load_monitor: Callable[..., ModuleType],
     lambda_context: FakeLambdaContext,
     alert_topic: SubscribedTopic,
     caplog: pytest.LogCaptureFixture,
@@ -1142,9 +1306,12 @@ def test_the_alert_lists_problems_then_exemptions_for_a_human(
     create_bucket("good-bucket", kms_rule("aws:kms", CUSTOMER_KEY_ID))
     create_bucket("sse-s3-bucket", kms_rule("AES256"))
     create_bucket("plain-bucket", None)
-    create_bucket("exempt-bucket", None, tags={EXEMPTION_TAG: "vendor\u202egpj.exe, SEC-7"})
+    create_bucket("exempt-bucket", None)
     create_table("orders-default")
     create_table("orders-kms", {"Enabled": True, "SSEType": "KMS"})
+    monitor = load_monitor(
+        SECURITY_SCAN_EXEMPTIONS=declared(**{"exempt-bucket": "vendor\u202egpj.exe, SEC-7"})
+    )
 
     report = monitor.lambda_handler({}, lambda_context)
 
@@ -1160,7 +1327,7 @@ def test_the_alert_lists_problems_then_exemptions_for_a_human(
     ]
     # One alert with each non-compliant resource (type, name, region, reason), then the exemptions
     [alert] = alert_topic.received()
-    assert alert["Subject"] == "Security monitor: 3 non-compliant, 0 error(s)"
+    assert alert["Subject"] == "Security monitor: 3 non-compliant, 0 error(s), 1 exempted"
     message = alert["Message"]
     assert message.startswith("Encryption scan found 3 non-compliant, 0 error(s), 1 exempted.\n")
     assert "Scanned 4 S3 bucket(s) and 2 DynamoDB table(s) in us-east-1." in message
@@ -1169,7 +1336,7 @@ def test_the_alert_lists_problems_then_exemptions_for_a_human(
         "- [NON_COMPLIANT] s3_bucket plain-bucket (region unknown): no default encryption\n"
         "- [NON_COMPLIANT] s3_bucket sse-s3-bucket (region unknown): SSE-S3, not KMS\n"
         "- [EXEMPTED] s3_bucket exempt-bucket (region unknown): no default encryption; "
-        'exempted: "vendor\\u202egpj.exe, SEC-7"\n'
+        'exempted by security_scan_exemptions: "vendor\\u202egpj.exe, SEC-7"\n'
     )
     assert message.endswith("\n\n" + problems)
     assert "\u202e" not in message
