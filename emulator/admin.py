@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from emulator import faults, registry, s3_policy
 
 if TYPE_CHECKING:
-    from emulator.server import Emulator
+    from emulator.control import EmulatorControl
 
 LOG = logging.getLogger("emulator")
 ADMIN_PREFIX = "/_emulator"
@@ -65,7 +65,7 @@ class AdminRequest:
 
 
 Answer = tuple[int, Any]
-Handler = Callable[["Emulator", AdminRequest], Answer]
+Handler = Callable[["EmulatorControl", AdminRequest], Answer]
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class _RuleCollection:
     listed: Callable[[faults.FaultRegistry], list[dict[str, Any]]]
     clear: Callable[[faults.FaultRegistry], int]
 
-    def __call__(self, emulator: Emulator, request: AdminRequest) -> Answer:
+    def __call__(self, emulator: EmulatorControl, request: AdminRequest) -> Answer:
         registry = emulator.faults
         if request.method == "GET":
             return 200, {self.name: self.listed(registry)}
@@ -108,7 +108,7 @@ _throttles = _RuleCollection(
 )
 
 
-def _s3_notifications(emulator: Emulator, request: AdminRequest) -> Answer:
+def _s3_notifications(emulator: EmulatorControl, request: AdminRequest) -> Answer:
     if request.method == "POST":
         copies = request.json().get("copies")
         if isinstance(copies, bool) or not isinstance(copies, int) or not 1 <= copies <= 10:
@@ -118,7 +118,7 @@ def _s3_notifications(emulator: Emulator, request: AdminRequest) -> Answer:
     return 200, {"copies": emulator.s3_settings.notification_copies}
 
 
-def _lambda(emulator: Emulator, request: AdminRequest) -> Answer:
+def _lambda(emulator: EmulatorControl, request: AdminRequest) -> Answer:
     if request.method == "POST":
         data = request.json()
         try:
@@ -132,23 +132,23 @@ def _lambda(emulator: Emulator, request: AdminRequest) -> Answer:
     return 200, emulator.lambda_stats()
 
 
-def _lambda_wait(emulator: Emulator, request: AdminRequest) -> Answer:
+def _lambda_wait(emulator: EmulatorControl, request: AdminRequest) -> Answer:
     idle = emulator.wait_for_async_invocations(request.number("timeout", 60.0))
     return 200, {"idle": idle, **emulator.lambda_stats()}
 
 
-def _event_sources_wait(emulator: Emulator, request: AdminRequest) -> Answer:
+def _event_sources_wait(emulator: EmulatorControl, request: AdminRequest) -> Answer:
     drained = emulator.wait_for_event_sources(request.number("timeout", 60.0))
     return 200, {**emulator.event_source_stats(), "drained": drained}
 
 
-def _wait(emulator: Emulator, request: AdminRequest) -> Answer:
+def _wait(emulator: EmulatorControl, request: AdminRequest) -> Answer:
     idle = emulator.wait_until_idle(request.number("timeout", 60.0))
     pending = emulator.async_invoker.pending if emulator.async_invoker else 0
     return 200, {"idle": idle, "async_pending": pending, "event_sources": emulator.event_source_stats()}
 
 
-def _trigger(emulator: Emulator, request: AdminRequest) -> Answer:
+def _trigger(emulator: EmulatorControl, request: AdminRequest) -> Answer:
     from moto.events.exceptions import ResourceNotFoundException
 
     data = request.json()
@@ -190,7 +190,7 @@ ROUTES: dict[tuple[str, str], Handler] = {
 }
 
 
-def handle(emulator: Emulator, request: AdminRequest) -> Answer:
+def handle(emulator: EmulatorControl, request: AdminRequest) -> Answer:
     """Route one admin request; errors become 400/404/405 answers."""
     path = request.path.removeprefix(ADMIN_PREFIX) or "/"
     try:

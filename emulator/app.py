@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from emulator import admin, s3_policy
 
 if TYPE_CHECKING:
-    from emulator.server import Emulator
+    from emulator.control import EmulatorControl
 
 REQUEST_LOG = logging.getLogger("emulator.requests")
 StartResponse = Callable[..., Any]
@@ -45,7 +45,7 @@ def json_response(start_response: StartResponse, status: int, body: Any) -> list
 class EmulatorApp:
     """WSGI middleware in front of moto's ``DomainDispatcherApplication``."""
 
-    def __init__(self, emulator: Emulator, moto_app: Any) -> None:
+    def __init__(self, emulator: EmulatorControl, moto_app: Any) -> None:
         self.emulator = emulator
         self.moto_app = moto_app
 

@@ -2,16 +2,17 @@
 
 Every patch module reads what it needs (the endpoint, the Lambda runner, the asynchronous invoker,
 the emulator's settings) from :func:`active`. This module imports nothing else of the emulator and
-nothing of moto, so patch modules can import it without cycles; :mod:`emulator.registry` installs
-the patches when an :class:`~emulator.server.Emulator` activates a runtime and removes them when it
-deactivates it.
+nothing of moto, so patch modules can import it without cycles (its annotation-only imports name
+modules that do not import it back; the SQS message move tasks, whose patches read them from here,
+are a :class:`MoveTaskService` Protocol instead); :mod:`emulator.registry` installs the patches when
+an :class:`~emulator.server.Emulator` activates a runtime and removes them when it deactivates it.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from botocore.config import Config
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from emulator.lambda_async import AsyncInvoker
     from emulator.lambda_runtime import LocalLambdaRunner
     from emulator.sqs_event_sources import EventSources
-    from emulator.sqs_move_tasks import MoveTasks
 
 
 class EmulatorNotActiveError(RuntimeError):
@@ -36,6 +36,19 @@ class S3Settings:
     notification_copies: int = 1
 
 
+class MoveTaskService(Protocol):
+    """The SQS message move tasks (:class:`emulator.sqs_move_tasks.MoveTasks`, which reads them from
+    here: a Protocol, not an import of that module, so there is no import cycle)."""
+
+    def start(self, source_arn: str, destination_arn: str | None, rate: int | None) -> Any: ...
+
+    def list(self, source_arn: str, max_results: int | None) -> list[dict[str, Any]]: ...
+
+    def cancel(self, handle: str) -> Any: ...
+
+    def stop(self, timeout: float = 5.0) -> None: ...
+
+
 @dataclass
 class ActiveRuntime:
     """What the patched moto code needs from the running emulator."""
@@ -46,7 +59,7 @@ class ActiveRuntime:
     faults: FaultRegistry
     s3: S3Settings = field(default_factory=S3Settings)
     event_sources: EventSources | None = None
-    move_tasks: MoveTasks | None = None
+    move_tasks: MoveTaskService | None = None
 
 
 _ACTIVE: ActiveRuntime | None = None

@@ -38,3 +38,28 @@ class Patch:
     @property
     def attribute(self) -> str:
         return self.target.rsplit(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class Use:
+    """A place the emulator reaches into moto without patching it (see :data:`emulator.registry.USES`).
+
+    ``kind``: ``"import"`` (a name the emulator imports from moto: a backend it reads or writes, an
+    exception it raises or catches, a class it builds or checks against), ``"private"`` (an
+    underscore attribute or method of a moto class that the emulator reads or calls: moto may rename
+    it in any release) or ``"stores"`` (an attribute the emulator keeps on moto's objects: moto must
+    not define it). ``modules``: the emulator modules (without ``emulator.``) that do it.
+    """
+
+    target: str
+    kind: Literal["import", "private", "stores"]
+    modules: tuple[str, ...]
+    why: str = ""
+
+    @property
+    def owner_path(self) -> str:
+        return self.target.rsplit(".", 1)[0]
+
+    @property
+    def attribute(self) -> str:
+        return self.target.rsplit(".", 1)[1]

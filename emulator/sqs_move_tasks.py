@@ -274,7 +274,7 @@ class MoveTasks:
 # ---------------------------------------------------------------------------- SQS actions
 def _tasks() -> MoveTasks:
     tasks = active().move_tasks
-    if tasks is None:
+    if not isinstance(tasks, MoveTasks):  # None: the emulator runs no move tasks
         raise SQSException("UnsupportedOperation", "message move tasks are not available")
     return tasks
 
