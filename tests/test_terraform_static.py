@@ -402,7 +402,7 @@ def test_the_reconcile_operator_policy_grants_exactly_the_calls_the_tool_makes()
         for statement in document_statements(document) + documents["use_execution_key"]["statement"]
         for a in statement["actions"]
     }
-    script = (ROOT / "scripts" / "reconcile.py").read_text()
+    script = "\n".join(p.read_text() for p in sorted((ROOT / "ingestion_reconcile").glob("*.py")))
     called = set(re.findall(r'aws_errors\(\s*"([a-z0-9]+:[A-Za-z]+)"', script))
     assert called == {
         "s3:ListBucketVersions",

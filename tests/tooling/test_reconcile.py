@@ -1,4 +1,5 @@
-"""scripts/reconcile.py against the embedded emulator, with the pipeline's real pieces.
+"""The reconcile tool (``ingestion_reconcile``; scripts/reconcile.py) against the embedded emulator,
+with the pipeline's real pieces.
 
 One in-process emulator for the module holds a versioned bucket per test, the metadata table with
 the deployed key schema, the writer function from ``dist/lambda_writer.zip`` (``make package``)
@@ -14,7 +15,6 @@ or GetExecutionHistory.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import itertools
 import json
@@ -27,15 +27,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
 
+import ingestion_reconcile as reconcile
 from devkit.lambda_harness import create_metadata_table
 from emulator import Emulator
 from emulator.stepfunctions_api import running_executions
+from ingestion_reconcile import cli, executions, objects, verdict
 from lambda_common.contract import ExecutionInput
 from lambda_common.naming import execution_name
 
@@ -57,19 +58,6 @@ SUMMARY = re.compile(
 )
 
 _names = itertools.count(1)
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("reconcile", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["reconcile"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-reconcile = load_script()
 
 
 # --- the stack ---------------------------------------------------------------------------------
@@ -201,7 +189,7 @@ class Stack:
             for v in self.s3.list_object_versions(Bucket=self.bucket, Prefix=key)["Versions"]
             if v["Key"] == key and v["VersionId"] == version_id
         ]
-        return Upload(key, version_id, reconcile.iso_timestamp(listed["LastModified"]))
+        return Upload(key, version_id, objects.iso_timestamp(listed["LastModified"]))
 
     def upload_in_a_later_second(self, key: str, body: bytes) -> Upload:
         """An upload whose LastModified (listed to the second) is after every earlier one's."""
@@ -291,7 +279,7 @@ class Stack:
 
     def cli(self, *args: str) -> tuple[int, list[str], str]:
         stdout, stderr = io.StringIO(), io.StringIO()
-        status = reconcile.main(
+        status = cli.main(
             [
                 "--bucket", self.bucket,
                 "--table", TABLE,
@@ -916,13 +904,13 @@ def test_a_workflow_type_the_tool_does_not_know_stops_the_run() -> None:
     machine = reconcile.StateMachine.parse("arn:aws:states:eu-central-1:123456789012:stateMachine:m")
 
     assert (
-        reconcile.describe_workflow_type(FakeStepFunctions("EXPRESS"), machine)
+        executions.describe_workflow_type(FakeStepFunctions("EXPRESS"), machine)
         is reconcile.WorkflowType.EXPRESS
     )
     with pytest.raises(
         reconcile.UnsupportedWorkflowError, match="is of type 'TURBO'; this tool knows STANDARD, EXPRESS"
     ):
-        reconcile.describe_workflow_type(FakeStepFunctions("TURBO"), machine)
+        executions.describe_workflow_type(FakeStepFunctions("TURBO"), machine)
 
 
 def test_an_express_version_is_in_flight_until_it_is_settle_seconds_old() -> None:
@@ -930,7 +918,7 @@ def test_an_express_version_is_in_flight_until_it_is_settle_seconds_old() -> Non
     obj = reconcile.ObjectVersion("b", "k.csv", "v1", uploaded, None, 4)
 
     def at(seconds: float) -> Any:
-        return reconcile.judge_by_age(obj, 900, uploaded + timedelta(seconds=seconds))
+        return verdict.judge_by_age(obj, 900, uploaded + timedelta(seconds=seconds))
 
     assert (at(0), at(899.9), at(900), at(86_400)) == (
         reconcile.Status.IN_FLIGHT,
@@ -963,7 +951,7 @@ def test_a_missing_resource_is_a_typed_error_with_exit_status_2(
     args = [item for pair in options.items() for item in pair]
     stderr = io.StringIO()
 
-    status = reconcile.main([*args, "--endpoint-url", stack.emulator.endpoint_url], io.StringIO(), stderr)
+    status = cli.main([*args, "--endpoint-url", stack.emulator.endpoint_url], io.StringIO(), stderr)
 
     assert status == 2
     assert stderr.getvalue().startswith("reconcile: error: ")
@@ -1013,7 +1001,7 @@ def test_access_denied_to_the_workflow_type_is_a_typed_error_naming_the_policy(
 
 def test_a_malformed_state_machine_arn_is_refused_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
-        reconcile.main(["--bucket", "b", "--table", "t", "--state-machine-arn", "ingestion"])
+        cli.main(["--bucket", "b", "--table", "t", "--state-machine-arn", "ingestion"])
 
     assert exited.value.code == 2
     assert "not a state machine ARN" in capsys.readouterr().err
@@ -1045,6 +1033,36 @@ def test_the_script_runs_from_another_directory_and_prints_the_summary_last(
     assert result.stdout.splitlines()[-1].startswith("objects=1 ingested=0 in_flight=0 missing=1 redriven=1 ")
     stack.wait_until_settled()
     assert len(stack.rows("elsewhere.csv")) == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["ingestion-reconcile"], id="console-script"),
+        pytest.param([sys.executable, "-m", "ingestion_reconcile"], id="module"),
+        pytest.param([sys.executable, str(SCRIPT)], id="script"),
+    ],
+)
+def test_the_console_script_the_module_and_the_script_are_one_command(
+    command: list[str], tmp_path: Path
+) -> None:
+    """Installed by ``make venv`` (the project, editable): no sys.path edit, no PYTHONPATH."""
+    if command == ["ingestion-reconcile"]:
+        command = [str(Path(sys.executable).parent / "ingestion-reconcile")]
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    result = subprocess.run(
+        [*command, "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: ")
+    assert "--state-machine-arn" in result.stdout
+    assert "--redrive" in result.stdout
+
+
+def test_the_tool_does_not_edit_sys_path() -> None:
+    sources = [SCRIPT, *sorted((REPO_ROOT / "ingestion_reconcile").glob("*.py"))]
+    assert [path.name for path in sources if "sys.path" in path.read_text()] == []
 
 
 # --- the progress bar --------------------------------------------------------------------------
