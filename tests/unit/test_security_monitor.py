@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -129,18 +130,30 @@ def monitor(
     return module
 
 
+MONITOR_LAYERS = ("access", "classify", "config", "scan", "report")
+"""The modules of ``lambda_security_monitor/security_monitor/``, which the handler walks through."""
+
+
+def monitor_layers(index: ModuleType) -> SimpleNamespace:
+    """The loaded handler (``index``) and each of its layers, by name (``layers.classify``...)."""
+    modules = {name: importlib.import_module(f"security_monitor.{name}") for name in MONITOR_LAYERS}
+    return SimpleNamespace(index=index, **modules)
+
+
 @pytest.fixture
-def monitor_functions(load_function: Callable[..., ModuleType]) -> ModuleType:
-    """The monitor module for tests of its pure functions: no AWS resources behind its settings."""
-    return load_function(
+def layers(load_function: Callable[..., ModuleType]) -> SimpleNamespace:
+    """The monitor's layers for tests of their functions: no AWS resources behind its settings."""
+    index = load_function(
         "lambda_security_monitor",
         ALERT_TOPIC_ARN=f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:unused",
         SCAN_REGIONS=REGION,
     )
+    return monitor_layers(index)
 
 
-def no_wait(monitor: ModuleType, attempts: int = 4) -> Any:
-    return monitor.RetryPolicy(attempts=attempts, sleep=lambda _: None)
+def no_wait(access: ModuleType, attempts: int = 4) -> Any:
+    """A retry policy that never sleeps (``access``: the handler or its access layer)."""
+    return access.RetryPolicy(attempts=attempts, sleep=lambda _: None)
 
 
 # --- buckets -----------------------------------------------------------------------------------
@@ -218,7 +231,7 @@ def test_each_kind_of_bucket_is_classified(
     assert len(alert_topic.received()) == 1
 
 
-def test_buckets_are_listed_page_by_page(monitor_functions: ModuleType) -> None:
+def test_buckets_are_listed_page_by_page(layers: SimpleNamespace) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     with Stubber(s3) as stub:
         stub.add_response(
@@ -232,7 +245,7 @@ def test_buckets_are_listed_page_by_page(monitor_functions: ModuleType) -> None:
             {"MaxBuckets": 1000, "ContinuationToken": "page-2"},
         )
 
-        buckets = list(monitor_functions.list_buckets(s3, no_wait(monitor_functions)))
+        buckets = list(layers.access.list_buckets(s3, no_wait(layers.access)))
 
         stub.assert_no_pending_responses()
     assert buckets == [("bucket-a", REGION), ("bucket-b", OTHER_REGION)]
@@ -277,9 +290,9 @@ def test_a_denied_bucket_listing_is_an_error_and_tables_are_still_scanned(
     ],
 )
 def test_unusual_bucket_configurations_are_not_compliant(
-    monitor_functions: ModuleType, configuration: dict[str, Any], reason: str
+    layers: SimpleNamespace, configuration: dict[str, Any], reason: str
 ) -> None:
-    finding = monitor_functions.classify_bucket_encryption("b", REGION, configuration)
+    finding = layers.classify.classify_bucket_encryption("b", REGION, configuration)
 
     assert (finding["status"], finding["reason"]) == ("NON_COMPLIANT", reason)
 
@@ -360,7 +373,7 @@ def test_no_kms_call_when_no_table_uses_kms(monitor: ModuleType, lambda_context:
     assert kms_operations == []
 
 
-def test_the_managed_key_is_found_on_a_later_page_of_aliases(monitor_functions: ModuleType) -> None:
+def test_the_managed_key_is_found_on_a_later_page_of_aliases(layers: SimpleNamespace) -> None:
     kms = boto3.client("kms", region_name=REGION)
     with Stubber(kms) as stub:
         stub.add_response(
@@ -389,10 +402,10 @@ def test_the_managed_key_is_found_on_a_later_page_of_aliases(monitor_functions: 
             {"Limit": 100, "Marker": "page-2"},
         )
 
-        lookup = monitor_functions.find_managed_key(kms, no_wait(monitor_functions))
+        lookup = layers.access.find_managed_key(kms, no_wait(layers.access))
 
         stub.assert_no_pending_responses()
-    assert lookup == monitor_functions.ManagedKeyLookup(
+    assert lookup == layers.access.ManagedKeyLookup(
         arn=f"arn:aws-cn:kms:cn-north-1:{ACCOUNT_ID}:key/0d5c-key"
     )
 
@@ -413,16 +426,16 @@ def test_the_managed_key_is_found_on_a_later_page_of_aliases(monitor_functions: 
     ],
 )
 def test_without_an_aws_managed_key_a_kms_table_has_a_customer_key(
-    monitor_functions: ModuleType, aliases: list[dict[str, str]]
+    layers: SimpleNamespace, aliases: list[dict[str, str]]
 ) -> None:
     kms = boto3.client("kms", region_name=REGION)
     with Stubber(kms) as stub:
         stub.add_response("list_aliases", {"Aliases": aliases, "Truncated": False}, {"Limit": 100})
-        lookup = monitor_functions.find_managed_key(kms, no_wait(monitor_functions))
+        lookup = layers.access.find_managed_key(kms, no_wait(layers.access))
 
-    assert lookup == monitor_functions.ManagedKeyLookup(arn=None)
+    assert lookup == layers.access.ManagedKeyLookup(arn=None)
     table = {"SSEDescription": {"SSEType": "KMS", "Status": "ENABLED", "KMSMasterKeyArn": CUSTOMER_KEY_ID}}
-    finding = monitor_functions.classify_table("t", REGION, table, lambda: lookup)
+    finding = layers.classify.classify_table("t", REGION, table, lambda: lookup)
     assert (finding["status"], finding["reason"]) == ("COMPLIANT", "KMS with a customer managed key")
 
 
@@ -471,9 +484,9 @@ def test_when_the_aliases_cannot_be_listed_a_kms_table_stays_compliant_and_says_
     ],
 )
 def test_the_key_arn_is_built_from_the_alias_arn(
-    monitor_functions: ModuleType, alias_arn: str, target: str, key_arn: str
+    layers: SimpleNamespace, alias_arn: str, target: str, key_arn: str
 ) -> None:
-    assert monitor_functions.key_arn_of_alias(alias_arn, target) == key_arn
+    assert layers.access.key_arn_of_alias(alias_arn, target) == key_arn
 
 
 @pytest.mark.parametrize(
@@ -502,21 +515,21 @@ def test_the_key_arn_is_built_from_the_alias_arn(
     ],
 )
 def test_kms_that_is_not_in_effect_is_not_compliant(
-    monitor_functions: ModuleType, sse: dict[str, Any], reason: str
+    layers: SimpleNamespace, sse: dict[str, Any], reason: str
 ) -> None:
     def no_lookup() -> Any:
         raise AssertionError("the AWS-managed key is only looked up for KMS tables in effect")
 
-    finding = monitor_functions.classify_table("t", REGION, {"SSEDescription": sse}, no_lookup)
+    finding = layers.classify.classify_table("t", REGION, {"SSEDescription": sse}, no_lookup)
 
     assert (finding["status"], finding["reason"]) == ("NON_COMPLIANT", reason)
 
 
-def test_an_updating_kms_table_is_compliant(monitor_functions: ModuleType) -> None:
+def test_an_updating_kms_table_is_compliant(layers: SimpleNamespace) -> None:
     table = {"SSEDescription": {"SSEType": "KMS", "Status": "UPDATING", "KMSMasterKeyArn": CUSTOMER_KEY_ID}}
 
-    finding = monitor_functions.classify_table(
-        "t", REGION, table, lambda: monitor_functions.ManagedKeyLookup(arn=None)
+    finding = layers.classify.classify_table(
+        "t", REGION, table, lambda: layers.access.ManagedKeyLookup(arn=None)
     )
 
     assert finding["status"] == "COMPLIANT"
@@ -633,16 +646,16 @@ def test_without_scan_regions_the_function_scans_its_own_region(
     ],
 )
 def test_scan_regions_are_parsed(
-    monitor_functions: ModuleType, environ: dict[str, str], regions: tuple[str, ...]
+    layers: SimpleNamespace, environ: dict[str, str], regions: tuple[str, ...]
 ) -> None:
-    assert monitor_functions.parse_regions(environ) == regions
+    assert layers.config.parse_regions(environ) == regions
 
 
-def test_no_region_at_all_is_a_configuration_error(monitor_functions: ModuleType) -> None:
+def test_no_region_at_all_is_a_configuration_error(layers: SimpleNamespace) -> None:
     with pytest.raises(
-        monitor_functions.ConfigurationError, match="SCAN_REGIONS is empty and AWS_REGION is not set"
+        layers.config.ConfigurationError, match="SCAN_REGIONS is empty and AWS_REGION is not set"
     ):
-        monitor_functions.parse_regions({})
+        layers.config.parse_regions({})
 
 
 def test_a_missing_alert_topic_is_a_configuration_error(load_function: Callable[..., ModuleType]) -> None:
@@ -657,11 +670,11 @@ def test_a_missing_alert_topic_is_a_configuration_error(load_function: Callable[
 
 @pytest.mark.parametrize(("value", "expected"), [(None, 16), ("", 16), ("1", 1), (" 8 ", 8), ("64", 64)])
 def test_scan_concurrency_is_read_from_the_environment(
-    monitor_functions: ModuleType, value: str | None, expected: int
+    layers: SimpleNamespace, value: str | None, expected: int
 ) -> None:
     environ = {} if value is None else {"SCAN_CONCURRENCY": value}
 
-    assert monitor_functions.parse_scan_concurrency(environ) == expected
+    assert layers.config.parse_scan_concurrency(environ) == expected
 
 
 @pytest.mark.parametrize("value", ["0", "65", "-1", "1.5", "sixteen", "1e3"])
@@ -709,16 +722,16 @@ class GatedS3:
 
 @pytest.mark.parametrize("concurrency", [1, 4])
 def test_checks_run_concurrently_never_more_than_scan_concurrency(
-    monitor_functions: ModuleType, concurrency: int
+    layers: SimpleNamespace, concurrency: int
 ) -> None:
     names = [f"bucket-{index:02d}" for index in range(4 * concurrency)]
     s3 = GatedS3(names, width=concurrency)
-    clients = monitor_functions.ScanClients(s3=s3, sns=None, regions=())
-    config = monitor_functions.MonitorConfig(
+    clients = layers.access.ScanClients(s3=s3, sns=None, regions=())
+    config = layers.config.MonitorConfig(
         alert_topic_arn="unused", scan_regions=(REGION,), scan_concurrency=concurrency
     )
 
-    report = monitor_functions.run_scan(clients, config, no_wait(monitor_functions))
+    report = layers.index.run_scan(clients, config, no_wait(layers.access))
 
     assert report["counts"]["compliant"] == len(names)
     assert s3.most_in_flight == concurrency
@@ -824,7 +837,7 @@ def test_a_throttled_listing_page_is_retried(monitor: ModuleType, lambda_context
     ],
 )
 def test_each_throttling_code_is_retried_until_the_attempts_run_out(
-    monitor_functions: ModuleType, code: str
+    layers: SimpleNamespace, code: str
 ) -> None:
     calls: list[int] = []
     sleeps: list[float] = []
@@ -833,9 +846,9 @@ def test_each_throttling_code_is_retried_until_the_attempts_run_out(
         calls.append(1)
         raise client_error(code, "GetBucketEncryption", "slow down")
 
-    policy = monitor_functions.RetryPolicy(attempts=3, sleep=sleeps.append, jitter=lambda: 0.5)
-    with pytest.raises(monitor_functions.AwsCallError) as caught:
-        monitor_functions.aws_call("GetBucketEncryption", call, policy)
+    policy = layers.access.RetryPolicy(attempts=3, sleep=sleeps.append, jitter=lambda: 0.5)
+    with pytest.raises(layers.access.AwsCallError) as caught:
+        layers.access.aws_call("GetBucketEncryption", call, policy)
 
     assert len(calls) == 3
     assert sleeps == [0.25, 0.5]
@@ -843,43 +856,43 @@ def test_each_throttling_code_is_retried_until_the_attempts_run_out(
     assert caught.value.describe().endswith("(still throttled after 3 attempts)")
 
 
-def test_other_errors_are_not_retried(monitor_functions: ModuleType) -> None:
+def test_other_errors_are_not_retried(layers: SimpleNamespace) -> None:
     calls: list[int] = []
 
     def call() -> None:
         calls.append(1)
         raise client_error("AccessDenied", "GetBucketEncryption")
 
-    with pytest.raises(monitor_functions.AwsCallError) as caught:
-        monitor_functions.aws_call("GetBucketEncryption", call, no_wait(monitor_functions))
+    with pytest.raises(layers.access.AwsCallError) as caught:
+        layers.access.aws_call("GetBucketEncryption", call, no_wait(layers.access))
 
     assert len(calls) == 1
     assert caught.value.describe() == "GetBucketEncryption failed: AccessDenied: Access Denied"
 
 
-def test_an_error_without_a_message_is_described_by_its_code(monitor_functions: ModuleType) -> None:
+def test_an_error_without_a_message_is_described_by_its_code(layers: SimpleNamespace) -> None:
     def call() -> None:
         raise ClientError({"Error": {"Code": "NoSuchBucket"}}, "GetBucketEncryption")
 
-    with pytest.raises(monitor_functions.AwsCallError) as caught:
-        monitor_functions.aws_call("GetBucketEncryption", call, no_wait(monitor_functions))
+    with pytest.raises(layers.access.AwsCallError) as caught:
+        layers.access.aws_call("GetBucketEncryption", call, no_wait(layers.access))
 
     assert caught.value.describe() == "GetBucketEncryption failed: NoSuchBucket"
 
 
-def test_a_connection_error_is_an_aws_call_error(monitor_functions: ModuleType) -> None:
+def test_a_connection_error_is_an_aws_call_error(layers: SimpleNamespace) -> None:
     def call() -> None:
         raise EndpointConnectionError(endpoint_url="https://s3.amazonaws.com")
 
-    with pytest.raises(monitor_functions.AwsCallError, match="ListBuckets failed: EndpointConnectionError"):
-        monitor_functions.aws_call("ListBuckets", call, no_wait(monitor_functions))
+    with pytest.raises(layers.access.AwsCallError, match="ListBuckets failed: EndpointConnectionError"):
+        layers.access.aws_call("ListBuckets", call, no_wait(layers.access))
 
 
-def test_backoff_grows_exponentially_up_to_its_cap(monitor_functions: ModuleType) -> None:
-    policy = monitor_functions.RetryPolicy(base_delay_seconds=0.5, max_delay_seconds=3.0, jitter=lambda: 1.0)
+def test_backoff_grows_exponentially_up_to_its_cap(layers: SimpleNamespace) -> None:
+    policy = layers.access.RetryPolicy(base_delay_seconds=0.5, max_delay_seconds=3.0, jitter=lambda: 1.0)
 
     assert [policy.delay(attempt) for attempt in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-    assert monitor_functions.RetryPolicy(jitter=lambda: 0.0).delay(3) == 0.0
+    assert layers.access.RetryPolicy(jitter=lambda: 0.0).delay(3) == 0.0
 
 
 # --- exemptions --------------------------------------------------------------------------------
@@ -1096,17 +1109,15 @@ def test_the_exemption_tag_key_comes_from_the_environment(
 @pytest.mark.parametrize(
     ("value", "expected"), [(None, EXEMPTION_TAG), ("", EXEMPTION_TAG), ("Exempt", "Exempt")]
 )
-def test_the_exemption_tag_key_defaults(
-    monitor_functions: ModuleType, value: str | None, expected: str
-) -> None:
+def test_the_exemption_tag_key_defaults(layers: SimpleNamespace, value: str | None, expected: str) -> None:
     environ = {} if value is None else {"EXEMPTION_TAG_KEY": value}
 
-    assert monitor_functions.parse_exemption_tag_key(environ) == expected
+    assert layers.config.parse_exemption_tag_key(environ) == expected
 
 
-def test_a_tag_key_longer_than_aws_allows_is_a_configuration_error(monitor_functions: ModuleType) -> None:
-    with pytest.raises(monitor_functions.ConfigurationError, match="at most 128"):
-        monitor_functions.parse_exemption_tag_key({"EXEMPTION_TAG_KEY": "k" * 129})
+def test_a_tag_key_longer_than_aws_allows_is_a_configuration_error(layers: SimpleNamespace) -> None:
+    with pytest.raises(layers.config.ConfigurationError, match="at most 128"):
+        layers.config.parse_exemption_tag_key({"EXEMPTION_TAG_KEY": "k" * 129})
 
 
 @pytest.mark.parametrize(
@@ -1123,11 +1134,11 @@ def test_a_tag_key_longer_than_aws_allows_is_a_configuration_error(monitor_funct
     ],
 )
 def test_declared_exemptions_are_parsed(
-    monitor_functions: ModuleType, value: str | None, expected: dict[str, str]
+    layers: SimpleNamespace, value: str | None, expected: dict[str, str]
 ) -> None:
     environ = {} if value is None else {"SECURITY_SCAN_EXEMPTIONS": value}
 
-    assert dict(monitor_functions.parse_scan_exemptions(environ)) == expected
+    assert dict(layers.config.parse_scan_exemptions(environ)) == expected
 
 
 @pytest.mark.parametrize(
@@ -1180,7 +1191,7 @@ def test_unreadable_tags_leave_the_resource_non_compliant_and_say_why(
     )
 
 
-def test_table_tags_are_read_page_by_page(monitor_functions: ModuleType) -> None:
+def test_table_tags_are_read_page_by_page(layers: SimpleNamespace) -> None:
     dynamodb = boto3.client("dynamodb", region_name=REGION)
     arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/t"
     with Stubber(dynamodb) as stub:
@@ -1195,7 +1206,7 @@ def test_table_tags_are_read_page_by_page(monitor_functions: ModuleType) -> None
             {"ResourceArn": arn, "NextToken": "next"},
         )
 
-        tags = monitor_functions.table_tags(dynamodb, arn, no_wait(monitor_functions))
+        tags = layers.access.table_tags(dynamodb, arn, no_wait(layers.access))
 
         stub.assert_no_pending_responses()
     assert tags == {"team": "data", EXEMPTION_TAG: "SEC-1"}
@@ -1279,7 +1290,7 @@ def test_the_report_is_bounded_whatever_the_account_holds(
     monkeypatch: pytest.MonkeyPatch,
     alert_topic: SubscribedTopic,
 ) -> None:
-    monkeypatch.setattr(monitor, "MAX_REPORTED_FINDINGS", 3)
+    monkeypatch.setattr(monitor_layers(monitor).report, "MAX_REPORTED_FINDINGS", 3)
     for index in range(5):
         create_bucket(f"plain-{index}", None)
     for index in range(4):
@@ -1353,10 +1364,10 @@ def test_the_alert_lists_problems_then_exemptions_for_a_human(
     assert all(set(finding) == FINDING_KEYS for finding in report["non_compliant"] + report["exempted"])
 
 
-def test_the_subject_stays_short_ascii(monitor_functions: ModuleType) -> None:
-    tally = monitor_functions.ScanTally(scanned_buckets=10**40)
+def test_the_subject_stays_short_ascii(layers: SimpleNamespace) -> None:
+    tally = layers.scan.ScanTally(scanned_buckets=10**40)
 
-    subject, _ = monitor_functions.build_alert(tally, (REGION,))
+    subject, _ = layers.report.build_alert(tally, (REGION,))
 
     assert subject.isascii()
     assert len(subject) <= 100
@@ -1365,25 +1376,27 @@ def test_the_subject_stays_short_ascii(monitor_functions: ModuleType) -> None:
 def test_a_huge_alert_is_truncated_below_the_sns_limit(
     monitor: ModuleType, alert_topic: SubscribedTopic
 ) -> None:
+    layers = monitor_layers(monitor)
+    report = layers.report
     # Given more problems than one SNS message (256 KiB) can list
     findings = [
-        monitor._finding(
+        layers.classify.new_finding(
             "dynamodb_table", f"table-{index:05d}-" + "x" * 200, REGION, "NON_COMPLIANT", "AWS-owned key"
         )
         for index in range(3000)
     ]
-    tally = monitor.ScanTally(scanned_tables=3000, non_compliant=findings)
-    assert sum(len(monitor.format_finding(finding)) for finding in findings) > 256 * 1024
+    tally = layers.scan.ScanTally(scanned_tables=3000, non_compliant=findings)
+    assert sum(len(report.format_finding(finding)) for finding in findings) > 256 * 1024
 
-    _, message = monitor.build_alert(tally, (REGION,))
+    _, message = report.build_alert(tally, (REGION,))
 
     # Then the listing stops in time and says how many were left out
-    assert len(message.encode("utf-8")) <= monitor.MAX_ALERT_BYTES < 256 * 1024
+    assert len(message.encode("utf-8")) <= report.MAX_ALERT_BYTES < 256 * 1024
     listed = message.count("\n- [NON_COMPLIANT] ")
     assert 0 < listed < 3000
     assert message.endswith(f"\n... and {3000 - listed} more\n")
     assert "table-00000-" in message
     # And SNS accepts it as it is
-    monitor.publish_alert(monitor.CLIENTS.sns, alert_topic.arn, tally, (REGION,))
+    report.publish_alert(monitor.logger, monitor.CLIENTS.sns, alert_topic.arn, tally, (REGION,))
     [alert] = alert_topic.received()
     assert alert["Message"] == message
