@@ -8,7 +8,7 @@ response unchanged. ``make iam-proof`` reads the file: that is how it knows whic
 grant made fail.
 
 The proof also makes the requests AWS services make, with a role's credentials or as the service
-itself (devkit/acting.py). Such a request carries the header ``x-iam-proof-request`` (JSON), and the
+itself (devkit/iam_proof/acting.py). Such a request carries the header ``x-iam-proof-request`` (JSON), and the
 wrapper of ``iam_evaluator.enforce`` below gives MiniStack's evaluator the request context AWS
 gives that request, which MiniStack never builds because its services make no such request:
 

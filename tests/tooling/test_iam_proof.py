@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devkit import iam_proof
-from devkit.iam_proof import Grant, Result
+from devkit.iam_proof import Grant, Result, prove
 from devkit.ministack import Denial
 
 DOCUMENT = {
@@ -205,7 +205,8 @@ def test_resource_policy_justifications_need_the_named_principal() -> None:
 
 def test_what_the_proof_now_shows_by_acting_is_justified_no_more() -> None:
     """Lambda's log writes, the event source mapping's polling, Step Functions' invoke and publish,
-    KMS through a service, trust policies, alarm publishing: devkit/acting.py makes those requests."""
+    KMS through a service, trust policies, alarm publishing: devkit/iam_proof/acting.py makes those
+    requests."""
     trigger_role = ("arn:aws:iam::0:role/trigger-role",)
     via_sqs = {"StringEquals": {"kms:ViaService": "sqs.eu-central-1.amazonaws.com"}}
     shown = [
@@ -463,7 +464,7 @@ def fake_proof(monkeypatch: pytest.MonkeyPatch, policy: FakePolicy, calls: list[
 
     for name in iam_proof.COMPONENT_SCENARIOS["trigger"]:
         monkeypatch.setitem(iam_proof.SCENARIOS, name, scenario)
-    monkeypatch.setattr(iam_proof.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(prove.time, "sleep", lambda seconds: None)  # Proof.run's pause
     proof = iam_proof.Proof(pipeline=None, server=server, scenarios=iam_proof.Scenarios(pipeline=None))  # type: ignore[arg-type]
     proof.components["trigger-role"] = "trigger"
     return proof

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("emulator", "devkit", "lambda_common", "scripts", "benchmarks")
+PACKAGES = ("emulator", "devkit", "lambda_common", "ingestion_reconcile", "scripts", "benchmarks")
 
 
 def first_party_packages(root: Path = ROOT) -> list[str]:
