@@ -32,6 +32,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from lambda_common.contract import InvalidInputError, WriteRequest, parse_write_request
+from lambda_common.errors import ConfigurationError
 from lambda_common.naming import has_version_id
 
 logger = Logger()
@@ -44,10 +45,6 @@ TIE_BREAK_SEPARATOR: Final = "#"
 """Between the event time and the version identity in a tie-broken UploadTimestamp. Such a value
 starts with the event time, so the rows of one key still sort by event time, a tie-broken row right
 after the row whose event time it shares."""
-
-
-class ConfigurationError(RuntimeError):
-    """The function's environment is missing a setting it cannot run without."""
 
 
 class RowKeyConflictError(RuntimeError):

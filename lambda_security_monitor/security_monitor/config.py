@@ -12,15 +12,12 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
+from lambda_common.errors import ConfigurationError
 from security_monitor.classify import DEFAULT_EXEMPTION_TAG_KEY, ExemptionRules
 
 MAX_TAG_KEY_CHARS: Final = 128
 DEFAULT_SCAN_CONCURRENCY: Final = 16
 MAX_SCAN_CONCURRENCY: Final = 64
-
-
-class ConfigurationError(RuntimeError):
-    """The function's environment is missing or has an unusable setting."""
 
 
 @dataclass(frozen=True)

@@ -1069,7 +1069,7 @@ def test_a_huge_rejection_list_is_truncated_below_the_sns_limit(
     assert 0 < listed < 400
     assert message.endswith(f"\n... and {400 - listed} more\n")
     # And SNS accepts it
-    trigger.publish_alert(trigger.SNS, alert_topic.arn, rejections)
+    trigger.publish_alert(trigger.logger, trigger.SNS, alert_topic.arn, rejections)
     [alert] = alert_topic.received()
     assert alert["Message"] == message
 
@@ -1099,6 +1099,7 @@ def test_a_missing_setting_is_a_configuration_error(
         load_function("lambda_trigger", **env)
 
     assert type(caught.value).__name__ == "ConfigurationError"
+    assert type(caught.value).__module__ == "lambda_common.errors", "the one shared class"
 
 
 @pytest.mark.parametrize("region", [None, ""], ids=["unset", "empty"])
@@ -1669,7 +1670,7 @@ def test_a_run_without_a_clock_never_waits(trigger: ModuleType) -> None:
     # A Run built outside a Lambda invocation (a benchmark, a tool) has no time to wait in: a
     # throttled start fails as soon as botocore's attempts are spent (no real sleep here).
     refuse_start_for(trigger, "a.csv")
-    run = trigger.Run(trigger.SFN, trigger.CONFIG)
+    run = trigger.Run(trigger.SFN, trigger.CONFIG, trigger.logger)
 
     outcome = trigger.process_records([s3_record("a.csv")], run)
 
@@ -1682,7 +1683,7 @@ def test_a_clock_that_stands_still_still_runs_out_of_time(trigger: ModuleType) -
     refuse_start_for(trigger, "a.csv")
     slept: list[float] = []
     clock = trigger.Clock(remaining_ms=lambda: 30_000, sleep=slept.append, jitter=lambda: 1.0)
-    run = trigger.Run(trigger.SFN, trigger.CONFIG, clock=clock)
+    run = trigger.Run(trigger.SFN, trigger.CONFIG, trigger.logger, clock=clock)
 
     outcome = trigger.process_records([s3_record("a.csv")], run)
 

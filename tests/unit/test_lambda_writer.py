@@ -497,3 +497,4 @@ def test_a_missing_table_name_is_a_configuration_error(load_function: Callable[.
         load_function("lambda_writer")
 
     assert type(caught.value).__name__ == "ConfigurationError"
+    assert type(caught.value).__module__ == "lambda_common.errors", "the one shared class"
