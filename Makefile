@@ -76,10 +76,14 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 checkov: $(CHECKOV_STAMP) ## checkov on the Terraform, offline; each accepted skip is inline on its resource, with its reason
 	$(CHECKOV_ENV) $(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml
 
+# --cov=<package> for every function folder and shared package of functions.json. Expanded lazily (=),
+# in a recipe, once $(STAMP) has made the venv: on a fresh clone .venv does not exist at parse time.
+COV_FLAGS = $(shell $(PY) -m devkit.functions --cov-flags)
+
 unit: $(STAMP) ## handler unit tests with per-package coverage
 	mkdir -p build
 	$(LOCAL_AWS) $(PY) -m pytest tests/unit --disable-socket \
-	  --cov=lambda_trigger --cov=lambda_writer --cov=lambda_security_monitor --cov=lambda_common \
+	  $(COV_FLAGS) \
 	  --cov-report=term --cov-report=json:build/coverage.json $(PYTEST_ARGS)
 	$(PY) scripts/check_coverage.py build/coverage.json
 
@@ -103,7 +107,7 @@ test: lint tf-check checkov ## everything: lint, terraform checks on each provid
 	@echo "IAM proof running beside pytest: build/iam-proof.log"
 	$(LOCAL_AWS) $(PY) -m devkit.iam_proof > build/iam-proof.log 2>&1 & proof=$$!; \
 	tests=0; $(LOCAL_AWS) $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadscope --allow-hosts=127.0.0.1,localhost,::1 \
-	  --cov=lambda_trigger --cov=lambda_writer --cov=lambda_security_monitor --cov=lambda_common \
+	  $(COV_FLAGS) \
 	  --cov-report=term --cov-report=json:build/coverage.json $(PYTEST_ARGS) || tests=$$?; \
 	coverage=0; $(PY) scripts/check_coverage.py build/coverage.json || coverage=$$?; \
 	proof_status=0; wait $$proof || proof_status=$$?; cat build/iam-proof.log; \

@@ -1,21 +1,13 @@
 locals {
-  # Errors of every function, throttles of the two on the ingestion path.
-  lambda_alarms = {
-    trigger-errors = {
-      function    = aws_lambda_function.trigger.function_name
+  # Errors of every function (functions.json: its deployed name is the one its <folder>.tf sets, which
+  # tests/tooling/test_registry.py checks), throttles of the two on the ingestion path.
+  lambda_alarms = merge({
+    for key, f in local.functions : "${key}-errors" => {
+      function    = "${local.name_prefix}-${f.function_name_suffix}"
       metric      = "Errors"
-      description = "The trigger function raised errors."
+      description = "The ${f.label} function raised errors."
     }
-    writer-errors = {
-      function    = aws_lambda_function.writer.function_name
-      metric      = "Errors"
-      description = "The writer function raised errors."
-    }
-    security_monitor-errors = {
-      function    = aws_lambda_function.security_monitor.function_name
-      metric      = "Errors"
-      description = "The security monitor function raised errors."
-    }
+    }, {
     trigger-throttles = {
       function    = aws_lambda_function.trigger.function_name
       metric      = "Throttles"
@@ -26,7 +18,7 @@ locals {
       metric      = "Throttles"
       description = "The writer function was throttled; uploads are being delayed."
     }
-  }
+  })
 }
 
 resource "aws_cloudwatch_metric_alarm" "lambda" {

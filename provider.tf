@@ -41,15 +41,22 @@ locals {
   # Known before the state machine exists: its key's policy names it, and it uses that key.
   state_machine_name = "${local.name_prefix}-ingestion"
   state_machine_arn  = "arn:${local.partition}:states:${var.aws_region}:${local.account_id}:stateMachine:${local.state_machine_name}"
-  # Names of the four log groups, known before they exist: the logs key's policy names their ARNs,
-  # and the log groups use the key, so deriving the ARNs from the resources would be a cycle.
-  log_group_names = {
-    trigger          = "/aws/lambda/${local.name_prefix}-trigger"
-    writer           = "/aws/lambda/${local.name_prefix}-writer"
-    security_monitor = "/aws/lambda/${local.name_prefix}-security-monitor"
-    # The /aws/vendedlogs/ prefix keeps the log delivery resource policy small (an AWS recommendation).
-    state_machine = "/aws/vendedlogs/states/${local.name_prefix}-ingestion"
+  # The Lambda functions (functions.json, the one list of them), by resource name (trigger, ...):
+  # their log group names and error alarms derive from it; each function's resources stay in its own
+  # <folder>.tf, so no resource address depends on the registry.
+  functions = {
+    for f in jsondecode(file("${path.module}/functions.json")).functions : trimprefix(f.resource, "aws_lambda_function.") => f
   }
+  # Names of the log groups, known before they exist: the logs key's policy names their ARNs, and the
+  # log groups use the key, so deriving the ARNs from the resources would be a cycle. A function's log
+  # group is /aws/lambda/<its function name>.
+  log_group_names = merge(
+    {
+      for f in values(local.functions) : trimprefix(f.log_group, "aws_cloudwatch_log_group.") => "/aws/lambda/${local.name_prefix}-${f.function_name_suffix}"
+    },
+    # The /aws/vendedlogs/ prefix keeps the log delivery resource policy small (an AWS recommendation).
+    { state_machine = "/aws/vendedlogs/states/${local.name_prefix}-ingestion" },
+  )
   log_group_arns = [
     for name in values(local.log_group_names) : "arn:${local.partition}:logs:${var.aws_region}:${local.account_id}:log-group:${name}"
   ]

@@ -1,8 +1,8 @@
 """Build reproducible Lambda zips: identical sources give identical bytes.
 
-Each ``dist/<function>.zip`` holds the function folder's files at its root (``index.py``), the
-whole ``lambda_common`` package as ``lambda_common/`` (so ``from lambda_common.<module> import``
-works in the zip as in the repository) and the pinned runtime libraries of
+Each ``dist/<folder>.zip`` (the functions: functions.json, devkit/functions.py) holds the function
+folder's files at its root (``index.py``), each of its shared packages whole (``lambda_common/``, so
+``from lambda_common.<module> import`` works in the zip as in the repository) and the pinned runtime libraries of
 ``requirements-lambda.txt`` (Powertools), with sorted entries, a fixed timestamp and fixed
 permissions, so that ``source_code_hash`` and therefore ``terraform plan`` only change when the
 code does. boto3 comes from the Lambda runtime.
@@ -18,27 +18,15 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
+
+from devkit.functions import FUNCTIONS, Function
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements-lambda.txt"
-COMMON_PACKAGE = "lambda_common"  # shipped whole in every zip
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 EXCLUDED_DIRS = {"__pycache__", "tests"}
 EXCLUDED_SUFFIXES = {".pyc", ".pyo"}
-
-
-@dataclass(frozen=True)
-class Function:
-    name: str  # the function's folder, whose files go to the zip root
-
-
-FUNCTIONS = (
-    Function("lambda_trigger"),
-    Function("lambda_writer"),
-    Function("lambda_security_monitor"),
-)
 
 
 class PackagingError(RuntimeError):
@@ -110,11 +98,12 @@ def _runtime_file(name: str) -> bool:
 def contents(function: Function, vendor: Path) -> dict[str, Path]:
     """Every entry of the function's zip: libraries first, then code (code wins on a clash)."""
     entries = {name: path for name, path in _files(vendor).items() if _runtime_file(name)}
-    common = ROOT / COMMON_PACKAGE
-    if not (common / "__init__.py").is_file():
-        raise PackagingError(f"{common}/__init__.py is missing: {COMMON_PACKAGE} must be a package")
-    entries.update({f"{COMMON_PACKAGE}/{name}": path for name, path in _files(common).items()})
-    source = ROOT / function.name
+    for package in function.shared_packages:
+        shared = ROOT / package
+        if not (shared / "__init__.py").is_file():
+            raise PackagingError(f"{shared}/__init__.py is missing: {package} must be a package")
+        entries.update({f"{package}/{name}": path for name, path in _files(shared).items()})
+    source = ROOT / function.folder
     if not (source / "index.py").is_file():
         raise PackagingError(f"{source}/index.py is missing")
     entries.update(_files(source))
@@ -135,14 +124,14 @@ def write_zip(entries: dict[str, Path], destination: Path) -> None:
 
 
 def build(names: list[str] | None, dist: Path, build_dir: Path) -> list[Path]:
-    wanted = [f for f in FUNCTIONS if not names or f.name in names]
-    unknown = set(names or ()) - {f.name for f in FUNCTIONS}
+    wanted = [f for f in FUNCTIONS if not names or f.folder in names]
+    unknown = set(names or ()) - {f.folder for f in FUNCTIONS}
     if unknown:
         raise PackagingError(f"unknown function(s): {', '.join(sorted(unknown))}")
     vendor = vendor_dir(build_dir)
     built = []
     for function in wanted:
-        destination = dist / f"{function.name}.zip"
+        destination = dist / function.zip_name
         write_zip(contents(function, vendor), destination)
         built.append(destination)
     return built

@@ -3,7 +3,7 @@
 A ``.terraform.lock.hcl`` pins one version per provider, so each provider source the toolchain
 offers (every version in range in a local mirror, or ``registry``: the newest from
 registry.terraform.io) gets its own working directory under ``build/tf/`` (``build/tf/5.100.0``,
-``build/tf/registry``, ...): each links the root's ``*.tf``, the state machine definition,
+``build/tf/registry``, ...): each links the root's ``*.tf``, the state machine definition, the function registry,
 ``tests/`` and ``dist/``, and keeps its own ``.terraform/``, lock file, state and generated
 override files.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from devkit import toolchain
 
 ROOT = toolchain.ROOT
-LINKED = ("state_machine.asl.json", "tests", "dist")
+LINKED = ("state_machine.asl.json", "functions.json", "tests", "dist")
 DEFAULT_TIMEOUT = 900.0
 TAIL_LINES = 40
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Fail unless every Lambda package has at least the minimum line coverage.
 
+The packages are the function folders and their shared packages of functions.json (devkit/functions.py).
+
 Reads the JSON report written by ``coverage json`` (or ``pytest --cov-report=json:PATH``), prints one
 line per package and exits 1 when a package is below the minimum or was not measured at all.
 
@@ -16,7 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Final
 
-PACKAGES: Final = ("lambda_trigger", "lambda_writer", "lambda_security_monitor", "lambda_common")
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script: sys.path[0] is scripts/
+    sys.path.insert(0, str(ROOT))
+
+from devkit.functions import coverage_packages  # noqa: E402  (after the path above)
+
+PACKAGES: Final = coverage_packages()  # every function folder and shared package (functions.json)
 DEFAULT_MINIMUM: Final = 90.0
 
 

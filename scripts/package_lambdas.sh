@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Package the three Lambda functions into reproducible zips under dist/.
+# Package every Lambda function of functions.json into reproducible zips under dist/.
 # Uses the project venv's Python (created by `make venv`) unless PYTHON is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -16,7 +16,7 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from devkit import toolchain
+from devkit import functions, toolchain
 
 ROOT = Path(__file__).resolve().parent.parent
 TF_FILES = sorted(p for p in ROOT.glob("*.tf") if not p.name.endswith("_override.tf"))
@@ -30,12 +30,12 @@ EXPECTED_FILES = {
     "sns.tf",
     "sqs.tf",
     "iam.tf",
-    "lambda_trigger.tf",
-    "lambda_writer.tf",
-    "lambda_security_monitor.tf",
     "step_functions.tf",
     "cloudwatch.tf",
+    *(function.terraform_file for function in functions.FUNCTIONS),  # functions.json
 }
+# The functions' Terraform resource names (trigger, ...): their documents, log groups, dependencies.
+FUNCTION_RESOURCES = [function.resource.split(".", 1)[1] for function in functions.FUNCTIONS]
 # Actions without resource-level permissions: AWS only accepts "*" as their resource.
 STAR_RESOURCE_ACTIONS = {
     "s3:ListAllMyBuckets",
@@ -123,14 +123,9 @@ def test_the_root_has_exactly_the_documented_flat_layout() -> None:
 
 
 def test_iam_documents_exist_for_every_role_and_policy() -> None:
-    assert {
-        "trigger",
-        "writer",
-        "security_monitor",
-        "step_functions",
-        "uploads_bucket",
-        "alerts_topic",
-    } <= set(policy_documents())
+    assert {*FUNCTION_RESOURCES, "step_functions", "uploads_bucket", "alerts_topic"} <= set(
+        policy_documents()
+    )
 
 
 @pytest.mark.parametrize(
@@ -350,7 +345,7 @@ def test_every_log_group_is_named_in_the_logs_key_policy_and_encrypted_with_it()
     """The logs key serves only the log groups in local.log_group_names: a log group named any
     other way would be refused by CloudWatch Logs (its ARN is not in the key policy's condition)."""
     groups = {name: body for _, kind, name, body in blocks("resource") if kind == "aws_cloudwatch_log_group"}
-    assert set(groups) == {"trigger", "writer", "security_monitor", "state_machine"}
+    assert set(groups) == {*(f.log_group.split(".", 1)[1] for f in functions.FUNCTIONS), "state_machine"}
     for name, body in groups.items():
         assert body["name"] == f"${{local.log_group_names.{name}}}", name
         assert body["kms_key_id"] == "${aws_kms_key.logs.arn}", name
@@ -360,7 +355,10 @@ def test_every_log_group_is_named_in_the_logs_key_policy_and_encrypted_with_it()
         for entry in document.get("locals", [])
         if "log_group_names" in entry
     )
-    assert set(local_names) == set(groups)
+    # The functions' log groups come from functions.json (provider.tf), the state machine's by hand.
+    assert "for f in values(local.functions)" in local_names
+    assert 'trimprefix(f.log_group, "aws_cloudwatch_log_group.")' in local_names
+    assert "{state_machine = " in local_names
 
 
 def test_every_variable_has_a_type_and_a_description() -> None:
@@ -379,9 +377,7 @@ def test_every_output_has_a_description_and_the_seed_names_exist() -> None:
         "s3_bucket_name",
         "dynamodb_table_name",
         "step_function_arn",
-        "trigger_lambda_name",
-        "writer_lambda_name",
-        "lambda_security_monitor_function_name",
+        *(function.output for function in functions.FUNCTIONS),
         "sns_topic_arn",
         "kms_s3_key_arn",
         "kms_dynamodb_key_arn",
@@ -462,7 +458,7 @@ def test_no_generated_or_local_file_is_tracked() -> None:
     assert offending == []
 
 
-@pytest.mark.parametrize("function", ["trigger", "writer", "security_monitor"])
+@pytest.mark.parametrize("function", FUNCTION_RESOURCES)
 def test_each_function_waits_for_its_log_group_and_role_policy(function: str) -> None:
     """Created first, the log group keeps its retention; otherwise Lambda creates it unmanaged."""
     body = next(

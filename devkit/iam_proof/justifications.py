@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
+from devkit import functions
 from devkit.iam_proof.grants import Grant, condition_keys
 
 
@@ -123,7 +124,7 @@ GROUPS: dict[str, Group] = {
         ),
     )
 }
-FUNCTIONS = ("trigger", "writer", "monitor")
+FUNCTIONS = tuple(function.name for function in functions.FUNCTIONS)  # functions.json
 ACCOUNT_VIA = ("kms:CallerAccount", "kms:ViaService")
 JUSTIFICATIONS: tuple[Justification, ...] = (
     Justification(

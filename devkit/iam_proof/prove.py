@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devkit import functions
 from devkit.iam_proof.acting import Acting
 from devkit.iam_proof.actor import Credentials
 from devkit.iam_proof.grants import Carrier, Grant, Locator, enumerate_grants, shape, short, without
@@ -87,11 +88,7 @@ class Proof:
     def discover(self) -> None:
         """Which role is whose (from the deployed functions and state machine)."""
         outputs = self.pipeline.outputs
-        for component, output in (
-            ("trigger", "trigger_lambda_name"),
-            ("writer", "writer_lambda_name"),
-            ("monitor", "lambda_security_monitor_function_name"),
-        ):
+        for component, output in ((f.name, f.output) for f in functions.FUNCTIONS):  # functions.json
             arn = self.pipeline.client("lambda").get_function_configuration(FunctionName=outputs[output])[
                 "Role"
             ]

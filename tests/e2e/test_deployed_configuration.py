@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
+from devkit import functions
 from devkit.pipeline import Pipeline, wait_for
 from tests.e2e.conftest import Deployment
 
 pytestmark = pytest.mark.e2e
 
-FUNCTION_OUTPUTS = ("trigger_lambda_name", "writer_lambda_name", "lambda_security_monitor_function_name")
+FUNCTION_OUTPUTS = tuple(function.output for function in functions.FUNCTIONS)  # functions.json
 
 
 def test_the_bucket_settings_are_the_split_resources(pipeline: Pipeline) -> None:

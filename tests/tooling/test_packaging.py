@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from devkit import packaging
+from devkit import functions, packaging
 from devkit.lambda_harness import LAMBDA_RUNTIME_DISTRIBUTIONS, top_level_modules
 
 
@@ -37,7 +37,7 @@ def test_identical_sources_give_identical_bytes(built: dict[str, Path], tmp_path
 
 def copy_sources(target: Path) -> Path:
     """The function folders and lambda_common, copied as the packager reads them."""
-    for folder in [*(function.name for function in packaging.FUNCTIONS), packaging.COMMON_PACKAGE]:
+    for folder in functions.coverage_packages():
         shutil.copytree(
             packaging.ROOT / folder, target / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
         )
@@ -111,7 +111,7 @@ def test_entries_are_sorted_with_a_fixed_time_and_mode(built: dict[str, Path]) -
 
 
 COMMON_DIR = packaging.ROOT / "lambda_common"
-FUNCTION_NAMES = sorted(function.name for function in packaging.FUNCTIONS)
+FUNCTION_NAMES = sorted(functions.folders())
 
 
 @pytest.mark.parametrize("function", FUNCTION_NAMES)

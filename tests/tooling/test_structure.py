@@ -6,18 +6,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from devkit import functions
+
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = (
-    "devkit",
-    "scripts",
-    "ingestion_reconcile",
-    "benchmarks",
-    "lambda_common",
-    "lambda_trigger",
-    "lambda_writer",
-    "lambda_security_monitor",
-    "lambda_security_monitor/security_monitor",
-)
+# The tooling, and every function folder and shared package of functions.json (subpackages included:
+# package_files searches each folder recursively).
+PACKAGES = ("devkit", "scripts", "ingestion_reconcile", "benchmarks", *functions.coverage_packages())
 MAX_FUNCTION_LINES = 60
 
 
@@ -51,5 +45,49 @@ def test_the_check_sees_a_long_function() -> None:
     source.write_text(f"def long() -> None:\n{body}\n")
     try:
         assert long_functions(source) == [f"build/structure-probe.py:1 long ({MAX_FUNCTION_LINES + 1} lines)"]
+    finally:
+        source.unlink()
+
+
+SHARED_ERRORS = ("ConfigurationError",)
+"""Errors defined once, in ``lambda_common/errors.py``: a function folder imports them, never
+defines its own (#18)."""
+
+
+def shared_error_definitions(path: Path) -> list[str]:
+    """Where ``path`` defines one of :data:`SHARED_ERRORS` (a class, or a name bound to one)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            names = [node.name]
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [target.id for target in targets if isinstance(target, ast.Name)]
+        else:
+            continue
+        found += [f"{path.relative_to(ROOT)}:{node.lineno} {name}" for name in names if name in SHARED_ERRORS]
+    return found
+
+
+def test_shared_errors_are_defined_once_in_lambda_common() -> None:
+    function_folders = sorted(index.parent for index in ROOT.glob("*/index.py"))
+    assert len(function_folders) >= 3, "the function folders were found"
+    function_files = [path for folder in function_folders for path in sorted(folder.rglob("*.py"))]
+    assert [found for path in function_files for found in shared_error_definitions(path)] == []
+    common_files = sorted((ROOT / "lambda_common").rglob("*.py"))
+    common = [found.split(":")[0] for path in common_files for found in shared_error_definitions(path)]
+    assert common == ["lambda_common/errors.py"] * len(SHARED_ERRORS)
+
+
+def test_the_check_sees_a_local_configuration_error() -> None:
+    source = ROOT / "build" / "structure-probe-errors.py"
+    source.parent.mkdir(exist_ok=True)
+    source.write_text("class ConfigurationError(Exception):\n    pass\n\n\nConfigurationError = KeyError\n")
+    try:
+        assert shared_error_definitions(source) == [
+            "build/structure-probe-errors.py:1 ConfigurationError",
+            "build/structure-probe-errors.py:5 ConfigurationError",
+        ]
     finally:
         source.unlink()

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from devkit import functions
+
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "check_coverage.py"
 
 
@@ -37,6 +39,11 @@ def report(**covered: tuple[int, int]) -> dict[str, Any]:
     return {"meta": {}, "files": files}
 
 
+def every(covered: int, statements: int) -> dict[str, tuple[int, int]]:
+    """The same figures for every function folder and shared package (functions.json)."""
+    return dict.fromkeys(functions.coverage_packages(), (covered, statements))
+
+
 def run(check_coverage: ModuleType, tmp_path: Path, data: dict[str, Any]) -> int:
     path = tmp_path / "coverage.json"
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -46,12 +53,7 @@ def run(check_coverage: ModuleType, tmp_path: Path, data: dict[str, Any]) -> int
 def test_passes_when_every_package_reaches_the_minimum(
     check_coverage: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = report(
-        lambda_trigger=(90, 100),
-        lambda_writer=(50, 50),
-        lambda_security_monitor=(99, 100),
-        lambda_common=(10, 10),
-    )
+    data = report(**{**every(99, 100), "lambda_trigger": (90, 100), "lambda_common": (10, 10)})
 
     assert run(check_coverage, tmp_path, data) == 0
 
@@ -63,12 +65,7 @@ def test_passes_when_every_package_reaches_the_minimum(
 def test_fails_naming_the_package_below_the_minimum(
     check_coverage: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = report(
-        lambda_trigger=(100, 100),
-        lambda_writer=(89, 100),
-        lambda_security_monitor=(100, 100),
-        lambda_common=(1, 1),
-    )
+    data = report(**{**every(100, 100), "lambda_writer": (89, 100)})
 
     assert run(check_coverage, tmp_path, data) == 1
 
@@ -80,7 +77,7 @@ def test_fails_naming_the_package_below_the_minimum(
 def test_fails_when_a_package_was_not_measured(
     check_coverage: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data = report(lambda_trigger=(100, 100), lambda_writer=(100, 100), lambda_security_monitor=(100, 100))
+    data = report(**dict.fromkeys(functions.folders(), (100, 100)))  # no shared package
 
     assert run(check_coverage, tmp_path, data) == 1
 
