@@ -85,7 +85,7 @@ unit: $(STAMP) ## handler unit tests with per-package coverage
 	$(LOCAL_AWS) $(PY) -m pytest tests/unit --disable-socket \
 	  $(COV_FLAGS) \
 	  --cov-report=term --cov-report=json:build/coverage.json $(PYTEST_ARGS)
-	$(PY) scripts/check_coverage.py build/coverage.json
+	$(PY) -m scripts.check_coverage build/coverage.json
 
 # The inner loop: what a one-line change needs, in under 3 minutes here. `make test` runs all of it too.
 CHECK_SUITES := tests/unit tests/tooling tests/test_terraform_static.py tests/test_provider_6x.py
@@ -109,7 +109,7 @@ test: lint tf-check checkov ## everything: lint, terraform checks on each provid
 	tests=0; $(LOCAL_AWS) $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadscope --allow-hosts=127.0.0.1,localhost,::1 \
 	  $(COV_FLAGS) \
 	  --cov-report=term --cov-report=json:build/coverage.json $(PYTEST_ARGS) || tests=$$?; \
-	coverage=0; $(PY) scripts/check_coverage.py build/coverage.json || coverage=$$?; \
+	coverage=0; $(PY) -m scripts.check_coverage build/coverage.json || coverage=$$?; \
 	proof_status=0; wait $$proof || proof_status=$$?; cat build/iam-proof.log; \
 	echo "pytest: exit $$tests; coverage: exit $$coverage; IAM proof: exit $$proof_status"; \
 	test $$tests -eq 0 && test $$coverage -eq 0 && test $$proof_status -eq 0

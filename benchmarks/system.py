@@ -375,8 +375,7 @@ def monitor_ratio(handlers_json: Path | None) -> dict[str, Any]:
         for bench in json.loads(handlers_json.read_text()).get("benchmarks", []):
             if "monitor_concurrent_over_serial" in bench.get("extra_info", {}):
                 return dict(bench["extra_info"], source=str(handlers_json))
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from bench_support import measure_monitor_speedup  # the harness the handler benchmark uses
+    from benchmarks.bench_support import measure_monitor_speedup  # the handler benchmark's harness
 
     return dict(measure_monitor_speedup(), source="measured by benchmarks/system.py")
 

@@ -6,7 +6,7 @@ The packages are the function folders and their shared packages of functions.jso
 Reads the JSON report written by ``coverage json`` (or ``pytest --cov-report=json:PATH``), prints one
 line per package and exits 1 when a package is below the minimum or was not measured at all.
 
-    scripts/check_coverage.py build/coverage.json [--minimum 90]
+    python -m scripts.check_coverage build/coverage.json [--minimum 90]
 """
 
 from __future__ import annotations
@@ -18,11 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Final
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script: sys.path[0] is scripts/
-    sys.path.insert(0, str(ROOT))
-
-from devkit.functions import coverage_packages  # noqa: E402  (after the path above)
+from devkit.functions import coverage_packages  # run as `python -m scripts.check_coverage` (Makefile)
 
 PACKAGES: Final = coverage_packages()  # every function folder and shared package (functions.json)
 DEFAULT_MINIMUM: Final = 90.0

@@ -91,3 +91,55 @@ def test_the_check_sees_a_local_configuration_error() -> None:
         ]
     finally:
         source.unlink()
+
+
+# The two places that may put code on sys.path: the test harness loading a function as its zip
+# would (its folder first; today through pytest's monkeypatch) and the emulator's bootstrap running
+# a function's code (#18). Everything else is imported as a package.
+SYS_PATH_EDITORS = {"devkit/lambda_harness.py", "emulator/lambda_bootstrap.py"}
+
+
+def sys_path_edits(path: Path) -> list[str]:
+    """Each statement of `path` that changes sys.path (a call on it, an assignment to it or a slice)."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        target = None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            target = node.func.value
+        elif isinstance(node, ast.Assign | ast.AugAssign):
+            target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+            target = target.value if isinstance(target, ast.Subscript) else target
+        if (
+            isinstance(target, ast.Attribute)
+            and target.attr == "path"
+            and isinstance(target.value, ast.Name)
+            and target.value.id == "sys"
+        ):
+            found.append((node.lineno, f"{path.relative_to(ROOT)}:{node.lineno}"))
+    return [edit for _, edit in sorted(found)]
+
+
+def test_no_sys_path_edit_outside_the_harness_and_the_emulator_bootstrap() -> None:
+    skipped = {".venv", ".tools", "build", "dist", ".emulator", "tests", ".git"}
+    files = [p for p in sorted(ROOT.rglob("*.py")) if not skipped & set(p.relative_to(ROOT).parts)]
+    assert len(files) > 50, "the repository's Python files were found"
+    edits = [edit for path in files for edit in sys_path_edits(path)]
+    editors = {edit.split(":")[0] for edit in edits}
+    assert editors <= SYS_PATH_EDITORS, edits
+    assert "emulator/lambda_bootstrap.py" in editors, "the bootstrap's edit is seen (the check works here)"
+
+
+def test_the_sys_path_check_sees_each_kind_of_edit() -> None:
+    source = ROOT / "build" / "structure-probe-sys-path.py"
+    source.parent.mkdir(exist_ok=True)
+    source.write_text(
+        "import sys\nsys.path.insert(0, 'x')\nsys.path[:0] = ['y']\nsys.path = []\nprint(sys.path)\n"
+    )
+    try:
+        assert sys_path_edits(source) == [
+            "build/structure-probe-sys-path.py:2",
+            "build/structure-probe-sys-path.py:3",
+            "build/structure-probe-sys-path.py:4",
+        ]
+    finally:
+        source.unlink()
