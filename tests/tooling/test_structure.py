@@ -143,3 +143,15 @@ def test_the_sys_path_check_sees_each_kind_of_edit() -> None:
         ]
     finally:
         source.unlink()
+
+
+def test_no_python_file_outside_tests_is_over_600_lines() -> None:
+    skipped = {".venv", ".tools", "build", "dist", ".emulator", "tests", ".git"}
+    files = [p for p in sorted(ROOT.rglob("*.py")) if not skipped & set(p.relative_to(ROOT).parts)]
+    assert len(files) > 50, "the repository's Python files were found"
+    long_files = {
+        str(p.relative_to(ROOT)): n
+        for p in files
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600
+    }
+    assert long_files == {}
