@@ -10,7 +10,7 @@ from ingestion_reconcile.clients import pagination
 from ingestion_reconcile.errors import aws_errors
 from ingestion_reconcile.findings import Status
 from ingestion_reconcile.progress import Progress
-from lambda_common.contract import ExecutionInput
+from lambda_common.contract import UploadRecord
 from lambda_common.key_validation import InvalidKeyError, is_folder_marker, validate_key
 from lambda_common.naming import execution_name, has_version_id, object_digest
 
@@ -45,9 +45,9 @@ class ObjectVersion:
     def digest(self) -> str:
         return object_digest(self.bucket, self.key, self.version_id)
 
-    def execution_input(self) -> ExecutionInput:
+    def upload_record(self) -> UploadRecord:
         """What the trigger would have started it with; LastModified stands in for the event time."""
-        return ExecutionInput(
+        return UploadRecord(
             bucket=self.bucket,
             key=self.key,
             size=self.size,

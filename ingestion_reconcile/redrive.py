@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ class StartOutcome:
 
 def start_redrive(sfn: Any, machine: StateMachine, obj: ObjectVersion, name: str) -> StartOutcome:
     """Start the object under ``name``; ExecutionAlreadyExists means someone else just did."""
-    payload = json.dumps(obj.execution_input(), ensure_ascii=False)
+    payload = obj.upload_record().execution_input_json()
     with aws_errors("states:StartExecution", f"state machine {machine.arn!r}"):
         try:
             sfn.start_execution(stateMachineArn=machine.arn, name=name, input=payload)

@@ -8,7 +8,6 @@ Two messages of one invocation for one execution name call StartExecution once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -16,7 +15,7 @@ from aws_lambda_powertools import Logger
 from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambda_common.contract import ExecutionInput
+from lambda_common.contract import UploadRecord
 from lambda_common.naming import WorkflowType, execution_arn
 from trigger.events import ObjectCreated
 from trigger.run import Clock, Run, StartResult
@@ -52,8 +51,9 @@ def error_code(err: ClientError | BotoCoreError) -> str:
     return type(err).__name__
 
 
-def build_execution_input(event: ObjectCreated, key: str) -> ExecutionInput:
-    return ExecutionInput(
+def build_execution_input(event: ObjectCreated, key: str) -> UploadRecord:
+    """The contract's upload record of an accepted notification, its key decoded."""
+    return UploadRecord(
         bucket=event.bucket,
         key=key,
         size=event.size,
@@ -65,11 +65,11 @@ def build_execution_input(event: ObjectCreated, key: str) -> ExecutionInput:
     )
 
 
-def start_execution(sfn: BaseClient, state_machine_arn: str, name: str, payload: ExecutionInput) -> bool:
+def start_execution(sfn: BaseClient, state_machine_arn: str, name: str, payload: UploadRecord) -> bool:
     """Start one execution; return False when it already exists (a duplicate notification)."""
     try:
         sfn.start_execution(
-            stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload, ensure_ascii=False)
+            stateMachineArn=state_machine_arn, name=name, input=payload.execution_input_json()
         )
     except ClientError as err:
         if err.response["Error"]["Code"] == "ExecutionAlreadyExists":
@@ -90,7 +90,7 @@ def start_execution_through_throttles(
     sfn: BaseClient,
     state_machine_arn: str,
     name: str,
-    payload: ExecutionInput,
+    payload: UploadRecord,
     clock: Clock,
     margin_ms: int,
     waits: list[int],
@@ -144,7 +144,7 @@ def execution_exists(sfn: BaseClient, state_machine_arn: str, name: str, logger:
     return True
 
 
-def attempt_start(run: Run, name: str, payload: ExecutionInput, log_fields: Mapping[str, str]) -> StartResult:
+def attempt_start(run: Run, name: str, payload: UploadRecord, log_fields: Mapping[str, str]) -> StartResult:
     """StartExecution (botocore retries inside; throttles waited out while the invocation has time);
     if it failed, DescribeExecution (STANDARD only: an EXPRESS execution cannot be described, and a
     start that failed there is failed)."""
@@ -182,7 +182,7 @@ def attempt_start(run: Run, name: str, payload: ExecutionInput, log_fields: Mapp
     return StartResult("duplicate")
 
 
-def start_once(run: Run, name: str, payload: ExecutionInput, log_fields: Mapping[str, str]) -> StartResult:
+def start_once(run: Run, name: str, payload: UploadRecord, log_fields: Mapping[str, str]) -> StartResult:
     """The result of execution ``name``: started now, or the earlier attempt of this invocation
     (another message carrying the same object version is a duplicate, or fails with it)."""
     earlier = run.attempted.get(name)

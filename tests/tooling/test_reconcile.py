@@ -37,7 +37,7 @@ from devkit.lambda_harness import create_metadata_table
 from emulator import Emulator
 from emulator.stepfunctions_api import running_executions
 from ingestion_reconcile import cli, executions, objects, verdict
-from lambda_common.contract import ExecutionInput
+from lambda_common.contract import UploadRecord
 from lambda_common.naming import execution_name
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -218,7 +218,7 @@ class Stack:
         sfn: Any = None,
     ) -> str:
         """What the trigger does for one notification: its name and input; returns the execution ARN."""
-        payload = ExecutionInput(
+        payload = UploadRecord(
             bucket=self.bucket,
             key=upload.key,
             size=4,
@@ -231,7 +231,7 @@ class Stack:
         name = execution_name(self.bucket, upload.key, upload.version_id, sequencer)
         return str(
             (sfn or self.sfn).start_execution(
-                stateMachineArn=self.machine_arn, name=name, input=json.dumps(payload)
+                stateMachineArn=self.machine_arn, name=name, input=payload.execution_input_json()
             )["executionArn"]
         )
 

@@ -47,13 +47,13 @@ def json_paths(value: object) -> list[str]:
 
 
 def test_every_field_has_exactly_one_validation_rule(contract: ModuleType) -> None:
-    assert list(contract.FIELD_RULES) == list(contract.ExecutionInput.__annotations__)
+    assert list(contract.FIELD_RULES) == list(contract.FIELD_NAMES)
 
 
 def test_the_write_request_carries_every_field_and_the_execution_id(contract: ModuleType) -> None:
     fields = list(contract.WriteRequest.__dataclass_fields__)
 
-    assert fields == [*contract.ExecutionInput.__annotations__, "execution_id"]
+    assert fields == [*contract.FIELD_NAMES, "execution_id"]
 
 
 def test_a_valid_input_has_no_problem_and_every_problem_is_named(contract: ModuleType) -> None:
@@ -99,7 +99,7 @@ def test_the_failure_alert_reads_only_contract_fields(contract: ModuleType) -> N
     read = set(json_paths(message)) - {"error"}  # the task's caught error, added by ResultPath
 
     assert read
-    assert read <= set(contract.ExecutionInput.__annotations__)
+    assert read <= set(contract.FIELD_NAMES)
 
 
 def test_the_state_machine_never_retries_the_contract_error(contract: ModuleType) -> None:
@@ -150,7 +150,7 @@ def test_what_the_trigger_emits_is_exactly_what_the_writer_reads(
     record = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
 
     # Then its input has exactly the contract's fields, which are exactly those the writer checks
-    assert list(record) == list(contract.ExecutionInput.__annotations__) == list(contract.FIELD_RULES)
+    assert list(record) == list(contract.FIELD_NAMES) == list(contract.FIELD_RULES)
     # And the writer, given it as the state machine does, writes the row
     result = writer.lambda_handler(
         {"file": record, "execution_id": execution["executionArn"]}, lambda_context
@@ -179,3 +179,79 @@ def test_the_writer_refuses_an_input_without_a_field_the_trigger_always_sets(
 
     with pytest.raises(contract.InvalidInputError, match=f"file.{field} must be"):
         contract.parse_write_request({"file": file, "execution_id": "arn:x"})
+
+
+# --- the upload record is the one declaration -----------------------------------------------------
+
+
+def test_the_field_table_says_required_exactly_where_the_type_and_the_rule_refuse_null(
+    contract: ModuleType,
+) -> None:
+    for spec in contract.UPLOAD_FIELDS:
+        refuses_null = spec.rule(spec.json_name, None) is not None
+        assert spec.required == refuses_null == ("None" not in spec.type), spec
+
+
+def test_the_execution_input_is_byte_for_byte_the_declared_order(contract: ModuleType) -> None:
+    record = contract.UploadRecord(
+        bucket=BUCKET,
+        key="dir/é.csv",
+        size=7,
+        etag=None,
+        version_id="v1",
+        sequencer="0A",
+        event_time="2026-01-15T10:20:30.123Z",
+        event_name="ObjectCreated:Put",
+    )
+
+    assert record.execution_input_json() == (
+        '{"bucket": "uploads-bucket", "key": "dir/é.csv", "size": 7, "etag": null, "version_id": "v1", '
+        '"sequencer": "0A", "event_time": "2026-01-15T10:20:30.123Z", "event_name": "ObjectCreated:Put"}'
+    )
+    request = contract.parse_write_request({"file": record.execution_input(), "execution_id": "arn:x"})
+    assert contract.UploadRecord.from_execution_input(record.execution_input()) == record
+    assert (request.key, request.size, request.execution_id) == ("dir/é.csv", 7, "arn:x")
+
+
+CONTRACT_SOURCE = REPO_ROOT / "lambda_common" / "contract.py"
+NOT_SCANNED = {".git", ".venv", "build", "dist", ".emulator", ".tools", "node_modules", "tests", "benchmarks"}
+"""Not scanned: copies and tools, and the tests and benchmarks, whose example inputs spell fields out."""
+REPEAT_THRESHOLD = 4
+
+
+def field_lists(source: str, field_names: set[str]) -> list[int]:
+    """Lines of string-literal lists, tuples, sets and dict keys naming >= 4 of the contract's fields."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.List | ast.Tuple | ast.Set):
+            items = node.elts
+        elif isinstance(node, ast.Dict):
+            items = [key for key in node.keys if key is not None]
+        else:
+            continue
+        named = {item.value for item in items if isinstance(item, ast.Constant)} & field_names
+        if len(named) >= REPEAT_THRESHOLD:
+            found.append(node.lineno)
+    return found
+
+
+def test_the_repeat_detector_sees_a_field_list(contract: ModuleType) -> None:
+    names = set(contract.FIELD_NAMES)
+
+    assert field_lists('FIELDS = ("bucket", "key", "size", "etag")', names) == [1]
+    assert field_lists('row = {"bucket": 1, "key": 2, "event_time": 3, "event_name": 4}', names) == [1]
+    assert field_lists('ok = ["bucket", "key", "size"]', names) == []
+
+
+def test_no_module_but_the_contract_declares_the_field_list_again(contract: ModuleType) -> None:
+    names = set(contract.FIELD_NAMES)
+    repeats = []
+    for path in sorted(REPO_ROOT.rglob("*.py")):
+        relative = path.relative_to(REPO_ROOT)
+        if NOT_SCANNED & set(relative.parts[:-1]) or path == CONTRACT_SOURCE:
+            continue
+        repeats.extend(f"{relative}:{line}" for line in field_lists(path.read_text(), names))
+
+    assert repeats == [], "declare the upload record's fields only in lambda_common/contract.py"
