@@ -1,6 +1,6 @@
 locals {
   # Errors of every function (functions.json: its deployed name is the one its <folder>.tf sets, which
-  # tests/tooling/test_registry.py checks), throttles of the two on the ingestion path.
+  # tests/tooling/test_function_registry.py checks), throttles of the two on the ingestion path.
   lambda_alarms = merge({
     for key, f in local.functions : "${key}-errors" => {
       function    = "${local.name_prefix}-${f.function_name_suffix}"

@@ -5,7 +5,7 @@ files go to the root of ``dist/<folder>.zip``), the shared packages shipped whol
 Terraform resources (function, role, log group), the output holding its deployed name, and the suffix
 of that name (``<project>-<environment>-<suffix>``). JSON, so that Terraform reads it too
 (``jsondecode(file(...))`` in provider.tf: the log group names and the error alarms); this module is
-its one Python reader. tests/tooling/test_registry.py fails if anything else lists the functions.
+its one Python reader. tests/tooling/test_function_registry.py fails if anything else lists the functions.
 
 Usage: python -m devkit.functions [--cov-flags | --folders]
 """

@@ -155,3 +155,11 @@ def test_no_python_file_outside_tests_is_over_600_lines() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600
     }
     assert long_files == {}
+
+
+def test_test_modules_have_unique_basenames() -> None:
+    """pytest imports test modules by basename (rootdir, no __init__.py): two test_x.py in different
+    folders collide in one run ("import file mismatch"), which only the whole suite shows."""
+    names = [path.name for path in sorted((ROOT / "tests").rglob("test_*.py"))]
+    assert len(names) > 20, "the test modules were found"
+    assert sorted({name for name in names if names.count(name) > 1}) == []
