@@ -88,9 +88,10 @@ unit: $(STAMP) ## handler unit tests with per-package coverage
 	$(PY) -m scripts.check_coverage build/coverage.json
 
 # The inner loop: what a one-line change needs, in under 3 minutes here. `make test` runs all of it too.
-CHECK_SUITES := tests/unit tests/tooling tests/test_terraform_static.py tests/test_provider_6x.py
-check: lint ## fast tier: lint, unit and tooling tests, static Terraform tests (no emulator, no deployment)
-	$(LOCAL_AWS) $(PY) -m pytest $(CHECK_SUITES) -n $(TEST_WORKERS) --dist loadscope --allow-hosts=127.0.0.1,localhost,::1 $(PYTEST_ARGS)
+# The benchmarks run once each, unmeasured (--benchmark-disable), so that none rots between `make bench`s.
+CHECK_SUITES := tests/unit tests/tooling tests/test_terraform_static.py tests/test_provider_6x.py benchmarks
+check: lint ## fast tier: lint, unit and tooling tests, static Terraform tests, each benchmark once (no emulator, no deployment)
+	$(LOCAL_AWS) $(PY) -m pytest $(CHECK_SUITES) --benchmark-disable -n $(TEST_WORKERS) --dist loadscope --allow-hosts=127.0.0.1,localhost,::1 $(PYTEST_ARGS)
 
 e2e: package toolchain ## deploy onto each emulator (EMULATOR=... for one) and run the pipeline tests
 	$(LOCAL_AWS) E2E_BACKENDS=$(EMULATOR) $(PY) -m pytest tests/e2e -n $(TEST_WORKERS) --dist loadscope --allow-hosts=127.0.0.1,localhost,::1 $(PYTEST_ARGS)
@@ -106,7 +107,7 @@ test: lint tf-check checkov ## everything: lint, terraform checks on each provid
 	mkdir -p build
 	@echo "IAM proof running beside pytest: build/iam-proof.log"
 	$(LOCAL_AWS) $(PY) -m devkit.iam_proof > build/iam-proof.log 2>&1 & proof=$$!; \
-	tests=0; $(LOCAL_AWS) $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadscope --allow-hosts=127.0.0.1,localhost,::1 \
+	tests=0; $(LOCAL_AWS) $(PY) -m pytest tests benchmarks --benchmark-disable -n $(TEST_WORKERS) --dist loadscope --allow-hosts=127.0.0.1,localhost,::1 \
 	  $(COV_FLAGS) \
 	  --cov-report=term --cov-report=json:build/coverage.json $(PYTEST_ARGS) || tests=$$?; \
 	coverage=0; $(PY) -m scripts.check_coverage build/coverage.json || coverage=$$?; \

@@ -1,7 +1,7 @@
 """Trigger Lambda: S3 notification -> validated records -> deterministic StartExecution calls.
 
 - pure functions: ``parse_record`` + ``decode_s3_key``/``validate_key`` + ``execution_name`` +
-  ``build_execution_input`` over events of 1, 10 and 100 records (no AWS calls);
+  the upload record (``with_key``) over events of 1, 10 and 100 records (no AWS calls);
 - ``process_records`` with a StartExecution stand-in (the handler's own loop, logging and input
   JSON without any AWS client cost);
 - ``lambda_handler`` in-process under moto for a direct 10-record S3 event: new object versions every
@@ -152,7 +152,7 @@ def make_parse_and_name(trigger: ModuleType) -> Callable[[dict[str, Any]], list[
             parsed = trigger.parse_record(record)
             key = trigger.validate_key(trigger.decode_s3_key(parsed.raw_key))
             name = trigger.execution_name(parsed.bucket, key, parsed.version_id, parsed.sequencer)
-            started.append((name, trigger.build_execution_input(parsed, key)))
+            started.append((name, parsed.with_key(key)))
         return started
 
     return parse_and_name
@@ -169,7 +169,7 @@ def test_parse_validate_and_name(
     result = benchmark(parse_and_name, event)
 
     names = [name for name, _ in result]
-    assert [payload["key"] for _, payload in result] == keys_of(event)
+    assert [payload.key for _, payload in result] == keys_of(event)
     assert len(set(names)) == records
     assert all(NAME_PATTERN.match(name) for name in names)
     assert parse_and_name(s3_event(records)) == result, "execution names must be deterministic"
@@ -197,7 +197,7 @@ def test_process_records_without_aws(
     def process(records: list[Any]) -> Any:
         # A run per call, as per invocation: a run starts each execution name once.
         return trigger_functions.process_records(
-            records, trigger_functions.Run(client, trigger_functions.CONFIG)
+            records, trigger_functions.Run(client, trigger_functions.CONFIG, trigger_functions.logger)
         )
 
     outcome = benchmark(process, event["Records"])

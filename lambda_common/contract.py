@@ -142,6 +142,12 @@ class UploadRecord:
         """:meth:`execution_input` as StartExecution's ``input`` string (non-ASCII kept as is)."""
         return json.dumps(self.execution_input(), ensure_ascii=False)
 
+    def with_key(self, key: str) -> UploadRecord:
+        """The same upload under ``key``, as the contract's own type (the trigger reads a
+        notification into a record whose key is still encoded, then decodes it)."""
+        values = {spec.attribute: getattr(self, spec.attribute) for spec in UPLOAD_FIELDS}
+        return UploadRecord(**{**values, "key": key})
+
     @classmethod
     def from_execution_input(cls, file: Mapping[str, object]) -> UploadRecord:
         """An already validated execution input (:func:`execution_input_problems` found nothing)

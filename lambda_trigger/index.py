@@ -127,7 +127,6 @@ from trigger.start import (
     THROTTLE_WAIT_BASE_SECONDS,
     THROTTLE_WAIT_CAP_SECONDS,
     THROTTLING_ERROR_CODES,
-    build_execution_input,
     throttle_wait_ms,
 )
 
@@ -153,7 +152,6 @@ __all__ = [  # the handler, and what the tests and benchmarks drive the layers w
     "StartExecutionError",
     "WorkflowType",
     "build_alert",
-    "build_execution_input",
     "decode_s3_key",
     "event_kind",
     "execution_name",

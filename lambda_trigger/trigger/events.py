@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
 
+from lambda_common.contract import UploadRecord
 from trigger.config import TriggerConfig
 
 S3_EVENT_SOURCE: Final = "aws:s3"
@@ -49,17 +50,15 @@ class EventKind(Enum):
 
 
 @dataclass(frozen=True)
-class ObjectCreated:
-    """One ObjectCreated record, key still form-URL-encoded as S3 sent it."""
+class ObjectCreated(UploadRecord):
+    """One ObjectCreated record read into the contract's upload record (the fields are
+    ``lambda_common.contract``'s), except that ``key`` is still form-URL-encoded as S3 sent it:
+    :attr:`raw_key` names it so, and :meth:`UploadRecord.with_key` gives the record an execution
+    starts with, under the decoded key."""
 
-    bucket: str
-    raw_key: str
-    size: int | None
-    etag: str | None
-    version_id: str | None
-    sequencer: str | None
-    event_time: str
-    event_name: str
+    @property
+    def raw_key(self) -> str:
+        return self.key
 
 
 class InvalidEventError(ValueError):
@@ -187,7 +186,7 @@ def parse_record(record: Mapping[str, Any]) -> ObjectCreated:
     size = object_info.get("size")
     return ObjectCreated(
         bucket=bucket,
-        raw_key=raw_key,
+        key=raw_key,
         size=size if isinstance(size, int) and not isinstance(size, bool) else None,
         etag=_optional_str(object_info.get("eTag")),
         version_id=_optional_str(object_info.get("versionId")),

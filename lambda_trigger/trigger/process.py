@@ -37,7 +37,7 @@ from trigger.run import (
     Rejection,
     Run,
 )
-from trigger.start import build_execution_input, start_once
+from trigger.start import start_once
 
 
 def _reject(logger: Logger, outcome: Outcome, rejection: Rejection) -> None:
@@ -88,7 +88,7 @@ def process_record(record: Mapping[str, Any], run: Run, outcome: Outcome) -> Non
 
     name = execution_name(event.bucket, key, event.version_id, event.sequencer)
     log_fields = {"bucket": event.bucket, "key": key, "execution_name": name}
-    result = start_once(run, name, build_execution_input(event, key), log_fields)
+    result = start_once(run, name, event.with_key(key), log_fields)
     if result.status == "failed":
         outcome.failed.append(FailedStart(key=key, execution_name=name, error_code=result.error_code or ""))
         return

@@ -17,7 +17,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambda_common.contract import UploadRecord
 from lambda_common.naming import WorkflowType, execution_arn
-from trigger.events import ObjectCreated
 from trigger.run import Clock, Run, StartResult
 
 THROTTLING_ERROR_CODES: Final = frozenset({"ThrottlingException", "KmsThrottlingException"})
@@ -49,20 +48,6 @@ def error_code(err: ClientError | BotoCoreError) -> str:
     if isinstance(err, ClientError):
         return str(err.response.get("Error", {}).get("Code", "Unknown"))
     return type(err).__name__
-
-
-def build_execution_input(event: ObjectCreated, key: str) -> UploadRecord:
-    """The contract's upload record of an accepted notification, its key decoded."""
-    return UploadRecord(
-        bucket=event.bucket,
-        key=key,
-        size=event.size,
-        etag=event.etag,
-        version_id=event.version_id,
-        sequencer=event.sequencer,
-        event_time=event.event_time,
-        event_name=event.event_name,
-    )
 
 
 def start_execution(sfn: BaseClient, state_machine_arn: str, name: str, payload: UploadRecord) -> bool:
