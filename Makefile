@@ -48,10 +48,17 @@ package: $(STAMP) ## build dist/<function>.zip (reproducible)
 toolchain: $(STAMP) ## terraform, and where hashicorp/aws comes from (a local mirror, else the registry)
 	$(PY) -m devkit.toolchain setup
 
-lint: $(STAMP) ## ruff, and terraform fmt -check
+# actionlint checks the workflows' syntax, expressions and action inputs, and runs the venv's pinned
+# shellcheck on each `run:` script (where the venv has none, Linux on arm64, it skips only that check;
+# pyflakes is off: no step runs inline Python). zizmor audits them for security (unpinned uses,
+# template injection, excessive permissions, credentials left by checkout, ...) with its pedantic
+# persona, offline (its audits that ask GitHub are skipped). Any finding of either fails the target.
+lint: $(STAMP) ## ruff, terraform fmt -check, actionlint and zizmor on the GitHub workflows
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m devkit.toolchain exec -- terraform fmt -check -diff . tests
+	$(VENV)/bin/actionlint -shellcheck=$(VENV)/bin/shellcheck -pyflakes=
+	$(VENV)/bin/zizmor --offline --persona=pedantic --strict-collection --no-progress --config .github/zizmor.yml .
 
 fmt: $(STAMP) ## format Python and HCL in place
 	$(PY) -m ruff format .
