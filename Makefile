@@ -21,13 +21,17 @@ ENDPOINT ?=
 EMULATOR ?=
 PYTEST_ARGS ?=
 # pytest-xdist workers of `make test` and `make e2e`: each runs whole modules, an e2e module one
-# deployment target at a time (tests/conftest.py's scheduler), so deployments overlap.
-TEST_WORKERS ?= 2
+# deployment target at a time (tests/conftest.py's scheduler), so deployments overlap. Three on two
+# cores: the e2e suites mostly wait (terraform, visibility timeouts, polling; a whole `make test`
+# used about a third of the two cores' time), so a third worker overlaps waits instead of
+# contending. `make check` is CPU-bound: CHECK_WORKERS, one per core.
+TEST_WORKERS ?= 3
+CHECK_WORKERS ?= 2
 
-.PHONY: help venv package toolchain lint fmt check tf-check checkov unit e2e iam-proof test demo up down bench clean
+.PHONY: help venv package toolchain lint fmt check tf-check checkov unit e2e e2e-aws aws-sweep iam-proof test demo up down bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements-dev.txt requirements-lambda.txt pyproject.toml
 	$(PYTHON_BOOTSTRAP) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -98,7 +102,7 @@ unit: $(STAMP) ## handler unit tests with per-package coverage
 # The benchmarks run once each, unmeasured (--benchmark-disable), so that none rots between `make bench`s.
 CHECK_SUITES := tests/unit tests/tooling tests/test_terraform_static.py tests/test_provider_6x.py benchmarks
 check: lint ## fast tier: lint, unit and tooling tests, static Terraform tests, each benchmark once (no emulator, no deployment)
-	$(LOCAL_AWS) $(PY) -m pytest $(CHECK_SUITES) --benchmark-disable -n $(TEST_WORKERS) --dist loadscope --allow-hosts=127.0.0.1,localhost,::1 $(PYTEST_ARGS)
+	$(LOCAL_AWS) $(PY) -m pytest $(CHECK_SUITES) --benchmark-disable -n $(CHECK_WORKERS) --dist loadscope --allow-hosts=127.0.0.1,localhost,::1 $(PYTEST_ARGS)
 
 e2e: package toolchain ## deploy onto each emulator (EMULATOR=... for one) and run the pipeline tests
 	$(LOCAL_AWS) E2E_BACKENDS=$(EMULATOR) $(PY) -m pytest tests/e2e -n $(TEST_WORKERS) --dist loadscope --allow-hosts=127.0.0.1,localhost,::1 $(PYTEST_ARGS)
@@ -121,6 +125,13 @@ test: lint tf-check checkov ## everything: lint, terraform checks on each provid
 	proof_status=0; wait $$proof || proof_status=$$?; cat build/iam-proof.log; \
 	echo "pytest: exit $$tests; coverage: exit $$coverage; IAM proof: exit $$proof_status"; \
 	test $$tests -eq 0 && test $$coverage -eq 0 && test $$proof_status -eq 0
+
+# Real AWS: the standard credential chain, never LOCAL_AWS. Nothing is created without CONFIRM=yes.
+e2e-aws: package toolchain ## deploy into your AWS account (CONFIRM=yes; RUN_ID, AWS_REGION), run the AWS cases, destroy, sweep
+	$(PY) -m devkit.sandbox $(if $(filter yes,$(CONFIRM)),--yes) $(if $(RUN_ID),--run-id $(RUN_ID)) $(if $(AWS_REGION),--region $(AWS_REGION))
+
+aws-sweep: $(STAMP) ## list what sandbox runs left by tag (RUN_ID=... or OLDER_THAN=24h), delete it with CONFIRM=yes
+	$(PY) -m devkit.sweep $(if $(RUN_ID),--run-id $(RUN_ID),--older-than $(or $(OLDER_THAN),24h)) $(if $(filter yes,$(CONFIRM)),--yes) $(if $(AWS_REGION),--region $(AWS_REGION))
 
 demo: package toolchain ## the pipeline end to end on the embedded emulator (EMULATOR=ministack: MiniStack)
 	$(LOCAL_AWS) $(PY) -m devkit.demo --port $(PORT) $(if $(EMULATOR),--emulator $(EMULATOR))

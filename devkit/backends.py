@@ -28,6 +28,7 @@ from typing import Protocol
 from devkit.ministack import MiniStack
 from devkit.pipeline import Pipeline
 from emulator import Emulator
+from emulator.admin_client import AdminClient, add_fault, clear_faults
 
 NAMES = ("embedded", "ministack")
 DEFAULT = "embedded"
@@ -202,6 +203,89 @@ class MiniStackBackend:
 
     def pipeline(self, outputs: dict[str, str]) -> Pipeline:
         return Pipeline(self.endpoint_url, outputs, ca_bundle=self.ca_bundle)
+
+
+IAM_PROPAGATION_SECONDS = 15.0
+"""How long an IAM change may take to apply on AWS (its documentation: usually seconds)."""
+
+
+@dataclass
+class Sandbox:
+    """A stack ``make e2e-aws`` deployed (:mod:`devkit.sandbox`): real AWS through the standard
+    credential chain, or, in ``make test``, an embedded emulator reached only by its endpoint.
+
+    Nothing is started or stopped here: the sandbox run deployed the stack and destroys it. A failure
+    is made as one would on AWS, an explicit IAM Deny on the role (then a wait for IAM to apply it);
+    on an emulator, which enforces no IAM, through its admin API's fault rules instead.
+    """
+
+    endpoint: str | None
+    region: str
+    name: str = "aws"
+
+    @property
+    def enforces_iam(self) -> bool:
+        return self.endpoint is None
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.endpoint or f"https://aws ({self.region})"
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        return None
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+    def settle(self, timeout: float = 60.0) -> None:
+        if self.endpoint is not None:
+            AdminClient(self.endpoint).wait_until_idle(timeout=timeout)
+
+    @contextlib.contextmanager
+    def _failing(
+        self, pipeline: Pipeline, function_output: str, action: str, fault: dict[str, str]
+    ) -> Iterator[str]:
+        if self.endpoint is None:
+            with pipeline.denied(function_output, action):
+                time.sleep(IAM_PROPAGATION_SECONDS)
+                yield "AccessDenied"
+            return
+        add_fault(self.endpoint, **fault)
+        try:
+            yield fault["error_code"]
+        finally:
+            clear_faults(self.endpoint)
+
+    def failing_writes(self, pipeline: Pipeline, key_prefix: str) -> contextlib.AbstractContextManager[str]:
+        fault = {"target": "DynamoDB_20120810.PutItem", "match": key_prefix, "error_code": "AccessDenied"}
+        return self._failing(pipeline, "writer_lambda_name", "dynamodb:PutItem", fault)
+
+    def failing_starts(self, pipeline: Pipeline, key_prefix: str) -> contextlib.AbstractContextManager[str]:
+        fault = {
+            "target": "AWSStepFunctions.StartExecution",
+            "match": key_prefix,
+            "error_code": "AccessDenied",
+        }
+        return self._failing(pipeline, "trigger_lambda_name", "states:StartExecution", fault)
+
+    @contextlib.contextmanager
+    def fire_schedule(self, pipeline: Pipeline, rule: str) -> Iterator[None]:
+        restore = pipeline.run_schedule_soon(rule)
+        try:
+            if self.endpoint is not None:  # moto runs no schedule: fire it as EventBridge would
+                AdminClient(self.endpoint).call(
+                    "POST", "/_emulator/events/trigger", {"rule": rule, "region": self.region}
+                )
+            yield
+        finally:
+            restore()
+
+    def pipeline(self, outputs: dict[str, str]) -> Pipeline:
+        return Pipeline(self.endpoint, outputs, region=self.region, credentials=None)
 
 
 def make(name: str, port: int = 0, log_path: Path | None = None) -> Backend:

@@ -108,6 +108,12 @@ def write(
     (directory / TFVARS_FILE).write_text(json.dumps(local_variables(extra), indent=2) + "\n")
 
 
+def write_variables(directory: Path, variables: dict[str, object]) -> None:
+    """Only the variables, for real AWS (``make e2e-aws``): no endpoint override, no local settings."""
+    (directory / OVERRIDE_FILE).unlink(missing_ok=True)
+    (directory / TFVARS_FILE).write_text(json.dumps(variables, indent=2) + "\n")
+
+
 def remove(directory: Path) -> None:
     for name in (OVERRIDE_FILE, TFVARS_FILE):
         (directory / name).unlink(missing_ok=True)

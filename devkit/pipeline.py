@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -34,8 +35,14 @@ class TimedOut(AssertionError):
     """What was waited for did not happen in time; the message says what."""
 
 
+TIMEOUT_SCALE = float(os.environ.get("E2E_TIMEOUT_SCALE", "1") or 1)
+"""Every wait's timeout is multiplied by this: ``make e2e-aws`` sets it for AWS's real latencies (an
+S3 notification can take up to a minute there, an IAM change seconds)."""
+
+
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.25) -> T:
     """Call probe until it returns something truthy; raise TimedOut naming `what` otherwise."""
+    timeout *= TIMEOUT_SCALE
     deadline = time.monotonic() + timeout
     while True:
         value = probe()
@@ -63,11 +70,12 @@ class Alert:
 class Pipeline:
     """Clients for one deployed stack plus a queue that receives its alerts."""
 
-    endpoint: str
+    endpoint: str | None  # None: real AWS (make e2e-aws)
     outputs: dict[str, str]
     region: str = REGION
     ca_bundle: Path | None = None  # an endpoint with its own certificate (MiniStack's TLS)
-    credentials: tuple[str, str] = ("test", "test")  # the emulators' root key; an IAM user's to act as one
+    # The emulators' root key; an IAM user's to act as one; None: the standard credential chain.
+    credentials: tuple[str, str] | None = ("test", "test")
     clients: dict[str, Any] = field(default_factory=dict)
     alert_queue_url: str = ""
 
@@ -77,8 +85,8 @@ class Pipeline:
                 service,
                 endpoint_url=self.endpoint,
                 region_name=self.region,
-                aws_access_key_id=self.credentials[0],
-                aws_secret_access_key=self.credentials[1],
+                aws_access_key_id=self.credentials[0] if self.credentials else None,
+                aws_secret_access_key=self.credentials[1] if self.credentials else None,
                 verify=str(self.ca_bundle) if self.ca_bundle else None,
                 config=Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=120),
             )
@@ -89,9 +97,11 @@ class Pipeline:
         return Pipeline(self.endpoint, self.outputs, self.region, self.ca_bundle, credentials=credentials)
 
     # --- setup ---------------------------------------------------------------------------------
-    def subscribe_alerts(self, queue_name: str = "pipeline-alerts-observer") -> str:
+    def subscribe_alerts(
+        self, queue_name: str = "pipeline-alerts-observer", tags: dict[str, str] | None = None
+    ) -> str:
         sqs = self.client("sqs")
-        self.alert_queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+        self.alert_queue_url = sqs.create_queue(QueueName=queue_name, tags=tags or {})["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.alert_queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]

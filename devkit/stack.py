@@ -44,14 +44,18 @@ class Stack:
     """The pipeline deployed from one working directory onto one endpoint."""
 
     workspace: workspace.Workspace
-    endpoint: str
+    endpoint: str | None  # None: real AWS, through the standard credential chain (make e2e-aws)
     # The endpoint's own certificate (MiniStack's TLS): the override's custom_ca_bundle. Never
     # SSL_CERT_FILE, which would replace the roots terraform checks registry.terraform.io with.
     ca_bundle: Path | None = None
 
     @classmethod
     def staged(
-        cls, endpoint: str, provider: str | None = None, name: str = "local", ca_bundle: Path | None = None
+        cls,
+        endpoint: str | None,
+        provider: str | None = None,
+        name: str = "local",
+        ca_bundle: Path | None = None,
     ) -> Stack:
         """A working directory of its own under build/tf/ (tests, the demo), with no state yet.
 
@@ -80,7 +84,10 @@ class Stack:
         return self.workspace.provider
 
     def deploy(self, variables: dict[str, object] | None = None, timeout: float = 900) -> dict[str, str]:
-        overrides.write(self.workspace.path, self.endpoint, self.provider, variables, self.ca_bundle)
+        if self.endpoint is None:
+            overrides.write_variables(self.workspace.path, variables or {})
+        else:
+            overrides.write(self.workspace.path, self.endpoint, self.provider, variables, self.ca_bundle)
         self.workspace.init()
         self.workspace.run("apply", "-auto-approve", "-input=false", "-no-color", timeout=timeout)
         return self.outputs()

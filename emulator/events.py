@@ -115,7 +115,28 @@ def trigger_rule(
     return {"rule": rule.arn, "targets": [t["Arn"] for t in rule.targets], "event": message}
 
 
+def _tagged_rules(original: Any) -> Any:
+    """The tagging API lists event buses; AWS lists the rules (tagged ones) too."""
+    from moto.core.resource_tagging import TaggedResource
+
+    def iter_tagged_resources(self: Any) -> Any:
+        yield from original(self)
+        for bus in self.event_buses.values():
+            for rule in bus.rules.values():
+                tags = self.tagger.get_tag_dict_for_resource(rule.arn)
+                if tags:
+                    yield TaggedResource(arn=rule.arn, tags=tags, resource_type="events:rule")
+
+    return iter_tagged_resources
+
+
 PATCHES = [
+    Patch(
+        "moto.events.models.EventsBackend.iter_tagged_resources",
+        "moto's Resource Groups Tagging API lists EventBridge buses only; AWS lists tagged rules too"
+        " (make aws-sweep finds a run's schedule rule by its tag)",
+        _tagged_rules,
+    ),
     Patch(
         "moto.events.models.Rule.send_to_targets",
         "moto raises NotImplementedError for Lambda targets and delivers every PutEvents event to"

@@ -109,6 +109,9 @@ USES: tuple[Use, ...] = (
     ),
     Use("moto.awslambda.responses.LambdaResponse", "import", ("lambda_api",)),
     Use("moto.events.models.EventTemplateParser", "import", ("events",)),
+    Use(
+        "moto.core.resource_tagging.TaggedResource", "import", ("events",), "tagged rules for the tagging API"
+    ),
     Use("moto.iam.access_control.PermissionResult", "import", ("s3_policy",)),
     Use("moto.kms.utils.RESERVED_ALIASES", "import", ("paging",)),
     Use("moto.sqs.responses.SQSResponse", "import", ("sqs_move_tasks",)),

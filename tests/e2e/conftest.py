@@ -18,11 +18,12 @@ Where MiniStack differs from AWS, the affected assertion is its own test, marked
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ from devkit import backends, toolchain
 from devkit.backends import Backend
 from devkit.pipeline import Pipeline
 from devkit.stack import Stack
+from devkit.sweep import PREFIX, RUN_TAG, STARTED_TAG
 
 
 def _providers() -> tuple[list[str], str]:
@@ -53,6 +55,12 @@ ALL_TARGETS = (
 )
 WANTED = {name for name in os.environ.get("E2E_BACKENDS", "").replace(",", " ").split() if name}
 TARGETS = [target for target in ALL_TARGETS if not WANTED or target[0] in WANTED]
+# `make e2e-aws` (devkit/sandbox.py) runs the suite's ``aws``-marked tests against the stack it
+# deployed (E2E_SANDBOX_STATE describes it): the one target then, and nothing else is collected.
+SANDBOX = os.environ.get("E2E_TARGET", "") == "aws"
+SANDBOX_TARGET = ("aws", "sandbox", "STANDARD")
+if SANDBOX:
+    TARGETS = [SANDBOX_TARGET]
 # An Express workflow's executions exist only in its log group: the e2e stack logs them with their
 # input and output (ALL, include_execution_data), which is how the tests find them, as one would on AWS.
 PROFILE_VARIABLES: dict[str, dict[str, object]] = {
@@ -71,18 +79,32 @@ SCAN_EXEMPTIONS: dict[str, str] = {
 
 
 def target_id(name: str, version: str, profile: str) -> str:
+    if name == "aws":
+        return "aws-sandbox"
     return f"{name}-{'express-' if profile == 'EXPRESS' else ''}aws-{version}"
 
 
 # The burst proof (test_burst.py) needs the embedded emulator's fault modes: with only other
 # backends wanted (EMULATOR=ministack make e2e) it is not collected.
-collect_ignore = [] if not WANTED or "embedded" in WANTED else ["test_burst.py", "test_burst_express.py"]
+collect_ignore = (
+    [] if (not WANTED or "embedded" in WANTED) and not SANDBOX else ["test_burst.py", "test_burst_express.py"]
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``E2E_TARGET=aws`` only the tests marked ``aws`` (those that make sense on AWS) run."""
+    if not SANDBOX:
+        return
+    deselected = [item for item in items if item.get_closest_marker("aws") is None]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item.get_closest_marker("aws") is not None]
 
 
 @pytest.fixture(scope="session", autouse=True)
 def provider_source() -> None:
     """Without a hashicorp/aws source every e2e test fails with the toolchain's sentence, no traceback."""
-    if UNAVAILABLE:
+    if UNAVAILABLE and not SANDBOX:  # a sandbox run deployed the stack before the tests start
         pytest.fail(UNAVAILABLE, pytrace=False)
 
 
@@ -92,6 +114,8 @@ class Deployment:
     backend: Backend
     provider: str
     second_plan: str  # '' when the plan right after apply showed no changes
+    tags: dict[str, str] = field(default_factory=dict)
+    """Tags for what a test creates beside the stack: a sandbox run's, so that its sweep finds them."""
 
     @property
     def on_ministack(self) -> bool:
@@ -127,6 +151,23 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+def sandbox_deployment() -> Deployment:
+    """The stack ``make e2e-aws`` deployed (and will destroy): E2E_SANDBOX_STATE describes it."""
+    path = os.environ.get("E2E_SANDBOX_STATE")
+    if not path:
+        pytest.fail(
+            "E2E_TARGET=aws runs under `make e2e-aws` (devkit/sandbox.py), which deploys the stack "
+            "first and destroys it afterwards",
+            pytrace=False,
+        )
+    state = json.loads(Path(path).read_text())
+    backend = backends.Sandbox(state["endpoint"], state["region"])
+    pipeline = backend.pipeline(state["outputs"])
+    tags = {RUN_TAG: state["run_id"], STARTED_TAG: state["started"]}
+    pipeline.subscribe_alerts(f"{PREFIX}-{state['run_id']}-alerts-observer", tags=tags)
+    return Deployment(pipeline, backend, "sandbox", state["second_plan"], tags)
+
+
 def _start(name: str, log: Path, label: str) -> Backend:
     if name == "embedded":
         backend: Backend = backends.Embedded(port=0, log_path=log, async_retry_delays=(0.5, 0.5))
@@ -143,6 +184,9 @@ def deployed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
     name, provider, profile = request.param
+    if name == "aws":
+        yield sandbox_deployment()
+        return
     label = f"{request.module.__name__.rsplit('.', 1)[-1]}-{target_id(name, provider, profile)}"
     threads_before = {t.ident for t in threading.enumerate()}
     children_before = child_pids()
