@@ -773,7 +773,9 @@ def test_the_monitor_finds_a_new_bucket_without_kms_and_passes_the_stack(deploye
 
 
 @pytest.mark.aws
-def test_reconcile_finds_nothing_missing(deployed: Deployment, pipeline: Pipeline) -> None:
+def test_reconcile_finds_nothing_missing(
+    deployed: Deployment, pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """scripts/reconcile.py without --redrive after three uploads: each is ingested. On the sandbox
     target no case leaves a file unwritten (the failing write is not one of its cases), so there the
     whole bucket must reconcile; elsewhere only this test's files are asserted."""
@@ -784,6 +786,8 @@ def test_reconcile_finds_nothing_missing(deployed: Deployment, pipeline: Pipelin
     for key in keys:
         assert pipeline.wait_for_final_execution(key)["status"] == "SUCCEEDED"
     outputs = pipeline.outputs
+    if pipeline.ca_bundle:  # MiniStack's TLS: as a user of the tool would, through botocore's variable
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(pipeline.ca_bundle))
 
     summary = reconcile(
         Clients.create(region=pipeline.region, endpoint_url=pipeline.endpoint),
