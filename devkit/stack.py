@@ -34,7 +34,16 @@ ROOT = toolchain.ROOT
 
 
 def root_workspace(provider: str | None = None, directory: Path = ROOT) -> workspace.Workspace:
-    """The repository root as a terraform working directory (the newest provider source by default)."""
+    """The repository root as a terraform working directory (the newest provider source by default).
+
+    Refused (:class:`workspace.RemoteStateError`) when the root declares a backend: `make up` and
+    `make down` would keep an emulator stack's state in the team's remote state, or destroy there."""
+    if found := workspace.declared_backends(directory):
+        raise workspace.RemoteStateError(
+            f"{', '.join(found)} in {directory} declare{'s' if len(found) == 1 else ''} a Terraform "
+            "backend (remote state for a real deployment), where an emulator stack's state must never "
+            "go: move it aside while the local stack is up, or run `make up` in another clone"
+        )
     build = toolchain.select(provider)
     return workspace.Workspace(directory, build.version, toolchain.environment(build.version))
 
@@ -305,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "up":
             return up(args.port, args.endpoint, args.emulator)
         return down(args.port, args.endpoint, args.emulator)
-    except toolchain.ToolchainError as error:
+    except (toolchain.ToolchainError, workspace.RemoteStateError) as error:
         print(f"stack: {error}", file=sys.stderr)
         return 2
 

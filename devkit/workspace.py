@@ -10,6 +10,7 @@ override files.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,32 @@ class Workspace:
         self.run("init", "-input=false", "-no-color", "-upgrade")
 
 
+BACKEND = re.compile(r'^\s*backend\s+"', re.MULTILINE)
+LOCAL_BACKEND_FILE = "local_backend_override.tf"
+LOCAL_BACKEND = 'terraform {\n  backend "local" {}\n}\n'
+
+
+class RemoteStateError(RuntimeError):
+    """The repository root declares a Terraform backend: a local stack would keep its state there."""
+
+
+def declared_backends(directory: Path = ROOT) -> list[str]:
+    """The ``.tf`` files of ``directory`` (overrides included) that declare a backend, such as a
+    copy of ``backend.tf.example``: remote state meant for a real deployment."""
+    return sorted(path.name for path in directory.glob("*.tf") if BACKEND.search(path.read_text()))
+
+
+def keep_state_local(where: Path, root: Path = ROOT) -> None:
+    """A staged working directory keeps its state to itself: when the root declares a backend, an
+    override puts the local one back (a test run or a sandbox run must never read or write the
+    team's remote state); without one, no override (the state is local anyway)."""
+    override = where / LOCAL_BACKEND_FILE
+    if declared_backends(root):
+        override.write_text(LOCAL_BACKEND)
+    else:
+        override.unlink(missing_ok=True)
+
+
 def _link(target: Path, link: Path) -> None:
     if link.is_symlink() and link.resolve() == target.resolve():
         return
@@ -80,4 +107,5 @@ def stage(provider: str | None = None, path: Path | None = None) -> Workspace:
             stale.unlink()
     for name, target in wanted.items():
         _link(target, where / name)
+    keep_state_local(where)
     return Workspace(where, build.version, toolchain.environment(build.version))

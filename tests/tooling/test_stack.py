@@ -21,6 +21,8 @@ from process_helpers import process_gone
 
 from devkit import overrides, stack, toolchain, workspace
 
+ROOT = toolchain.ROOT
+
 
 def test_the_override_bounds_provider_retries_and_trusts_only_a_given_ca(tmp_path: Path) -> None:
     bundle = tmp_path / "ca.pem"
@@ -305,3 +307,50 @@ def test_down_without_a_provider_source_still_cleans_up(tmp_path: Path) -> None:
     assert stack.down(4566, "http://127.0.0.1:9", directory=tmp_path) == 0
 
     assert not (tmp_path / overrides.OVERRIDE_FILE).exists()
+
+
+# --- a copy of backend.tf.example in the root ------------------------------------------------------
+
+BACKEND_COPY = 'terraform {\n  backend "s3" {\n    bucket = "team-state"\n  }\n}\n'
+
+
+def test_a_root_with_a_backend_makes_staged_directories_keep_their_state_local(tmp_path: Path) -> None:
+    root, staged = tmp_path / "root", tmp_path / "staged"
+    root.mkdir()
+    staged.mkdir()
+    (root / "main.tf").write_text('resource "x" "y" {}\n')
+
+    workspace.keep_state_local(staged, root)
+    assert not (staged / workspace.LOCAL_BACKEND_FILE).exists(), "no backend in the root: no override"
+
+    (root / "backend.tf").write_text(BACKEND_COPY)
+    workspace.keep_state_local(staged, root)
+    assert workspace.declared_backends(root) == ["backend.tf"]
+    assert (staged / workspace.LOCAL_BACKEND_FILE).read_text() == 'terraform {\n  backend "local" {}\n}\n'
+
+    (root / "backend.tf").unlink()
+    workspace.keep_state_local(staged, root)
+    assert not (staged / workspace.LOCAL_BACKEND_FILE).exists(), "removed with the root's backend"
+
+
+def test_the_example_backend_counts_only_once_copied_to_a_tf_file() -> None:
+    example = (ROOT / "backend.tf.example").read_text()
+
+    assert workspace.BACKEND.search(example), "the example declares a backend"
+    assert "backend.tf.example" not in workspace.declared_backends(ROOT)
+
+
+@pytest.mark.parametrize("action", ["up", "down"])
+def test_make_up_and_down_refuse_a_root_with_a_backend_in_one_sentence(
+    action: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "backend_override.tf").write_text(BACKEND_COPY)
+    found = workspace.declared_backends(tmp_path)  # the root itself must stay as it is
+    monkeypatch.setattr(workspace, "declared_backends", lambda directory=ROOT: found)
+    monkeypatch.setattr(stack.Managed, "start", lambda self: pytest.fail("no emulator may start"))
+
+    assert stack.main([action, "--port", "4566"]) == 2
+
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"stack: backend_override.tf in {ROOT} declares a Terraform backend")
+    assert line.endswith("move it aside while the local stack is up, or run `make up` in another clone")
