@@ -151,7 +151,7 @@ def read_metrics(capsys: pytest.CaptureFixture[str]) -> Callable[[], dict[str, f
 
 
 def deployment_scope(nodeid: str, targets: list[str]) -> str:
-    """The unit of work of a test under ``make test``'s two pytest-xdist workers: its module, and
+    """The unit of work of a test under ``make test``'s pytest-xdist workers: its module, and
     for an e2e module also its deployment target (the id of the ``deployed`` parameter, one of
     ``targets``), since each target deploys a stack of its own. Module-scoped fixtures (an
     emulator, a deployed stack) are then set up once per unit and units run side by side."""
