@@ -1,6 +1,6 @@
 """Alert formatting shared by the trigger and the security monitor.
 
-Imported as ``from lambda_common.alerts import ...``; standard library only.
+Imported as ``from lambda_common.alerts import ...``; standard library and ``lambda_common`` only.
 """
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import unicodedata
 from typing import Final
+
+from lambda_common.key_validation import is_default_ignorable
 
 MAX_SUBJECT_CHARS: Final = 100
 """SNS's limit on the length of a message subject."""
@@ -20,7 +22,15 @@ ESCAPED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 """Characters an alert never shows as they are: control and format characters (U+202E
 RIGHT-TO-LEFT OVERRIDE, zero-width characters...), lone surrogates, private-use and unassigned
 code points, and the line/paragraph separators. They are invisible or reorder the text around
-them, so a name could pass for another one."""
+them, so a name could pass for another one. The invisible letters and marks of other categories
+(Unicode's default-ignorable code points: the Hangul fillers, the variation selectors, U+034F
+COMBINING GRAPHEME JOINER...) are escaped too, by the table the key validator refuses them with
+(:func:`lambda_common.key_validation.is_default_ignorable`)."""
+
+
+def is_escaped(char: str) -> bool:
+    """Whether an alert shows ``char`` as its JSON escape rather than as itself."""
+    return unicodedata.category(char) in ESCAPED_CATEGORIES or is_default_ignorable(char)
 
 
 def _json_escape(char: str) -> str:
@@ -32,16 +42,14 @@ def _json_escape(char: str) -> str:
 
 
 def display_text(text: str) -> str:
-    r"""``text`` as a JSON string literal for humans, every :data:`ESCAPED_CATEGORIES` char escaped.
+    r"""``text`` as a JSON string literal for humans, every char :func:`is_escaped` names escaped.
 
     A name holding U+202E after its ``a`` shows as ``"a\u202etxt.exe"``, quotes included, with the
     six characters ``\u202e`` in place of the invisible one. Printable Unicode stays readable, and
     ``json.loads`` of the result gives back exactly ``text``.
     """
     quoted = json.dumps(text, ensure_ascii=False)
-    return "".join(
-        _json_escape(char) if unicodedata.category(char) in ESCAPED_CATEGORIES else char for char in quoted
-    )
+    return "".join(_json_escape(char) if is_escaped(char) else char for char in quoted)
 
 
 def display_name(name: str) -> str:

@@ -71,6 +71,11 @@ _DEFAULT_IGNORABLE: Final = re.compile(
 )
 
 
+def is_default_ignorable(char: str) -> bool:
+    """Whether ``char`` is in :data:`DEFAULT_IGNORABLE_RANGES` (shown as nothing without a glyph)."""
+    return _DEFAULT_IGNORABLE.fullmatch(char) is not None
+
+
 def describe_character(char: str) -> str:
     """``U+202E (RIGHT-TO-LEFT OVERRIDE)``: the code point, and its Unicode name when it has one."""
     name = unicodedata.name(char, "")

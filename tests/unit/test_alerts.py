@@ -101,6 +101,9 @@ def test_a_budget_without_room_for_entries_lists_none(alerts: ModuleType, max_by
         pytest.param("lone\ud800", '"lone\\ud800"', id="lone-surrogate"),
         pytest.param("private\ue000", '"private\\ue000"', id="private-use"),
         pytest.param('quote" back\\slash', '"quote\\" back\\\\slash"', id="json-escapes"),
+        pytest.param("hangul\u3164filler", '"hangul\\u3164filler"', id="default-ignorable-letter"),
+        pytest.param("a\ufe0fb\u034fc", '"a\\ufe0fb\\u034fc"', id="default-ignorable-marks"),
+        pytest.param("vs\U000e0100", '"vs\\udb40\\udd00"', id="default-ignorable-beyond-the-bmp"),
     ],
 )
 def test_display_text_escapes_every_invisible_character(alerts: ModuleType, text: str, shown: str) -> None:
@@ -108,6 +111,7 @@ def test_display_text_escapes_every_invisible_character(alerts: ModuleType, text
 
     assert displayed == shown
     assert json.loads(displayed) == text
+    assert not any(alerts.is_escaped(char) for char in displayed)
     assert all(unicodedata.category(char) not in alerts.ESCAPED_CATEGORIES for char in displayed)
     displayed.encode("utf-8")  # publishable: no lone surrogate left
 
