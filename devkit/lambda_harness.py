@@ -34,6 +34,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Final, Protocol
 
+from devkit import functions
+
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 COMMON_DIR: Final = REPO_ROOT / "lambda_common"
 COMMON_PACKAGE: Final = "lambda_common"
@@ -53,9 +55,25 @@ LAMBDA_RUNTIME_DISTRIBUTIONS: Final = (
 """What AWS's Python runtime provides beside the standard library: boto3 and its dependencies.
 Everything else a function imports must be in its zip (requirements-lambda.txt, bundled)."""
 
-ISOLATED_MODULES: Final = ("index", COMMON_PACKAGE)
-"""Top-level modules of a function zip (with their submodules): forgotten before and after each
-load, so that no load depends on another's import (every folder's handler is module ``index``)."""
+
+def folder_modules(function_dir: Path) -> frozenset[str]:
+    """The top-level modules a function folder puts at its zip's root: its ``.py`` files and its
+    packages (the trigger's ``trigger``, the monitor's ``security_monitor``, ``index``)."""
+    names = {path.stem for path in function_dir.glob("*.py")}
+    names |= {path.parent.name for path in function_dir.glob("*/__init__.py")}
+    return frozenset(names)
+
+
+ISOLATED_MODULES: Final = tuple(
+    sorted(
+        {"index", COMMON_PACKAGE}.union(
+            *(folder_modules(REPO_ROOT / folder) for folder in functions.folders())
+        )
+    )
+)
+"""Top-level modules of the function zips (with their submodules): forgotten before and after each
+load, so that no load depends on another's import (every folder's handler is module ``index``, and
+a folder's layers are imported afresh with it)."""
 
 CONTRACT_ENV_VARS: Final = (
     "STATE_MACHINE_ARN",
@@ -182,10 +200,12 @@ def use_fake_credentials(monkeypatch: MonkeyPatch, region: str) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def forget_isolated_modules() -> None:
-    """Remove the zip-root modules (:data:`ISOLATED_MODULES`, with submodules) from ``sys.modules``."""
+def forget_isolated_modules(extra: Iterable[str] = ()) -> None:
+    """Remove the zip-root modules (:data:`ISOLATED_MODULES` and ``extra``, with submodules) from
+    ``sys.modules``."""
+    forgotten = set(ISOLATED_MODULES).union(extra)
     for name in list(sys.modules):
-        if name.partition(".")[0] in ISOLATED_MODULES:
+        if name.partition(".")[0] in forgotten:
             del sys.modules[name]
 
 
@@ -339,6 +359,7 @@ class FunctionLoader:
         self.functions_root = functions_root
         self._guard = ZipImportGuard()
         self._loaded: list[ModuleType] = []
+        self._modules: frozenset[str] = frozenset()  # zip-root modules of the folders loaded
 
     def load(self, folder: str, **env: str) -> ModuleType:
         """Import ``<folder>/index.py`` with the contract variables cleared, then ``env`` set."""
@@ -351,9 +372,10 @@ class FunctionLoader:
         monkeypatch.setenv("LOG_LEVEL", self.log_level)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        forget_isolated_modules()
-        forget_powertools_logger(service)
         function_dir = self.functions_root / folder
+        self._modules |= folder_modules(function_dir)
+        forget_isolated_modules(self._modules)
+        forget_powertools_logger(service)
         self._guard.add_function(function_dir)
         self._guard.install(monkeypatch)
         monkeypatch.syspath_prepend(str(REPO_ROOT))  # where lambda_common is, as at a zip's root
@@ -368,7 +390,7 @@ class FunctionLoader:
             module.metrics.clear_metrics()
             forget_powertools_logger(module.logger.service)
         self._loaded.clear()
-        forget_isolated_modules()
+        forget_isolated_modules(self._modules)
 
 
 # The metadata table's key schema, as dynamodb.tf declares it (tests/test_terraform_static.py

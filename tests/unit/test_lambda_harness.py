@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,11 +13,13 @@ import pytest
 from devkit.lambda_harness import (
     COMMON_DIR,
     CONTRACT_ENV_VARS,
+    ISOLATED_MODULES,
     LAMBDA_REQUIREMENTS,
     REPO_ROOT,
     FakeLambdaContext,
     FunctionLoader,
     ZipImportGuard,
+    folder_modules,
     requirement_names,
     sqs_event,
     zip_library_modules,
@@ -187,3 +190,29 @@ def test_sqs_event_wraps_each_body_in_one_queue_message() -> None:
 def test_the_fake_context_reports_the_remaining_time_it_is_given() -> None:
     assert FakeLambdaContext().get_remaining_time_in_millis() == 30_000
     assert FakeLambdaContext(remaining_time_in_millis=1_500).get_remaining_time_in_millis() == 1_500
+
+
+def test_a_folders_own_packages_are_imported_afresh_with_each_load(
+    loader: FunctionLoader, functions_root: Path
+) -> None:
+    """A layer package of the folder (as the trigger's ``trigger``) is forgotten with ``index``:
+    a second load runs its module code again, and nothing of it is left after the test."""
+    folder = write_function(functions_root, "from layer.state import COUNTER\nCOUNTER.append(1)\n")
+    layer = functions_root / folder / "layer"
+    layer.mkdir()
+    (layer / "__init__.py").write_text("")
+    (layer / "state.py").write_text("COUNTER: list[int] = []\n")
+
+    first = loader.load(folder)
+    second = loader.load(folder)
+
+    assert first.COUNTER == [1]
+    assert second.COUNTER == [1], "the layer's module state was not carried over from the first load"
+    assert first.COUNTER is not second.COUNTER
+    loader.close()
+    assert not [name for name in sys.modules if name == "layer" or name.startswith("layer.")]
+
+
+def test_the_repository_functions_layers_are_zip_root_modules() -> None:
+    assert {"index", "lambda_common", "trigger", "security_monitor"} <= set(ISOLATED_MODULES)
+    assert folder_modules(REPO_ROOT / "lambda_trigger") >= {"index", "trigger"}
