@@ -8,7 +8,8 @@ collects this folder (pyproject's ``testpaths`` is ``tests``). Nothing here is a
   whose ``client(service)`` makes clients in the benchmark region.
 - ``load_function``: ``load(folder, **env)`` imports ``<folder>/index.py`` the way Lambda does
   (module ``index``, importing only what its zip holds), with exactly the environment given;
-  ``index``, ``lambda_common`` and the Powertools logger are forgotten afterwards.
+  ``index``, the folder's layer packages, ``lambda_common`` and the Powertools logger are
+  forgotten afterwards.
 - ``key_validation``: the shared validator, ``lambda_common.key_validation``, freshly imported.
 - ``lambda_context``: a small LambdaContext stand-in.
 - ``per_unit``: records a batch benchmark's cost per key / record / resource.

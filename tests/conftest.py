@@ -7,8 +7,8 @@ shared with the benchmarks; the fixtures here are thin wrappers over it.
 - ``aws_credentials``: fake credentials and region, no endpoint override (first, always).
 - ``aws``: moto's in-process ``mock_aws``, started before any client is created.
 - ``load_function``: loads one function folder's ``index.py`` in isolation (fresh import with its
-  own environment, importing only what its zip holds; ``index``, ``lambda_common`` and the
-  Powertools logger are forgotten afterwards).
+  own environment, importing only what its zip holds; ``index``, the folder's layer packages,
+  ``lambda_common`` and the Powertools logger are forgotten afterwards).
 - ``key_validation``, ``alerts``, ``contract``: the shared ``lambda_common`` modules, imported the
   same way.
 - ``lambda_context``: a small LambdaContext stand-in.
