@@ -6,7 +6,7 @@ The run, in order:
    STS; without credentials, or refused, one sentence and nothing is created;
 2. the plan: account, region, caller and the run's prefix (``ingest-<run id>``) are printed; without
    ``--yes`` (``CONFIRM=yes``) the run stops there, having created nothing;
-3. ``terraform apply`` in a working directory of its own (``build/tf/sandbox-<run id>``) with
+3. ``terraform apply`` in a working directory of its own (``build/tf/sandbox-<run id>-<provider>``) with
    :func:`variables`: every resource tagged with the run id and its start time
    (:data:`devkit.sweep.RUN_TAG`, :data:`devkit.sweep.STARTED_TAG`), destroyable settings
    (force-destroyed bucket, no deletion protection, 7-day key deletion, 1-day logs);
@@ -31,6 +31,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -171,7 +172,8 @@ def e2e(who: Caller, run_id: str, pytest_args: list[str]) -> Outcome:
     outcome = Outcome(errors=[])
     started = datetime.now(UTC)
     began = time.monotonic()
-    stack = Stack.staged(who.endpoint, name=f"sandbox-{run_id}")
+    # A run id used again (a run that was killed) applies over its own state instead of forgetting it.
+    stack = Stack.staged(who.endpoint, name=f"sandbox-{run_id}", fresh=False)
     client = sweep.clients(who.endpoint, who.region)
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -219,6 +221,8 @@ def _clean_up(stack: Stack, client: Any, run_id: str, outcome: Outcome) -> None:
         print(f"e2e-aws: the sweep failed: {error}; run `make aws-sweep RUN_ID={run_id} CONFIRM=yes`")
     finally:
         stack.remove_overrides()
+    if outcome.destroyed and outcome.swept == 0:  # nothing left to find: the working directory goes too
+        shutil.rmtree(stack.workspace.path, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:

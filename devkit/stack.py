@@ -65,15 +65,18 @@ class Stack:
         provider: str | None = None,
         name: str = "local",
         ca_bundle: Path | None = None,
+        *,
+        fresh: bool = True,
     ) -> Stack:
         """A working directory of its own under build/tf/ (tests, the demo), with no state yet.
 
         Staged stacks always deploy onto a freshly started emulator, so a state file left by an
-        interrupted run describes resources that no longer exist: it is removed.
+        interrupted run describes resources that no longer exist: it is removed. Not with
+        ``fresh=False`` (a sandbox run on AWS, whose resources outlive the process).
         """
         version = toolchain.select(provider).version
         ws = workspace.stage(version, ROOT / "build" / "tf" / f"{name}-{version}")
-        for stale in ws.path.glob("terraform.tfstate*"):
+        for stale in ws.path.glob("terraform.tfstate*") if fresh else ():
             stale.unlink()
         return cls(ws, endpoint, ca_bundle)
 

@@ -81,7 +81,7 @@ def test_without_credentials_it_stops_with_one_sentence_and_creates_nothing(tmp_
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("make e2e-aws: no AWS credentials were found in the standard chain")
     assert line.endswith("nothing was created")
-    assert not (ROOT / "build" / "tf" / "sandbox-nocreds").exists()
+    assert not list((ROOT / "build" / "tf").glob("sandbox-nocreds*"))
 
 
 def test_without_confirmation_it_says_where_it_would_deploy_and_creates_nothing(emulator: str) -> None:
@@ -96,7 +96,7 @@ def test_without_confirmation_it_says_where_it_would_deploy_and_creates_nothing(
         "make e2e-aws: not confirmed: run it again with CONFIRM=yes (or --yes) to deploy; nothing was created"
     )
     assert tagged(emulator, "unconfirmed") == []
-    assert not (ROOT / "build" / "tf" / "sandbox-unconfirmed").exists()
+    assert not list((ROOT / "build" / "tf").glob("sandbox-unconfirmed*"))
 
 
 def test_a_run_id_that_cannot_name_resources_is_refused() -> None:
@@ -135,6 +135,7 @@ def test_the_run_applies_runs_the_aws_cases_destroys_and_sweeps(
     for outcome in ("failure", "error", "skipped"):
         assert list(cases.iter(outcome)) == [], outcome
     assert tagged(emulator, run_id) == [], "nothing tagged with the run is left"
+    assert not list((ROOT / "build" / "tf").glob(f"sandbox-{run_id}*")), "nor its working directory"
 
 
 def test_the_run_tags_every_resource_and_sweeps_what_the_cases_made_beside_the_stack(
