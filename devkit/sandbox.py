@@ -50,7 +50,9 @@ from devkit.stack import Stack
 from devkit.workspace import TerraformError
 
 ROOT = toolchain.ROOT
-RUN_ID_PATTERN = re.compile(r"^[a-z0-9]{1,12}$")
+RUN_ID_PATTERN = re.compile(r"^[a-z0-9]{1,13}$")
+"""13 at most: ``ingest-<run id>`` is the project name, 20 characters at most (variables.tf), and
+GitHub's run ids have 11 digits (the workflow's ``gh<run id>``)."""
 ENVIRONMENT = "e2e"
 AWS_TIMEOUT_SCALE = 4.0
 """Real AWS is slower than an emulator: S3 notifications can take seconds to a minute, IAM changes
@@ -71,7 +73,7 @@ def new_run_id() -> str:
 def check_run_id(run_id: str) -> str:
     if not RUN_ID_PATTERN.fullmatch(run_id):
         raise SandboxError(
-            f"RUN_ID {run_id!r} must be 1-12 lowercase letters or digits (it is part of every resource name)"
+            f"RUN_ID {run_id!r} must be 1-13 lowercase letters or digits (it is part of every resource name)"
         )
     return run_id
 
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--yes", action="store_true", help="deploy (CONFIRM=yes); without it, only say what would be"
     )
-    parser.add_argument("--run-id", default=None, help="1-12 lowercase letters/digits (default: random)")
+    parser.add_argument("--run-id", default=None, help="1-13 lowercase letters/digits (default: random)")
     parser.add_argument("--endpoint", default=None, help="an emulator's endpoint instead of AWS (make test)")
     parser.add_argument("--region", default=None, help=f"default: the chain's region, else {DEFAULT_REGION}")
     parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments for the cases (after --)")

@@ -103,7 +103,7 @@ def test_a_run_id_that_cannot_name_resources_is_refused() -> None:
     result = run_module("devkit.sandbox", "--run-id", "Not_Valid")
 
     assert result.returncode == 2
-    assert "RUN_ID 'Not_Valid' must be 1-12 lowercase letters or digits" in result.stderr
+    assert "RUN_ID 'Not_Valid' must be 1-13 lowercase letters or digits" in result.stderr
 
 
 @pytest.fixture(scope="module")

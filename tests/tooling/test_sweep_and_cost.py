@@ -82,7 +82,7 @@ def test_a_sweep_takes_one_run_or_the_runs_older_than_the_age() -> None:
     assert not sweep.wanted(old, None, None, MOMENT), "neither a run nor an age: nothing"
 
 
-@pytest.mark.parametrize("run_id", ["a", "gh1234567890", "ab12cd34"])
+@pytest.mark.parametrize("run_id", ["a", "gh12345678901", "ab12cd34"])
 def test_a_run_id_names_a_valid_project(run_id: str) -> None:
     variables = sandbox.variables(sandbox.check_run_id(run_id), MOMENT)
 
@@ -93,9 +93,9 @@ def test_a_run_id_names_a_valid_project(run_id: str) -> None:
     assert variables["s3_force_destroy"] is True
 
 
-@pytest.mark.parametrize("run_id", ["", "Upper", "with-dash", "thirteen13131"])
+@pytest.mark.parametrize("run_id", ["", "Upper", "with-dash", "fourteen141414"])
 def test_a_run_id_that_cannot_name_resources_is_refused(run_id: str) -> None:
-    with pytest.raises(sandbox.SandboxError, match="must be 1-12 lowercase letters or digits"):
+    with pytest.raises(sandbox.SandboxError, match="must be 1-13 lowercase letters or digits"):
         sandbox.check_run_id(run_id)
 
 
