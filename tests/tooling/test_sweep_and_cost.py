@@ -125,3 +125,29 @@ def test_the_figures_are_the_readme_cost_models() -> None:
     assert cost.MONTHLY_FIXED["KMS keys"] == 6.0
     assert cost.MONTHLY_FIXED["CloudWatch alarms"] == pytest.approx(1.0)
     assert cost.MONTHLY_FIXED["custom metrics"] == pytest.approx(5.7)
+
+
+def test_the_sandbox_workflows_run_id_is_one_the_run_accepts() -> None:
+    """aws-sandbox.yml passes ``gh<GitHub run id>`` to both targets; run ids have 11 digits today
+    (and grow), so the widest that fits is checked, with room for one more digit refused loudly."""
+    workflow = (sandbox.ROOT / ".github" / "workflows" / "aws-sandbox.yml").read_text()
+    forms = set(re.findall(r"RUN_ID: (.+)", workflow))
+
+    assert forms == {"gh${{ github.run_id }}"}
+    assert sandbox.check_run_id("gh" + "9" * 11) == "gh99999999999"
+    with pytest.raises(sandbox.SandboxError):
+        sandbox.check_run_id("gh" + "9" * 12)
+
+
+def test_the_widest_run_id_still_names_a_valid_bucket_in_every_region() -> None:
+    """s3.tf names the bucket <project>-<environment>-uploads-<account>-<region>: 63 characters at most."""
+    assert (
+        '"${local.name_prefix}-uploads-${local.account_id}-${var.aws_region}"'
+        in (sandbox.ROOT / "s3.tf").read_text()
+    )
+    variables = sandbox.variables("gh" + "9" * 11, MOMENT)
+    longest_region = "ap-southeast-5"  # 14 characters, as long as any region name today
+
+    bucket = f"{variables['project_name']}-{variables['environment']}-uploads-{'1' * 12}-{longest_region}"
+
+    assert len(bucket) <= 63, bucket
