@@ -53,6 +53,20 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0, in
         time.sleep(interval)
 
 
+def delete_every_version(s3: Any, bucket: str) -> int:
+    """Delete every object version and delete marker of ``bucket``; returns how many."""
+    deleted = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+        objects = [
+            {"Key": entry["Key"], "VersionId": entry["VersionId"]}
+            for entry in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
+        for start in range(0, len(objects), 1000):
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects[start : start + 1000], "Quiet": True})
+        deleted += len(objects)
+    return deleted
+
+
 @dataclass
 class Alert:
     subject: str
@@ -142,19 +156,7 @@ class Pipeline:
 
     def empty_bucket(self) -> int:
         """Delete every object version and delete marker of the upload bucket; returns how many."""
-        s3, bucket = self.client("s3"), self.outputs["s3_bucket_name"]
-        deleted = 0
-        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-            objects = [
-                {"Key": entry["Key"], "VersionId": entry["VersionId"]}
-                for entry in page.get("Versions", []) + page.get("DeleteMarkers", [])
-            ]
-            for start in range(0, len(objects), 1000):
-                s3.delete_objects(
-                    Bucket=bucket, Delete={"Objects": objects[start : start + 1000], "Quiet": True}
-                )
-            deleted += len(objects)
-        return deleted
+        return delete_every_version(self.client("s3"), self.outputs["s3_bucket_name"])
 
     def role_of(self, function_output: str) -> str:
         """The execution role name of the function named by an output (e.g. writer_lambda_name)."""

@@ -36,7 +36,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -46,6 +46,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from devkit import cost, sweep, toolchain
 from devkit.account import DEFAULT_REGION, AccountError, Caller, caller
+from devkit.backends import Sandbox
 from devkit.stack import Stack
 from devkit.workspace import TerraformError
 
@@ -122,7 +123,7 @@ class Outcome:
     destroyed: bool = False
     swept: int | None = None  # the sweep's exit status
     usage: cost.Usage | None = None
-    errors: list[str] | None = None
+    errors: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -153,25 +154,15 @@ def run_cases(state_file: Path, who: Caller, run_id: str, pytest_args: list[str]
         return 124
 
 
-def _usage(client: Any, outputs: dict[str, str]) -> cost.Usage:
+def _usage(who: Caller, outputs: dict[str, str]) -> cost.Usage:
     """What the run made the pipeline do, read before the destroy: rows written, executions."""
-    table = outputs["dynamodb_table_name"]
-    rows = 0
-    for page in client("dynamodb").get_paginator("scan").paginate(TableName=table, Select="COUNT"):
-        rows += page["Count"]
-    executions = 0
-    for page in (
-        client("stepfunctions")
-        .get_paginator("list_executions")
-        .paginate(stateMachineArn=outputs["step_function_arn"])
-    ):
-        executions += len(page["executions"])
-    return cost.Usage(files=rows, executions=executions)
+    pipeline = Sandbox(who.endpoint, who.region).pipeline(outputs)
+    return cost.Usage(files=pipeline.row_count(), executions=len(pipeline.executions()))
 
 
 def e2e(who: Caller, run_id: str, pytest_args: list[str]) -> Outcome:
     """Apply, run the cases, and always destroy and sweep (see the module's docstring)."""
-    outcome = Outcome(errors=[])
+    outcome = Outcome()
     started = datetime.now(UTC)
     began = time.monotonic()
     # A run id used again (a run that was killed) applies over its own state instead of forgetting it.
@@ -192,7 +183,7 @@ def e2e(who: Caller, run_id: str, pytest_args: list[str]) -> Outcome:
             }
             state_file.write_text(json.dumps(state, indent=2))
             outcome.cases = run_cases(state_file, who, run_id, pytest_args)
-            outcome.usage = _usage(client, outputs)
+            outcome.usage = _usage(who, outputs)
         except (TerraformError, ClientError, BotoCoreError, Interrupted, KeyboardInterrupt) as error:
             outcome.errors.append(f"{type(error).__name__}: {error}")
             print(f"e2e-aws: stopped: {type(error).__name__}: {str(error)[-2000:]}", flush=True)
@@ -206,7 +197,7 @@ def e2e(who: Caller, run_id: str, pytest_args: list[str]) -> Outcome:
 
 
 def _clean_up(stack: Stack, client: Any, run_id: str, outcome: Outcome) -> None:
-    errors = outcome.errors if outcome.errors is not None else []
+    errors = outcome.errors
     try:
         print("e2e-aws: terraform destroy", flush=True)
         stack.destroy(timeout=DESTROY_TIMEOUT)

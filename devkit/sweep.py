@@ -32,6 +32,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from devkit import account
+from devkit.pipeline import delete_every_version
 
 RUN_TAG = "IngestionSandboxRun"
 STARTED_TAG = "IngestionSandboxStarted"
@@ -196,15 +197,8 @@ def _table(client: Callable[[str], Any], leftover: Leftover) -> None:
 
 
 def _bucket(client: Callable[[str], Any], leftover: Leftover) -> None:
-    s3 = client("s3")
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=leftover.name):
-        objects = [
-            {"Key": entry["Key"], "VersionId": entry["VersionId"]}
-            for entry in page.get("Versions", []) + page.get("DeleteMarkers", [])
-        ]
-        if objects:
-            s3.delete_objects(Bucket=leftover.name, Delete={"Objects": objects, "Quiet": True})
-    s3.delete_bucket(Bucket=leftover.name)
+    delete_every_version(client("s3"), leftover.name)
+    client("s3").delete_bucket(Bucket=leftover.name)
 
 
 def _role(client: Callable[[str], Any], leftover: Leftover) -> None:
