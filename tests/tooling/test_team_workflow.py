@@ -191,6 +191,8 @@ def test_lint_runs_actionlint_and_zizmor_on_every_finding() -> None:
         assert re.search(rf"^{package}==\d", pins, re.MULTILINE), f"{package} is pinned"
 
 
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
 BAD_WORKFLOW = """\
 name: bad
 on:
@@ -213,10 +215,12 @@ def test_zizmor_reports_what_the_lint_relies_on(tmp_path: Path) -> None:
     (tmp_path / ".github" / "workflows" / "bad.yml").write_text(BAD_WORKFLOW)
     command = venv_command(lint_command("zizmor"))
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode != 0
-    found = set(re.findall(r"^\w+\[([a-z-]+)\]", result.stdout, re.MULTILINE))
+    assert result.returncode != 0, result.stdout + result.stderr
+    # With CI set in the environment (as on a CI runner) zizmor colours its output even into a pipe.
+    report = ANSI_ESCAPE.sub("", result.stdout)
+    found = set(re.findall(r"^\w+\[([a-z-]+)\]", report, re.MULTILINE))
     # unpinned-uses: actions/checkout@v4 too, which zizmor's default policy would let through.
-    assert {"unpinned-uses", "template-injection", "excessive-permissions", "artipacked"} <= found
+    assert {"unpinned-uses", "template-injection", "excessive-permissions", "artipacked"} <= found, report
     clean = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert clean.returncode == 0, clean.stdout + clean.stderr
 
