@@ -28,10 +28,10 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 3
 CHECK_WORKERS ?= 2
 
-.PHONY: help venv package toolchain lint fmt check tf-check checkov unit e2e e2e-aws aws-sweep iam-proof test demo up down bench clean
+.PHONY: help venv package toolchain lint fmt check tf-check checkov unit e2e e2e-aws aws-sweep iam-proof iam-proof-aws test demo up down bench clean
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(STAMP): requirements-dev.txt requirements-lambda.txt pyproject.toml
 	$(PYTHON_BOOTSTRAP) -c 'import sys; sys.exit("Python 3.11+ is required") if sys.version_info < (3, 11) else None'
@@ -129,6 +129,9 @@ test: lint tf-check checkov ## everything: lint, terraform checks on each provid
 # Real AWS: the standard credential chain, never LOCAL_AWS. Nothing is created without CONFIRM=yes.
 e2e-aws: package toolchain ## deploy into your AWS account (CONFIRM=yes; RUN_ID, AWS_REGION), run the AWS cases, destroy, sweep
 	$(PY) -m devkit.sandbox $(if $(filter yes,$(CONFIRM)),--yes) $(if $(RUN_ID),--run-id $(RUN_ID)) $(if $(AWS_REGION),--region $(AWS_REGION))
+
+iam-proof-aws: package toolchain ## on AWS: take each grant away, run the scenarios (CONFIRM=yes; RUN_ID, AWS_REGION, ONLY=writer ...)
+	$(PY) -m devkit.iam_proof.aws $(if $(filter yes,$(CONFIRM)),--yes) $(if $(RUN_ID),--run-id $(RUN_ID)) $(if $(AWS_REGION),--region $(AWS_REGION)) $(if $(ONLY),--only $(ONLY))
 
 aws-sweep: $(STAMP) ## list what sandbox runs left by tag (RUN_ID=... or OLDER_THAN=24h), delete it with CONFIRM=yes
 	$(PY) -m devkit.sweep $(if $(RUN_ID),--run-id $(RUN_ID),--older-than $(or $(OLDER_THAN),24h)) $(if $(filter yes,$(CONFIRM)),--yes) $(if $(AWS_REGION),--region $(AWS_REGION))

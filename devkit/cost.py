@@ -36,10 +36,10 @@ def estimate(usage: Usage, hours: float) -> float:
     return per_file + fixed
 
 
-def summary(usage: Usage, hours: float) -> str:
+def summary(usage: Usage, hours: float, label: str = "e2e-aws") -> str:
     dollars = estimate(usage, hours)
     return (
-        f"e2e-aws: cost by README's model: about ${dollars:.2f} ({usage.files} file(s) ingested, "
+        f"{label}: cost by README's model: about ${dollars:.2f} ({usage.files} file(s) ingested, "
         f"{usage.executions} execution(s), {hours * 60:.0f} min of six keys, ten alarms and the "
         "metrics; free tiers ignored)"
     )

@@ -92,6 +92,8 @@ class Pipeline:
     credentials: tuple[str, str] | None = ("test", "test")
     clients: dict[str, Any] = field(default_factory=dict)
     alert_queue_url: str = ""
+    # Seconds IAM takes to apply a policy change (0 on the emulators; AWS: seconds, not atomic).
+    iam_settle: float = 0.0
 
     def client(self, service: str) -> Any:
         if service not in self.clients:
@@ -108,7 +110,14 @@ class Pipeline:
 
     def as_user(self, credentials: tuple[str, str]) -> Pipeline:
         """The same stack, with clients that act as the IAM user holding `credentials`."""
-        return Pipeline(self.endpoint, self.outputs, self.region, self.ca_bundle, credentials=credentials)
+        return Pipeline(
+            self.endpoint,
+            self.outputs,
+            self.region,
+            self.ca_bundle,
+            credentials=credentials,
+            iam_settle=self.iam_settle,
+        )
 
     # --- setup ---------------------------------------------------------------------------------
     def subscribe_alerts(
@@ -178,10 +187,12 @@ class Pipeline:
             "Statement": [{"Sid": "DevkitDeny", "Effect": "Deny", "Action": action, "Resource": resource}],
         }
         iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document))
+        time.sleep(self.iam_settle)
         try:
             yield role
         finally:
             iam.delete_role_policy(RoleName=role, PolicyName=name)
+            time.sleep(self.iam_settle)
 
     def run_schedule_soon(self, rule: str) -> Callable[[], None]:
         """Make the schedule rule due within a minute (rate(1 minute)); returns the undo.

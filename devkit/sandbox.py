@@ -112,7 +112,7 @@ class Interrupted(Exception):
     """SIGTERM (a CI job cancelled): raised so that the ``finally`` destroys the stack."""
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+def on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(f"signal {signum}")
 
 
@@ -168,7 +168,7 @@ def e2e(who: Caller, run_id: str, pytest_args: list[str]) -> Outcome:
     # A run id used again (a run that was killed) applies over its own state instead of forgetting it.
     stack = Stack.staged(who.endpoint, name=f"sandbox-{run_id}", fresh=False)
     client = sweep.clients(who.endpoint, who.region)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         try:
             print(f"e2e-aws: terraform apply in {stack.workspace.path}", flush=True)
@@ -188,7 +188,7 @@ def e2e(who: Caller, run_id: str, pytest_args: list[str]) -> Outcome:
             outcome.errors.append(f"{type(error).__name__}: {error}")
             print(f"e2e-aws: stopped: {type(error).__name__}: {str(error)[-2000:]}", flush=True)
     finally:
-        signal.signal(signal.SIGTERM, _on_sigterm)  # a second SIGTERM must not skip the cleanup either
+        signal.signal(signal.SIGTERM, on_sigterm)  # a second SIGTERM must not skip the cleanup either
         _clean_up(stack, client, run_id, outcome)
         signal.signal(signal.SIGTERM, previous)
     hours = (time.monotonic() - began) / 3600

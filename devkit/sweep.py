@@ -7,8 +7,8 @@ monitor's unencrypted bucket). A run destroys its stack in a ``finally``; this m
 under it, for a run that was killed, or a destroy that failed half way.
 
 Discovery uses the Resource Groups Tagging API (every tagged resource of the region) and, since
-that API does not list IAM, IAM's own ``ListRoles`` for roles named with the sandbox prefix,
-whose tags are then read. Deletion is per resource type, in dependency order (schedules and
+that API does not list IAM, IAM's own ``ListRoles`` and ``ListUsers`` for roles (the stack's)
+and users (``make iam-proof-aws``'s own) named with the sandbox prefix, whose tags are then read. Deletion is per resource type, in dependency order (schedules and
 functions before the roles they use, keys last: scheduled for deletion after 7 days, as KMS
 requires). A resource of a type this module does not know is listed and reported as not deleted.
 
@@ -52,6 +52,7 @@ ORDER = (
     "dynamodb:table",
     "s3:bucket",
     "logs:log-group",
+    "iam:user",
     "iam:role",
     "kms:key",
 )
@@ -146,6 +147,13 @@ def discover(client: Callable[[str], Any], run_id: str | None = None) -> list[Le
                 tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=role["RoleName"])["Tags"]}
                 if RUN_TAG in tags and (run_id is None or tags[RUN_TAG] == run_id):
                     found.append(Leftover(role["Arn"], tags[RUN_TAG], _started(tags)))
+        for page in iam.get_paginator("list_users").paginate():
+            for user in page["Users"]:
+                if not user["UserName"].startswith(f"{PREFIX}-"):
+                    continue
+                tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=user["UserName"])["Tags"]}
+                if RUN_TAG in tags and (run_id is None or tags[RUN_TAG] == run_id):
+                    found.append(Leftover(user["Arn"], tags[RUN_TAG], _started(tags)))
     except (ClientError, BotoCoreError) as error:
         raise SweepError(f"could not list the account's tagged resources: {error}") from error
     return sorted(found, key=lambda leftover: (_rank(leftover), leftover.arn))
@@ -214,6 +222,18 @@ def _role(client: Callable[[str], Any], leftover: Leftover) -> None:
     iam.delete_role(RoleName=leftover.name)
 
 
+def delete_user(iam: Any, user: str) -> None:
+    """An IAM user with its access keys and inline policies (what ``make iam-proof-aws`` gives its
+    users; an attached policy is detached)."""
+    for key in iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
+        iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+    for name in iam.list_user_policies(UserName=user)["PolicyNames"]:
+        iam.delete_user_policy(UserName=user, PolicyName=name)
+    for policy in iam.list_attached_user_policies(UserName=user)["AttachedPolicies"]:
+        iam.detach_user_policy(UserName=user, PolicyArn=policy["PolicyArn"])
+    iam.delete_user(UserName=user)
+
+
 def _key(client: Callable[[str], Any], leftover: Leftover) -> None:
     kms = client("kms")
     if kms.describe_key(KeyId=leftover.name)["KeyMetadata"]["KeyState"] == "PendingDeletion":
@@ -232,6 +252,7 @@ DELETERS: dict[str, Callable[[Callable[[str], Any], Leftover], None]] = {
     "dynamodb:table": _table,
     "s3:bucket": _bucket,
     "logs:log-group": lambda c, x: c("logs").delete_log_group(logGroupName=x.name),
+    "iam:user": lambda c, x: delete_user(c("iam"), x.name),
     "iam:role": _role,
     "kms:key": _key,
 }

@@ -223,25 +223,33 @@ class Operator:
 
 
 def proof_user(
-    pipeline: Pipeline, user: str, policy: str, document: dict[str, Any]
+    pipeline: Pipeline,
+    user: str,
+    policy: str,
+    document: dict[str, Any],
+    tags: dict[str, str] | None = None,
 ) -> tuple[str, tuple[str, str]]:
     """An IAM user of the proof's own holding `document` as inline policy `policy`: (ARN, keys)."""
     iam = pipeline.client("iam")
-    arn = iam.create_user(UserName=user)["User"]["Arn"]
+    tagged = {"Tags": [{"Key": k, "Value": v} for k, v in tags.items()]} if tags else {}
+    arn = iam.create_user(UserName=user, **tagged)["User"]["Arn"]
     key = iam.create_access_key(UserName=user)["AccessKey"]
     iam.put_user_policy(UserName=user, PolicyName=policy, PolicyDocument=json.dumps(document))
     return arn, (key["AccessKeyId"], key["SecretAccessKey"])
 
 
 def operator_carriers(
-    pipeline: Pipeline, documents: dict[str, dict[str, Any]]
+    pipeline: Pipeline,
+    documents: dict[str, dict[str, Any]],
+    prefix: str = "iam-proof",
+    tags: dict[str, str] | None = None,
 ) -> tuple[list[Carrier], dict[str, Operator]]:
     iam = pipeline.client("iam")
     carriers_found: list[Carrier] = []
     operators: dict[str, Operator] = {}
     for output, document in documents.items():
-        user = f"iam-proof-{output.replace('_', '-')}"[:64]
-        arn, credentials = proof_user(pipeline, user, output, document)
+        user = f"{prefix}-{output.replace('_', '-')}"[:64]
+        arn, credentials = proof_user(pipeline, user, output, document, tags)
         operators[output] = Operator(output, user, arn, credentials)
         carriers_found.append(
             Carrier(

@@ -287,7 +287,12 @@ class Proof:
         return results
 
 
-def key_administrator(pipeline: Pipeline, keys: list[str]) -> tuple[Any, str]:
+def key_administrator(
+    pipeline: Pipeline,
+    keys: list[str],
+    user: str = "iam-proof-key-administrator",
+    tags: dict[str, str] | None = None,
+) -> tuple[Any, str]:
     """An IAM user of the proof's own whose policy allows :data:`KEY_ADMINISTRATION` on `keys`
     (a KMS client with its credentials, and its ARN): what it may do then depends on the keys'
     policies, as for any principal of the account but the root."""
@@ -297,7 +302,7 @@ def key_administrator(pipeline: Pipeline, keys: list[str]) -> tuple[Any, str]:
             {"Sid": "AdministerKeys", "Effect": "Allow", "Action": list(KEY_ADMINISTRATION), "Resource": keys}
         ],
     }
-    arn, credentials = proof_user(pipeline, "iam-proof-key-administrator", "key-administration", document)
+    arn, credentials = proof_user(pipeline, user, "key-administration", document, tags)
     return pipeline.as_user(credentials).client("kms"), arn
 
 

@@ -58,6 +58,12 @@ class Scenarios:
     trigger_log_group: str = ""
     acting: Acting | None = None  # the services' requests, made by the proof (devkit/iam_proof/acting.py)
     unlogged: list[Denial] = field(default_factory=list)  # denials MiniStack does not log (STS)
+    # On AWS (devkit/iam_proof/aws.py): fixtures named and tagged as the run, an account whose own
+    # resources the monitor may flag too, and a purge that deletes what is sent in the next 60 s.
+    fixture_prefix: str = "proof"
+    fixture_tags: dict[str, str] = field(default_factory=dict)
+    shared_account: bool = False
+    purge_wait: float = 0.0
 
     def _acted(self, name: str) -> Outcome:
         """One of devkit/iam_proof/acting.py's scenarios: the requests a service makes with a role or
@@ -104,41 +110,40 @@ class Scenarios:
     def setup(self) -> None:
         """A non-compliant bucket and table for the monitor, and one of each tagged with the
         exemption tag but not declared in security_scan_exemptions (so still non-compliant)."""
-        p, run = self.pipeline, uuid.uuid4().hex[:6]
+        p, run, prefix = self.pipeline, uuid.uuid4().hex[:6], self.fixture_prefix
         s3, dynamodb = p.client("s3"), p.client("dynamodb")
         names = {
-            "bucket": f"proof-plain-{run}",
-            "exempt_bucket": f"proof-exempt-{run}",
-            "table": f"proof-default-key-{run}",
-            "exempt_table": f"proof-exempt-{run}",
+            "bucket": f"{prefix}-plain-{run}",
+            "exempt_bucket": f"{prefix}-exempt-{run}",
+            "table": f"{prefix}-default-key-{run}",
+            "exempt_table": f"{prefix}-exempt-{run}",
         }
-        for bucket in (names["bucket"], names["exempt_bucket"]):
-            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": p.region})
-        s3.put_bucket_tagging(
-            Bucket=names["exempt_bucket"],
-            Tagging={"TagSet": [{"Key": EXEMPTION_TAG, "Value": "iam proof fixture"}]},
-        )
-        for table in (names["table"], names["exempt_table"]):
+        exempt = {names["exempt_bucket"], names["exempt_table"]}
+        for kind, name in names.items():
+            tags = self.fixture_tags | ({EXEMPTION_TAG: "iam proof fixture"} if name in exempt else {})
+            tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
+            if kind.endswith("bucket"):
+                s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": p.region})
+                if tag_list:
+                    s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tag_list})
+                continue
             dynamodb.create_table(
-                TableName=table,
+                TableName=name,
                 AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
                 KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
                 BillingMode="PAY_PER_REQUEST",
-                Tags=[{"Key": EXEMPTION_TAG, "Value": "iam proof fixture"}]
-                if table == names["exempt_table"]
-                else [],
+                Tags=tag_list,
             )
         self.fixtures = names
 
     def teardown(self) -> None:
         p = self.pipeline
-        with contextlib.suppress(ClientError):
-            for bucket in (self.fixtures.get("bucket"), self.fixtures.get("exempt_bucket")):
-                if bucket:
-                    p.client("s3").delete_bucket(Bucket=bucket)
-            for table in (self.fixtures.get("table"), self.fixtures.get("exempt_table")):
-                if table:
-                    p.client("dynamodb").delete_table(TableName=table)
+        for kind, name in self.fixtures.items():
+            with contextlib.suppress(ClientError):
+                if kind.endswith("bucket"):
+                    p.client("s3").delete_bucket(Bucket=name)
+                else:
+                    p.client("dynamodb").delete_table(TableName=name)
 
     def _alert(self, needle: str, timeout: float) -> list[Any]:
         seen: list[Any] = []
@@ -194,12 +199,21 @@ class Scenarios:
         tag_named = "but not declared in security_scan_exemptions"
         # Where the table's tags cannot be read (MiniStack: WRONG_DENIALS) the monitor must say so.
         unreadable = "could not be read" in flagged.get(fixtures["exempt_table"], "")
+        wanted = {fixtures[name] for name in ("bucket", "table", "exempt_bucket", "exempt_table")}
+        ours = {self.pipeline.outputs["s3_bucket_name"], self.pipeline.outputs["dynamodb_table_name"]}
+        # In an account of its own the fixtures are all there is to flag; in a shared one (AWS) the
+        # account's other resources may be flagged too, but never the stack's own.
+        shared = self.shared_account
+        flagged_right = (
+            wanted <= set(flagged) and not ours & set(flagged) if shared else set(flagged) == wanted
+        )
+        errors_found = [e for e in report.get("errors", []) if not shared or e["name"] in wanted | ours]
         ok = (
-            set(flagged) == {fixtures[name] for name in ("bucket", "table", "exempt_bucket", "exempt_table")}
+            flagged_right
             and tag_named in flagged[fixtures["exempt_bucket"]]
             and (unreadable or tag_named in flagged[fixtures["exempt_table"]])
             and not exempted
-            and not report.get("errors")
+            and not errors_found
             and bool(report.get("alert_sent"))
         )
         errors = [f"{f['name']}: {f['reason']}" for f in report.get("errors", [])]
@@ -269,6 +283,7 @@ class Scenarios:
             # AWS allows one purge a minute: the message then comes back and is ingested normally.
             if not error.response["Error"]["Code"].endswith("PurgeQueueInProgress"):
                 raise
+        time.sleep(self.purge_wait)
 
     def dead_letter_redrive(self) -> Outcome:
         """An operator (the exported policy, on a user of its own) re-drives the dead-letter queue.

@@ -91,3 +91,39 @@ KEY_SCENARIOS = {
     "kms_sqs_key_arn": ("as_trigger", "as_services", "as_operator"),
     "kms_logs_key_arn": ("as_services",),
 }
+
+# make iam-proof-aws (devkit/iam_proof/answered.py): no caller can act as a service principal on AWS,
+# so only the scenarios made of real requests run, and each part's grants are shown by those.
+AWS_SCENARIOS = (
+    "upload",
+    "rejected_key",
+    "failed_write",
+    "monitor",
+    "failed_start",
+    "schedule",
+    "reconcile",
+    "dead_letter_redrive",
+    "key_administration",
+)
+"""The scenarios made of real requests only (the ``as_*`` ones need MiniStack's markings)."""
+AWS_COMPONENT_SCENARIOS = {
+    "trigger": ("upload", "rejected_key", "failed_start"),
+    "writer": ("upload",),
+    "monitor": ("monitor", "schedule"),
+    "state_machine": ("upload", "failed_write"),
+}
+AWS_OUTPUT_SCENARIOS = {"reconcile_operator_policy_json": ("reconcile", "dead_letter_redrive")}
+AWS_KEY_SCENARIOS = {
+    "kms_s3_key_arn": ("upload", "reconcile"),
+    "kms_dynamodb_key_arn": ("upload", "reconcile"),
+    "kms_sns_key_arn": ("rejected_key", "failed_write", "monitor"),
+    "kms_stepfunctions_key_arn": ("upload", "failed_write", "reconcile"),
+    "kms_sqs_key_arn": ("upload", "dead_letter_redrive"),
+    "kms_logs_key_arn": ("failed_start",),  # the scenario reads the trigger's encrypted log group
+}
+AWS_SERVICE_SCENARIOS = {
+    "s3.amazonaws.com": ("upload",),
+    "events.amazonaws.com": ("schedule",),
+    "lambda.amazonaws.com": ("upload", "rejected_key", "monitor"),
+    "states.amazonaws.com": ("upload", "failed_write"),
+}

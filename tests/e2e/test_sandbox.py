@@ -155,7 +155,8 @@ def test_the_run_tags_every_resource_and_sweeps_what_the_cases_made_beside_the_s
 def leave_behind(endpoint: str, run_id: str, started: datetime) -> dict[str, str]:
     """One resource of each kind the sweeper deletes, tagged as a run's, the awkward ones awkward:
     a bucket with object versions, a table with deletion protection, a role with an inline policy
-    and a managed one, a rule with a target, a function with a queue mapping."""
+    and a managed one, a user with an access key, a rule with a target, a function with a queue
+    mapping."""
     tags = {RUN_TAG: run_id, STARTED_TAG: started.isoformat(timespec="seconds")}
     tag_list = [{"Key": key, "Value": value} for key, value in tags.items()]
     c = client_of(endpoint)
@@ -208,6 +209,11 @@ def leave_behind(endpoint: str, run_id: str, started: datetime) -> dict[str, str
     ]
     iam.attach_role_policy(RoleName=f"{name}-role", PolicyArn=managed)
     made["iam:role"] = f"{name}-role"
+    # make iam-proof-aws's users: an access key and an inline policy each
+    iam.create_user(UserName=f"{name}-proof-user", Tags=tag_list)
+    iam.create_access_key(UserName=f"{name}-proof-user")
+    iam.put_user_policy(UserName=f"{name}-proof-user", PolicyName="inline", PolicyDocument=json.dumps(inline))
+    made["iam:user"] = f"{name}-proof-user"
     function = c("lambda").create_function(
         FunctionName=f"{name}-fn",
         Runtime="python3.12",
@@ -258,6 +264,7 @@ def test_the_sweeper_lists_without_confirmation_then_deletes_every_kind(emulator
     assert client("kms").describe_key(KeyId=made["kms:key"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
     roles = [role["RoleName"] for role in client("iam").list_roles()["Roles"]]
     assert made["iam:role"] not in roles
+    assert made["iam:user"] not in [user["UserName"] for user in client("iam").list_users()["Users"]]
     assert client("s3").list_buckets()["Buckets"] == [
         bucket for bucket in client("s3").list_buckets()["Buckets"] if bucket["Name"] != made["s3:bucket"]
     ]

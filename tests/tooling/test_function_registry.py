@@ -227,5 +227,6 @@ def test_the_iam_proof_knows_every_function() -> None:
     """Its per-function tables (the scenarios showing each role's grants) cover the registry."""
     assert set(justifications.FUNCTIONS) == {f.name for f in FUNCTIONS}
     assert set(tables.COMPONENT_SCENARIOS) - {"state_machine"} == {f.name for f in FUNCTIONS}
+    assert set(tables.AWS_COMPONENT_SCENARIOS) == set(tables.COMPONENT_SCENARIOS), "make iam-proof-aws's too"
     for function in FUNCTIONS:
         assert f"as_{function.name}" in tables.SCENARIOS, f"a scenario acting as the {function.label} role"

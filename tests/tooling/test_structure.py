@@ -157,6 +157,13 @@ def test_no_python_file_outside_tests_is_over_600_lines() -> None:
     assert long_files == {}
 
 
+def test_the_iam_proof_is_modules_of_at_most_500_lines() -> None:
+    """Issue #18: the proof is a package of modules by concern, none over 500 lines."""
+    modules = sorted((ROOT / "devkit" / "iam_proof").glob("*.py"))
+    assert len(modules) >= 8
+    assert {p.name: n for p in modules if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500} == {}
+
+
 def test_test_modules_have_unique_basenames() -> None:
     """pytest imports test modules by basename (rootdir, no __init__.py): two test_x.py in different
     folders collide in one run ("import file mismatch"), which only the whole suite shows."""

@@ -30,6 +30,7 @@ MOMENT = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
         ("arn:aws:logs:eu-central-1:123456789012:log-group:/aws/vendedlogs/states/x", "logs:log-group", "/aws/vendedlogs/states/x"),
         ("arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab", "kms:key", "1234abcd-12ab"),
         ("arn:aws:iam::123456789012:role/ingest-ab12-e2e-trigger", "iam:role", "ingest-ab12-e2e-trigger"),
+        ("arn:aws:iam::123456789012:user/ingest-ab12-proof-keys", "iam:user", "ingest-ab12-proof-keys"),
         ("arn:aws:events:eu-central-1:123456789012:rule/ingest-ab12-scan", "events:rule", "ingest-ab12-scan"),
     ],
 )  # fmt: skip
@@ -43,6 +44,7 @@ def test_a_leftover_is_read_as_the_delete_call_needs_it(arn: str, kind: str, nam
 def test_every_deletable_kind_has_its_place_in_the_order_and_keys_go_last() -> None:
     assert set(sweep.DELETERS) == set(sweep.ORDER)
     assert sweep.ORDER.index("lambda:function") < sweep.ORDER.index("iam:role") < sweep.ORDER.index("kms:key")
+    assert sweep.ORDER.index("iam:user") < sweep.ORDER.index("kms:key")
     assert sweep.ORDER.index("events:rule") < sweep.ORDER.index("lambda:function")
 
 

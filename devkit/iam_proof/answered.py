@@ -1,0 +1,189 @@
+"""The IAM proof's mutation on AWS (``make iam-proof-aws``, devkit/iam_proof/aws.py): which of the
+pipeline's scenarios run there, how AWS's access-denial answers become denials, and a grant proven
+only by what taking it away alone caused (an answered denial, or a scenario that broke)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from devkit.iam_proof.grants import Carrier, Grant, shape, without
+from devkit.iam_proof.justifications import JUSTIFICATIONS
+from devkit.iam_proof.prove import Proof
+from devkit.iam_proof.report import Result
+from devkit.iam_proof.scenarios import ProofError
+from devkit.iam_proof.tables import (
+    AWS_COMPONENT_SCENARIOS,
+    AWS_KEY_SCENARIOS,
+    AWS_OUTPUT_SCENARIOS,
+    AWS_SCENARIOS,
+    AWS_SERVICE_SCENARIOS,
+    INDEPENDENT_CALLS,
+)
+from devkit.ministack import Denial
+
+SETTLE_SECONDS = 15.0
+"""IAM, key, queue, topic and bucket policy changes take seconds to apply everywhere on AWS (IAM
+user guide, "Changes that I make are not always immediately visible"): waited after every change."""
+TIMEOUT_SCALE = 4.0
+"""The scenarios' waits, scaled as ``make e2e-aws`` scales them (E2E_TIMEOUT_SCALE)."""
+
+_DENIAL = re.compile(
+    r"(?:User|Principal):? (?P<principal>arn:\S+|anonymous) is not authorized to perform:? "
+    r"(?P<action>[A-Za-z0-9-]+:[A-Za-z0-9]+)(?: on resource:? (?P<resource>\S+?))?(?:[\s,.]|$)"
+)
+
+
+def parse_denial(service: str, message: str) -> Denial | None:
+    """An access denial's answer as a :class:`Denial` (AWS names the caller, the action and the
+    resource in the message of every service's AccessDenied), or None for any other message."""
+    match = _DENIAL.search(message)
+    if match is None:
+        return None
+    resource = (match["resource"] or "").rstrip(".,")
+    return Denial(service, match["action"], match["principal"], resource, message)
+
+
+@dataclass
+class Answers:
+    """Where the proof finds denials on AWS: the access-denied answers to its own requests (every
+    client of the default boto3 session created after :meth:`listen`); what
+    :class:`devkit.iam_proof.prove.Proof` otherwise reads from MiniStack's denial log."""
+
+    seen: list[Denial] = field(default_factory=list)
+
+    def listen(self) -> None:
+        boto3.setup_default_session()
+        assert boto3.DEFAULT_SESSION is not None
+        boto3.DEFAULT_SESSION.events.register("after-call.*.*", self._after_call)
+
+    def _after_call(self, parsed: dict[str, Any] | None = None, model: Any = None, **_: Any) -> None:
+        error = (parsed or {}).get("Error") or {}
+        if not error or "not authorized" not in str(error.get("Message", "")):
+            return
+        service = model.service_model.endpoint_prefix if model is not None else ""
+        denial = parse_denial(service, str(error["Message"]))
+        if denial is not None:
+            self.seen.append(denial)
+
+    def denial_offset(self) -> int:
+        return len(self.seen)
+
+    def denials(self, offset: int = 0) -> tuple[list[Denial], int]:
+        return self.seen[offset:], len(self.seen)
+
+
+@dataclass
+class AwsProof(Proof):
+    """The proof's mutation, with AWS's answers and the scenarios' outcomes as the evidence."""
+
+    settle: float = SETTLE_SECONDS
+
+    def scenarios_for(self, grant: Grant) -> tuple[str, ...]:
+        if grant.kind in ("role-policy", "managed-policy", "trust-policy"):
+            return AWS_COMPONENT_SCENARIOS.get(self.components.get(grant.holder, ""), ())
+        if grant.kind == "operator-policy":
+            return AWS_OUTPUT_SCENARIOS.get(grant.policy, ())
+        if grant.kind == "key-policy" and self.administers(grant):
+            return ("key_administration",)
+        names: list[str] = []
+        if grant.kind == "key-policy":
+            for output, scenarios in AWS_KEY_SCENARIOS.items():
+                if self.pipeline.outputs.get(output) == grant.holder:
+                    names += scenarios
+        for principal in grant.principals:
+            names += AWS_SERVICE_SCENARIOS.get(principal, ())
+            names += AWS_COMPONENT_SCENARIOS.get(
+                self.components.get(self.role_arns.get(principal, ""), ""), ()
+            )
+        return tuple(dict.fromkeys(names))
+
+    def baseline(self) -> bool:
+        outcomes, denials = self.run(AWS_SCENARIOS)
+        for name, outcome in outcomes.items():
+            self.log(f"  baseline {name:<24} {'ok ' if outcome.ok else 'BAD'} {outcome.observed}")
+        for name, denial in denials:
+            self.log(f"  baseline {name}: unexpected denial: {denial.describe()}")
+        return all(o.ok for o in outcomes.values()) and not denials
+
+    @contextlib.contextmanager
+    def taken_away(self, carrier: Carrier, index: int, actions: set[str]) -> Iterator[None]:
+        carrier.apply(without(carrier.document, index, actions))
+        time.sleep(self.settle)
+        try:
+            yield
+        finally:
+            carrier.apply(carrier.document)
+            if carrier.read is not None and shape(carrier.read()) != shape(carrier.document):
+                raise ProofError(f"{carrier.kind} of {carrier.holder} was not restored as deployed")
+            time.sleep(self.settle)
+
+    def trial(
+        self, carrier: Carrier, grants: list[Grant], names: tuple[str, ...]
+    ) -> tuple[dict[str, str], list[str]]:
+        """Take `grants` (of one statement) away, run `names`: the grants denied by an answer
+        (action -> evidence) and the scenarios that broke (with what they observed)."""
+        with self.taken_away(carrier, grants[0].index, {g.action for g in grants}):
+            outcomes, denials = self.run(names, {g.action.lower() for g in grants})
+        answered = {}
+        for grant in grants:
+            hit = self.denial_of(grant, denials)
+            if hit is not None:
+                answered[grant.action] = f"{hit[0]}: AWS answered: {' '.join(hit[1].message.split())[:300]}"
+        broken = [f"{name}: {outcome.observed}" for name, outcome in outcomes.items() if not outcome.ok]
+        return answered, broken
+
+    def prove(self, carrier: Carrier, grants: list[Grant]) -> list[Result]:
+        names = self.scenarios_for(grants[0])
+        remaining = [g for g in grants if not g.action.startswith("NotAction:")] if names else []
+        shown: dict[str, tuple[str, str]] = {}  # action -> (scenario, evidence)
+        if remaining:
+            answered, broken = self.trial(carrier, remaining, names)
+            alone = len(remaining) == 1 or (set(names) <= INDEPENDENT_CALLS and not broken)
+            if alone:
+                for grant in remaining:
+                    if grant.action in answered:
+                        shown[grant.action] = (
+                            answered[grant.action].split(":", 1)[0],
+                            answered[grant.action],
+                        )
+                    elif broken and len(remaining) == 1:
+                        shown[grant.action] = (
+                            broken[0].split(":", 1)[0],
+                            f"broke with it taken away: {broken[0]}",
+                        )
+            elif answered or broken:
+                for grant in remaining:  # which of them: each taken away alone
+                    one, one_broken = self.trial(carrier, [grant], names)
+                    if grant.action in one:
+                        shown[grant.action] = (one[grant.action].split(":", 1)[0], one[grant.action])
+                    elif one_broken:
+                        shown[grant.action] = (
+                            one_broken[0].split(":", 1)[0],
+                            f"broke with it taken away: {one_broken[0]}",
+                        )
+        results = [self._result(grant, names, shown.get(grant.action)) for grant in grants]
+        self.log(f"  {grants[0].label().rsplit(' ', 1)[0]}: {len(shown)} of {len(grants)} grant(s) shown")
+        return results
+
+    def _result(self, grant: Grant, names: tuple[str, ...], shown: tuple[str, str] | None) -> Result:
+        if shown is not None:
+            return Result(grant, "proven", scenario=shown[0], denial=shown[1])
+        justification = next((j for j in JUSTIFICATIONS if j.matches(grant, self.components_of(grant))), None)
+        tried = ", ".join(names) or "no scenario of the pipeline exercises this principal on AWS"
+        reason = f"taking it away broke nothing and was answered by no denial ({tried})"
+        if justification is not None:
+            reason += f"; on MiniStack: {justification.reason}"
+        return Result(
+            grant,
+            "not shown",
+            reason=reason,
+            reference=justification.reference if justification else "",
+            group=justification.group if justification else "",
+        )
