@@ -37,12 +37,19 @@ reported (``files_without_row``, ``dead_letters``) instead of hanging the run:
 * ``apply_seconds`` / ``replan_seconds`` per provider source (each hashicorp/aws version in a local
   mirror, or ``registry``): ``terraform apply`` of the stack onto a fresh emulator, and the second
   ``plan`` that must show no changes;
+* ``apply_seconds_split`` / ``_inline``, ``apply_split_over_inline`` (goal <= 1.10, issue #15):
+  ``terraform apply`` of the stack as it is (the S3 bucket's split versioning, encryption and
+  lifecycle resources) and of a variant with the equivalent inline blocks instead
+  (:mod:`benchmarks.split_apply`), each onto a fresh emulator, interleaved, N of each (default 3,
+  ``--split-apply-runs``; ``--skip-split-apply`` leaves it out): the medians and their ratio;
 * ``demo_seconds``: ``python -m devkit.demo`` end to end (setup, five steps, teardown).
 
 The top-level ``burst_files_per_s_warm``, ``burst_files_per_s_cold``, ``warm_over_cold`` and
 ``burst`` repeat the Standard profile's. Writes ``build/bench-system.json`` and prints a table.
 Usage: ``python -m benchmarks.system [--files 200] [--quota-files 300] [--drain-files 1000]
-[--skip-cold] [--skip-demo] [--skip-monitor] [--handlers-json build/bench-handlers.json]``
+[--skip-cold] [--skip-demo] [--skip-monitor] [--split-apply-runs 3] [--skip-split-apply]
+[--only-split-apply] [--handlers-json build/bench-handlers.json]``; ``--only-split-apply`` measures
+the split/inline applies alone and writes ``build/bench-split-apply.json`` unless ``--output`` says.
 """
 
 from __future__ import annotations
@@ -61,6 +68,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from benchmarks import split_apply
+from benchmarks.goals import goal, goal_text
 from benchmarks.quota_analysis import PAUSE_SECONDS, sustained_utilisation
 from devkit import toolchain
 from devkit.pipeline import Pipeline, wait_for
@@ -69,12 +78,11 @@ from emulator import Emulator
 
 ROOT = toolchain.ROOT
 OUTPUT = ROOT / "build" / "bench-system.json"
+SPLIT_APPLY_OUTPUT = ROOT / "build" / "bench-split-apply.json"
 UPLOAD_THREADS = 16
 START_EXECUTION = "AWSStepFunctions.StartExecution"
 QUOTA_CAPACITY = 20
 QUOTA_REFILL_PER_SECOND = 5.0
-GOALS: dict[str, float] = {"burst_files_per_s_warm": 25.0, "quota_utilisation": 0.9}
-"""Each goal is a lower bound, reported next to its figure, never asserted."""
 WAIT_SECONDS = 3600
 STACK_VARIABLES: dict[str, object] = {"trigger_lambda_timeout": 30, "queue_max_receive_count": 5}
 """The stack's own defaults (variables.tf) for what devkit's local overrides shorten for tests (a 5 s
@@ -296,10 +304,6 @@ def drain(deployment: Deployment, files: int) -> dict[str, Any]:
     }
 
 
-def goal_met(figure: str, value: float | None) -> bool | None:
-    return None if value is None else value >= GOALS[figure]
-
-
 def measure_profile(deployment: Deployment, sizes: Sizes) -> dict[str, Any]:
     """Every pipeline figure of one workflow profile, from one deployment."""
     mapping = deployment.mapping_stats()
@@ -319,7 +323,7 @@ def measure_profile(deployment: Deployment, sizes: Sizes) -> dict[str, Any]:
             "last_row": drained["last_row"],
         },
         "goals": {
-            figure: {"at_least": GOALS[figure], "met": goal_met(figure, value)}
+            figure: goal(figure, value)
             for figure, value in (
                 ("burst_files_per_s_warm", warm["files_per_s"]),
                 ("quota_utilisation", quota["quota_utilisation"]),
@@ -404,9 +408,8 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def collect(sizes: Sizes, skip_demo: bool, skip_monitor: bool, handlers_json: Path | None) -> dict[str, Any]:
-    load_at_start = load_average()
-    versions = [build.version for build in toolchain.providers()]
+def pipeline_figures(sizes: Sizes, versions: list[str]) -> dict[str, Any]:
+    """Each version's apply and re-plan; both workflow profiles' figures from the newest."""
     newest = versions[-1]
     runs = {
         version: deploy_and_measure(version, sizes if version == newest else None) for version in versions
@@ -415,9 +418,8 @@ def collect(sizes: Sizes, skip_demo: bool, skip_monitor: bool, handlers_json: Pa
     # The Express profile: the same figures from a deployment of its own (the cold burst measures
     # Lambda's execution environments, which the workflow type does not change: left out).
     express = deploy_and_measure(newest, replace(sizes, cold=False), workflow_type="EXPRESS")["profile"]
-    figures: dict[str, Any] = {
+    return {
         "profiles": {profile["workflow_type"]: profile, express["workflow_type"]: express},
-        "provider": newest,
         "burst_files_per_s_warm": profile["burst_files_per_s_warm"],
         "burst_files_per_s_cold": profile["burst_files_per_s_cold"],
         "warm_over_cold": profile["warm_over_cold"],
@@ -426,6 +428,23 @@ def collect(sizes: Sizes, skip_demo: bool, skip_monitor: bool, handlers_json: Pa
         "replan_clean": {v: r["replan_clean"] for v, r in runs.items()},
         "burst": {"provider": newest, **profile["burst"]},
     }
+
+
+def collect(
+    sizes: Sizes | None,
+    skip_demo: bool,
+    skip_monitor: bool,
+    handlers_json: Path | None,
+    split_apply_runs: int,
+) -> dict[str, Any]:
+    """Every figure; without ``sizes``, no pipeline figures (and no deployment for them)."""
+    load_at_start = load_average()
+    versions = [build.version for build in toolchain.providers()]
+    figures: dict[str, Any] = {"provider": versions[-1]}
+    if sizes is not None:
+        figures.update(pipeline_figures(sizes, versions))
+    if split_apply_runs > 0:
+        figures.update(split_apply.figures(versions[-1], split_apply_runs, STACK_VARIABLES))
     if not skip_monitor:
         monitor = monitor_ratio(handlers_json)
         figures["monitor_concurrent_over_serial"] = monitor["monitor_concurrent_over_serial"]
@@ -444,9 +463,7 @@ def collect(sizes: Sizes, skip_demo: bool, skip_monitor: bool, handlers_json: Pa
 
 
 def _goal(profile: dict[str, Any], figure: str) -> str:
-    goal = profile["goals"][figure]
-    verdict = {True: "met", False: "NOT met", None: "not measured"}[goal["met"]]
-    return f"goal >= {goal['at_least']:g}: {verdict}"
+    return goal_text(profile["goals"][figure])
 
 
 def _lost(figures: dict[str, Any]) -> str:
@@ -497,23 +514,28 @@ def profile_lines(name: str, profile: dict[str, Any]) -> list[str]:
 
 
 def table(figures: dict[str, Any]) -> str:
+    deployment = "one deployment, " if "profiles" in figures else ""
     lines = [
         "system benchmarks (one run on this machine; ratios are what to compare)",
-        f"  one deployment, hashicorp/aws {toolchain.provider_label(figures['provider'])};"
+        f"  {deployment}hashicorp/aws {toolchain.provider_label(figures['provider'])};"
         f" load average {figures['load_average_at_start']} at the start, {figures['load_average_at_end']} at the end",
     ]
-    for name, profile in figures["profiles"].items():
+    for name, profile in figures.get("profiles", {}).items():
         lines += profile_lines(name, profile)
     if "monitor" in figures:
         lines.append(
             f"  monitor_concurrent_over_serial {figures['monitor_concurrent_over_serial']}x"
             f" ({figures['monitor'].get('serial_seconds')} s -> {figures['monitor'].get('concurrent_seconds')} s)"
         )
-    for version, seconds in figures["apply_seconds"].items():
+    for version, seconds in figures.get("apply_seconds", {}).items():
         clean = "no changes" if figures["replan_clean"][version] else "CHANGES"
         lines.append(
             f"  terraform apply, hashicorp/aws {toolchain.provider_label(version)}: {seconds} s;"
             f" re-plan {figures['replan_seconds'][version]} s ({clean})"
+        )
+    if "split_apply" in figures:
+        lines += split_apply.lines(
+            figures["split_apply"], goal_text(figures["goals"]["apply_split_over_inline"])
         )
     if "demo" in figures:
         lines.append(f"  make demo: {figures['demo_seconds']} s (exit {figures['demo']['exit_status']})")
@@ -532,23 +554,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-cold", action="store_true", help="no burst with a process per invocation")
     parser.add_argument("--skip-demo", action="store_true", help="do not time the demo")
     parser.add_argument("--skip-monitor", action="store_true", help="no security monitor ratio")
+    parser.add_argument(
+        "--split-apply-runs", type=int, default=3, help="applies of each S3 variant (default 3)"
+    )
+    parser.add_argument("--skip-split-apply", action="store_true", help="no split/inline S3 apply figure")
+    parser.add_argument("--only-split-apply", action="store_true", help="that figure alone")
     parser.add_argument("--handlers-json", type=Path, default=ROOT / "build" / "bench-handlers.json")
-    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument(
+        "--output", type=Path, help="default build/bench-system.json, or bench-split-apply.json"
+    )
     args = parser.parse_args(argv)
     if args.quota_files <= QUOTA_CAPACITY:
         parser.error(f"--quota-files must exceed the bucket's capacity ({QUOTA_CAPACITY})")
     if min(args.files, args.drain_files) < 1:
         parser.error("--files and --drain-files must be at least 1")
+    if args.split_apply_runs < 1:
+        parser.error("--split-apply-runs must be at least 1 (--skip-split-apply leaves the figure out)")
+    if args.only_split_apply and args.skip_split_apply:
+        parser.error("--only-split-apply and --skip-split-apply exclude each other")
+    only = args.only_split_apply
     sizes = Sizes(burst=args.files, quota=args.quota_files, drain=args.drain_files, cold=not args.skip_cold)
+    output = args.output or (SPLIT_APPLY_OUTPUT if only else OUTPUT)
     try:
-        figures = collect(sizes, args.skip_demo, args.skip_monitor, args.handlers_json)
+        figures = collect(
+            None if only else sizes,
+            args.skip_demo or only,
+            args.skip_monitor or only,
+            args.handlers_json,
+            0 if args.skip_split_apply else args.split_apply_runs,
+        )
     except toolchain.ToolchainError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(figures, indent=2) + "\n")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(figures, indent=2) + "\n")
     print(table(figures))
-    print(f"written to {args.output}")
+    print(f"written to {output}")
     return 0
 
 

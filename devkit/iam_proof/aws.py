@@ -50,6 +50,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from devkit import cost, sweep, toolchain
+from devkit import pipeline as waits
 from devkit.account import DEFAULT_REGION, AccountError, Caller, caller
 from devkit.iam_proof.answered import SETTLE_SECONDS, TIMEOUT_SCALE, Answers, AwsProof
 from devkit.iam_proof.grants import Locator, enumerate_grants
@@ -300,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make iam-proof-aws: {error}", file=sys.stderr)
         return 2
     settle = args.settle if args.settle is not None else (0.0 if who.endpoint else SETTLE_SECONDS)
-    if who.endpoint is None:
-        os.environ.setdefault("E2E_TIMEOUT_SCALE", str(TIMEOUT_SCALE))
+    if who.endpoint is None and "E2E_TIMEOUT_SCALE" not in os.environ:
+        waits.TIMEOUT_SCALE = TIMEOUT_SCALE  # read by every wait_for, at each call
     run = Run(who, run_id, settle, tuple(args.only), args.ca_bundle, args.report)
     return run.execute()
 
