@@ -8,7 +8,7 @@ import contextlib
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import boto3
@@ -34,6 +34,16 @@ user guide, "Changes that I make are not always immediately visible"): waited af
 TIMEOUT_SCALE = 4.0
 """The scenarios' waits, scaled as ``make e2e-aws`` scales them (E2E_TIMEOUT_SCALE)."""
 
+RESOURCE_PARAMETERS = (
+    "KeyId",
+    "TopicArn",
+    "QueueUrl",
+    "TableName",
+    "FunctionName",
+    "stateMachineArn",
+    "Bucket",
+)
+"""The request parameters naming the resource a denial is on, first found first."""
 _DENIAL = re.compile(
     r"(?:User|Principal):? (?P<principal>arn:\S+|anonymous) is not authorized to perform:? "
     r"(?P<action>[A-Za-z0-9-]+:[A-Za-z0-9]+)(?: on resource:? (?P<resource>\S+?))?(?:[\s,.]|$)"
@@ -61,14 +71,33 @@ class Answers:
     def listen(self) -> None:
         boto3.setup_default_session()
         assert boto3.DEFAULT_SESSION is not None
+        boto3.DEFAULT_SESSION.events.register("before-call.*.*", self._before_call)
         boto3.DEFAULT_SESSION.events.register("after-call.*.*", self._after_call)
 
-    def _after_call(self, parsed: dict[str, Any] | None = None, model: Any = None, **_: Any) -> None:
+    @staticmethod
+    def _before_call(
+        params: dict[str, Any] | None = None, context: dict[str, Any] | None = None, **_: Any
+    ) -> None:
+        """Keep the resource the request names: a denial that does not name it (MiniStack's KMS
+        answers, some services' on AWS) is still a denial on that resource."""
+        named = next((str(params[k]) for k in RESOURCE_PARAMETERS if params and params.get(k)), "")
+        if context is not None:
+            context["iam_proof_resource"] = named
+
+    def _after_call(
+        self,
+        parsed: dict[str, Any] | None = None,
+        model: Any = None,
+        context: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> None:
         error = (parsed or {}).get("Error") or {}
         if not error or "not authorized" not in str(error.get("Message", "")):
             return
         service = model.service_model.endpoint_prefix if model is not None else ""
         denial = parse_denial(service, str(error["Message"]))
+        if denial is not None and not denial.resource and context:
+            denial = replace(denial, resource=str(context.get("iam_proof_resource", "")))
         if denial is not None:
             self.seen.append(denial)
 
@@ -143,23 +172,21 @@ class AwsProof(Proof):
         names = self.scenarios_for(grants[0])
         remaining = [g for g in grants if not g.action.startswith("NotAction:")] if names else []
         shown: dict[str, tuple[str, str]] = {}  # action -> (scenario, evidence)
+        self.scenarios.admin_focus = carrier.holder if "key_administration" in names else ""
         if remaining:
             answered, broken = self.trial(carrier, remaining, names)
-            alone = len(remaining) == 1 or (set(names) <= INDEPENDENT_CALLS and not broken)
-            if alone:
-                for grant in remaining:
-                    if grant.action in answered:
-                        shown[grant.action] = (
-                            answered[grant.action].split(":", 1)[0],
-                            answered[grant.action],
-                        )
-                    elif broken and len(remaining) == 1:
-                        shown[grant.action] = (
-                            broken[0].split(":", 1)[0],
-                            f"broke with it taken away: {broken[0]}",
-                        )
-            elif answered or broken:
-                for grant in remaining:  # which of them: each taken away alone
+            # Independent calls: each refusal is answered on its own request, so the answer decides.
+            attributable = len(remaining) == 1 or set(names) <= INDEPENDENT_CALLS
+            for grant in remaining:
+                if attributable and grant.action in answered:
+                    shown[grant.action] = (answered[grant.action].split(":", 1)[0], answered[grant.action])
+            if len(remaining) == 1 and broken and not shown:
+                shown[remaining[0].action] = (
+                    broken[0].split(":", 1)[0],
+                    f"broke with it taken away: {broken[0]}",
+                )
+            elif len(remaining) > 1 and (answered or broken):
+                for grant in [g for g in remaining if g.action not in shown]:  # each taken away alone
                     one, one_broken = self.trial(carrier, [grant], names)
                     if grant.action in one:
                         shown[grant.action] = (one[grant.action].split(":", 1)[0], one[grant.action])
@@ -168,6 +195,7 @@ class AwsProof(Proof):
                             one_broken[0].split(":", 1)[0],
                             f"broke with it taken away: {one_broken[0]}",
                         )
+        self.scenarios.admin_focus = ""
         results = [self._result(grant, names, shown.get(grant.action)) for grant in grants]
         self.log(f"  {grants[0].label().rsplit(' ', 1)[0]}: {len(shown)} of {len(grants)} grant(s) shown")
         return results

@@ -113,6 +113,73 @@ def test_the_aws_scenarios_are_real_requests_only_and_every_table_names_one_of_t
     assert set(tables.AWS_COMPONENT_SCENARIOS) == set(iam_proof.COMPONENT_SCENARIOS)
 
 
+def test_a_denial_that_names_no_resource_is_on_the_resource_the_request_named() -> None:
+    answers = answered.Answers()
+    context: dict = {}
+    message = (
+        "User: arn:aws:iam::1:user/admin is not authorized to perform: kms:TagResource because no policy"
+    )
+
+    answers._before_call(params={"KeyId": "arn:aws:kms:eu-central-1:1:key/k1", "Tags": []}, context=context)
+    answers._after_call(
+        parsed={"Error": {"Code": "AccessDeniedException", "Message": message}}, model=None, context=context
+    )
+
+    assert [(d.action, d.resource) for d in answers.seen] == [
+        ("kms:TagResource", "arn:aws:kms:eu-central-1:1:key/k1")
+    ]
+
+
+def test_key_administration_is_attributed_by_its_answers_in_one_trial(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = "arn:aws:kms:eu-central-1:123456789012:key/k1"
+    document = {
+        "Statement": [
+            {
+                "Sid": "AccountAdministersKey",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": ["kms:TagResource", "kms:DisableKey", "kms:GetKeyPolicy"],
+            }
+        ]
+    }
+    policy = FakePolicy(document)
+    answers = answered.Answers()
+    admin = "arn:aws:iam::123456789012:user/ingest-ab12-proof-key-administrator"
+
+    def administer(scenarios: iam_proof.Scenarios) -> iam_proof.Outcome:
+        assert scenarios.admin_focus == key, "only the key whose policy is changed is administered"
+        refused = [a for a in ("kms:TagResource", "kms:DisableKey") if not policy.allows(a)]
+        answers.seen += [Denial("kms", a, admin, key, f"not authorized to perform: {a}") for a in refused]
+        return iam_proof.Outcome(not refused, f"refused: {refused}")
+
+    monkeypatch.setitem(iam_proof.SCENARIOS, "key_administration", administer)
+    monkeypatch.setattr(iam_proof.prove.time, "sleep", lambda seconds: None)
+    proof = answered.AwsProof(
+        pipeline=None, server=answers, scenarios=iam_proof.Scenarios(pipeline=None), settle=0
+    )  # type: ignore[arg-type]
+    proof.account_root = "arn:aws:iam::123456789012:root"
+    applied: list[dict] = []
+
+    def apply(changed: dict) -> None:
+        applied.append(changed)
+        policy.apply(changed)
+
+    carrier = iam_proof.Carrier(
+        "key-policy", key, "", "aws_kms_key.s3", document, "", apply, lambda: policy.deployed
+    )
+    (statement,) = [g for _, g in iam_proof.enumerate_grants([carrier], lambda sid, address: "kms.tf:1")]
+
+    results = {r.grant.action: r for r in proof.prove(carrier, statement)}
+
+    assert results["kms:TagResource"].status == results["kms:DisableKey"].status == "proven"
+    assert "AWS answered" in results["kms:DisableKey"].denial
+    assert results["kms:GetKeyPolicy"].status == "not shown", "no request of the fake needs it"
+    assert len(applied) == 4, "taken away together once, then for the one no answer named; each restored"
+    assert proof.scenarios.admin_focus == ""
+
+
 # --- the mutation, on fakes: a scenario breaks, or AWS answers, as the policy says ------------------
 
 
