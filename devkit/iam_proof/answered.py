@@ -71,7 +71,7 @@ class Answers:
     def listen(self) -> None:
         boto3.setup_default_session()
         assert boto3.DEFAULT_SESSION is not None
-        boto3.DEFAULT_SESSION.events.register("before-call.*.*", self._before_call)
+        boto3.DEFAULT_SESSION.events.register("before-parameter-build.*.*", self._before_call)
         boto3.DEFAULT_SESSION.events.register("after-call.*.*", self._after_call)
 
     @staticmethod

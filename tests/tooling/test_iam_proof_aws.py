@@ -11,7 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from devkit import iam_proof, toolchain
 from devkit.iam_proof import Grant, Result, answered, aws, tables
@@ -114,20 +117,20 @@ def test_the_aws_scenarios_are_real_requests_only_and_every_table_names_one_of_t
 
 
 def test_a_denial_that_names_no_resource_is_on_the_resource_the_request_named() -> None:
+    """Through a real client's event chain (botocore's Stubber answers in place of KMS)."""
     answers = answered.Answers()
-    context: dict = {}
-    message = (
-        "User: arn:aws:iam::1:user/admin is not authorized to perform: kms:TagResource because no policy"
-    )
+    answers.listen()
+    kms = boto3.client(
+        "kms", region_name="eu-central-1", aws_access_key_id="a", aws_secret_access_key="b"
+    )  # created after listen(), as the proof's clients are
+    key = "arn:aws:kms:eu-central-1:123456789012:key/k1"
+    message = "User: arn:aws:iam::123456789012:user/admin is not authorized to perform: kms:TagResource"
+    with Stubber(kms) as stub:
+        stub.add_client_error("tag_resource", "AccessDeniedException", message)
+        with pytest.raises(ClientError):
+            kms.tag_resource(KeyId=key, Tags=[{"TagKey": "a", "TagValue": "b"}])
 
-    answers._before_call(params={"KeyId": "arn:aws:kms:eu-central-1:1:key/k1", "Tags": []}, context=context)
-    answers._after_call(
-        parsed={"Error": {"Code": "AccessDeniedException", "Message": message}}, model=None, context=context
-    )
-
-    assert [(d.action, d.resource) for d in answers.seen] == [
-        ("kms:TagResource", "arn:aws:kms:eu-central-1:1:key/k1")
-    ]
+    assert [(d.service, d.action, d.resource) for d in answers.seen] == [("kms", "kms:TagResource", key)]
 
 
 def test_key_administration_is_attributed_by_its_answers_in_one_trial(
