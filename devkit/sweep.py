@@ -128,7 +128,7 @@ def wanted(leftover: Leftover, run_id: str | None, older_than: timedelta | None,
 
 
 def discover(client: Callable[[str], Any], run_id: str | None = None) -> list[Leftover]:
-    """Every resource tagged by a sandbox run (only run ``run_id``'s when given), IAM roles included."""
+    """Every resource tagged by a sandbox run (only run ``run_id``'s when given), IAM roles and users included."""
     filters = [{"Key": RUN_TAG, "Values": [run_id]}] if run_id else [{"Key": RUN_TAG}]
     found: list[Leftover] = []
     try:
@@ -139,24 +139,26 @@ def discover(client: Callable[[str], Any], run_id: str | None = None) -> list[Le
                 leftover = Leftover(mapping["ResourceARN"], tags.get(RUN_TAG, ""), _started(tags))
                 if not _pending_deletion(client, leftover):
                     found.append(leftover)
-        iam = client("iam")
-        for page in iam.get_paginator("list_roles").paginate():
-            for role in page["Roles"]:
-                if not role["RoleName"].startswith(f"{PREFIX}-"):
-                    continue
-                tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=role["RoleName"])["Tags"]}
-                if RUN_TAG in tags and (run_id is None or tags[RUN_TAG] == run_id):
-                    found.append(Leftover(role["Arn"], tags[RUN_TAG], _started(tags)))
-        for page in iam.get_paginator("list_users").paginate():
-            for user in page["Users"]:
-                if not user["UserName"].startswith(f"{PREFIX}-"):
-                    continue
-                tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=user["UserName"])["Tags"]}
-                if RUN_TAG in tags and (run_id is None or tags[RUN_TAG] == run_id):
-                    found.append(Leftover(user["Arn"], tags[RUN_TAG], _started(tags)))
+        found += _iam_leftovers(client("iam"), "role", run_id) + _iam_leftovers(client("iam"), "user", run_id)
     except (ClientError, BotoCoreError) as error:
         raise SweepError(f"could not list the account's tagged resources: {error}") from error
     return sorted(found, key=lambda leftover: (_rank(leftover), leftover.arn))
+
+
+def _iam_leftovers(iam: Any, kind: str, run_id: str | None) -> list[Leftover]:
+    """The IAM roles or users (``kind``) named with the sandbox prefix and tagged by a run."""
+    noun = kind.capitalize()  # Role, User: ListRoles/RoleName, ListUsers/UserName
+    tags_of = iam.list_role_tags if kind == "role" else iam.list_user_tags
+    found = []
+    for page in iam.get_paginator(f"list_{kind}s").paginate():
+        for entity in page[f"{noun}s"]:
+            name = entity[f"{noun}Name"]
+            if not name.startswith(f"{PREFIX}-"):
+                continue
+            tags = {t["Key"]: t["Value"] for t in tags_of(**{f"{noun}Name": name})["Tags"]}
+            if RUN_TAG in tags and (run_id is None or tags[RUN_TAG] == run_id):
+                found.append(Leftover(entity["Arn"], tags[RUN_TAG], _started(tags)))
+    return found
 
 
 def _pending_deletion(client: Callable[[str], Any], leftover: Leftover) -> bool:

@@ -4,20 +4,16 @@ only by what taking it away alone caused (an answered denial, or a scenario that
 
 from __future__ import annotations
 
-import contextlib
 import re
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import boto3
 
-from devkit.iam_proof.grants import Carrier, Grant, shape, without
+from devkit.iam_proof.grants import Carrier, Grant
 from devkit.iam_proof.justifications import JUSTIFICATIONS
 from devkit.iam_proof.prove import Proof
 from devkit.iam_proof.report import Result
-from devkit.iam_proof.scenarios import ProofError
 from devkit.iam_proof.tables import (
     AWS_COMPONENT_SCENARIOS,
     AWS_KEY_SCENARIOS,
@@ -112,7 +108,7 @@ class Answers:
 class AwsProof(Proof):
     """The proof's mutation, with AWS's answers and the scenarios' outcomes as the evidence."""
 
-    settle: float = SETTLE_SECONDS
+    settle: float = SETTLE_SECONDS  # Proof.taken_away waits this long after each change
 
     def scenarios_for(self, grant: Grant) -> tuple[str, ...]:
         if grant.kind in ("role-policy", "managed-policy", "trust-policy"):
@@ -140,18 +136,6 @@ class AwsProof(Proof):
         for name, denial in denials:
             self.log(f"  baseline {name}: unexpected denial: {denial.describe()}")
         return all(o.ok for o in outcomes.values()) and not denials
-
-    @contextlib.contextmanager
-    def taken_away(self, carrier: Carrier, index: int, actions: set[str]) -> Iterator[None]:
-        carrier.apply(without(carrier.document, index, actions))
-        time.sleep(self.settle)
-        try:
-            yield
-        finally:
-            carrier.apply(carrier.document)
-            if carrier.read is not None and shape(carrier.read()) != shape(carrier.document):
-                raise ProofError(f"{carrier.kind} of {carrier.holder} was not restored as deployed")
-            time.sleep(self.settle)
 
     def trial(
         self, carrier: Carrier, grants: list[Grant], names: tuple[str, ...]

@@ -84,6 +84,7 @@ class Proof:
     role_arns: dict[str, str] = field(default_factory=dict)  # role ARN -> role name
     account_root: str = ""  # arn:<partition>:iam::<account>:root
     log: Callable[[str], None] = print
+    settle: float = 0.0  # seconds for a policy change to apply (make iam-proof-aws: 15)
 
     def discover(self) -> None:
         """Which role is whose (from the deployed functions and state machine)."""
@@ -223,11 +224,15 @@ class Proof:
 
     @contextlib.contextmanager
     def taken_away(self, carrier: Carrier, index: int, actions: set[str]) -> Iterator[None]:
+        """The statement without `actions` while the block runs; each change is given `settle`
+        seconds to apply everywhere (0 on MiniStack; AWS's policies are eventually consistent)."""
         carrier.apply(without(carrier.document, index, actions))
+        time.sleep(self.settle)
         try:
             yield
         finally:
             carrier.apply(carrier.document)
+            time.sleep(self.settle)
             if carrier.read is not None and shape(carrier.read()) != shape(carrier.document):
                 raise ProofError(f"{carrier.kind} of {carrier.holder} was not restored as deployed")
 
