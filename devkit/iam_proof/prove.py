@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from devkit import functions
 from devkit.iam_proof.acting import Acting
 from devkit.iam_proof.actor import Credentials
@@ -173,6 +175,9 @@ class Proof:
                 )
             try:
                 outcomes[name] = SCENARIOS[name](self.scenarios)
+            except ClientError as error:  # one of the scenario's own requests refused: it failed
+                refusal = error.response.get("Error", {})
+                outcomes[name] = Outcome(False, f"{refusal.get('Code')}: {refusal.get('Message', '')[:300]}")
             finally:
                 self.scenarios.stop = _never
             time.sleep(0.3)  # let the last asynchronous requests of the scenario reach the log

@@ -260,6 +260,55 @@ def test_a_grant_is_shown_on_aws_only_by_what_taking_it_away_alone_caused(
     assert policy.deployed == document, "restored as deployed"
 
 
+def test_a_scenario_whose_own_request_is_refused_fails_and_the_answer_shows_the_grant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An upload refused (the S3 key's grant taken away) raises in the scenario: the proof goes on."""
+    key = "arn:aws:kms:eu-central-1:123456789012:key/k1"
+    document = {
+        "Statement": [
+            {
+                "Sid": "AccountUsesKeyThroughS3",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": ["kms:GenerateDataKey"],
+                "Condition": {"StringEquals": {"kms:ViaService": "s3.eu-central-1.amazonaws.com"}},
+            }
+        ]
+    }
+    policy = FakePolicy(document)
+    answers = answered.Answers()
+    message = f"User: {ROLE} is not authorized to perform: kms:GenerateDataKey on resource: {key}"
+
+    def upload(_: object) -> iam_proof.Outcome:
+        if not policy.allows("kms:GenerateDataKey"):
+            answers.seen.append(Denial("s3", "kms:GenerateDataKey", ROLE, key, message))
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": message}}, "PutObject")
+        return iam_proof.Outcome(True, "SUCCEEDED, 1 row")
+
+    for name in ("upload", "reconcile"):
+        monkeypatch.setitem(iam_proof.SCENARIOS, name, upload)
+    monkeypatch.setattr(iam_proof.prove.time, "sleep", lambda seconds: None)
+    proof = answered.AwsProof(
+        pipeline=None, server=answers, scenarios=iam_proof.Scenarios(pipeline=None), settle=0
+    )  # type: ignore[arg-type]
+    proof.pipeline = type("Outputs", (), {"outputs": {"kms_s3_key_arn": key}})()  # type: ignore[assignment]
+    proof.account_root = "arn:aws:iam::123456789012:root"
+    carrier = iam_proof.Carrier(
+        "key-policy", key, "", "aws_kms_key.s3", document, "", policy.apply, lambda: policy.deployed
+    )
+    (statement,) = [g for _, g in iam_proof.enumerate_grants([carrier], lambda sid, address: "kms.tf:1")]
+
+    outcomes, _ = proof.run(("upload",))
+    assert outcomes["upload"].ok
+    (result,) = proof.prove(carrier, statement)
+
+    assert result.status == "proven"
+    assert result.scenario == "upload"
+    assert "AWS answered" in result.denial
+    assert policy.deployed == document
+
+
 def test_a_grant_no_aws_scenario_exercises_is_not_shown_and_not_taken_away(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
