@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"iam-proof-aws: account {who.account} ({who.arn}), region {who.region}, endpoint {who.where}\n"
             f"iam-proof-aws: run {run_id}: every resource named {sweep.PREFIX}-{run_id}-... and tagged "
-            f"{sweep.RUN_TAG}={run_id}; each grant of the stack is taken away in turn (about 2-3 hours on AWS)",
+            f"{sweep.RUN_TAG}={run_id}; each grant of the stack is taken away in turn (3-4 hours on AWS)",
             flush=True,
         )
         if not args.yes:
