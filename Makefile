@@ -111,19 +111,24 @@ iam-proof: package toolchain ## on MiniStack: every IAM grant of the stack is ne
 	mkdir -p build
 	$(LOCAL_AWS) $(PY) -m devkit.iam_proof
 
-# The IAM proof (MiniStack, mostly waiting on it) runs beside the pytest suites, its output in
-# build/iam-proof.log, printed when both are done; the target fails if either does (the recipe
-# shell has -e: each status is caught with ||, so a failed pytest still waits for the proof).
+# The IAM proof (MiniStack, mostly waiting on it) runs beside the pytest suites, then, in the same
+# lane, the test of make iam-proof-aws's path on MiniStack (PROOF_LANE_TESTS: also MiniStack, also
+# waiting; the main run leaves it out). Their output is build/iam-proof.log, printed when all is done;
+# the target fails if either lane does (the recipe shell has -e: each status is caught with ||, so
+# a failed pytest still waits for the proof, and a failed proof still runs the test after it).
+PROOF_LANE_TESTS = tests/e2e/test_iam_proof_aws_run.py
 test: lint tf-check checkov ## everything: lint, terraform checks on each provider, checkov, all pytest suites, the IAM proof
 	mkdir -p build
-	@echo "IAM proof running beside pytest: build/iam-proof.log"
-	$(LOCAL_AWS) $(PY) -m devkit.iam_proof > build/iam-proof.log 2>&1 & proof=$$!; \
-	tests=0; $(LOCAL_AWS) $(PY) -m pytest tests benchmarks --benchmark-disable -n $(TEST_WORKERS) --dist loadscope --allow-hosts=127.0.0.1,localhost,::1 \
+	@echo "IAM proof, then $(PROOF_LANE_TESTS), running beside pytest: build/iam-proof.log"
+	( lane=0; $(LOCAL_AWS) $(PY) -m devkit.iam_proof > build/iam-proof.log 2>&1 || lane=$$?; \
+	  $(LOCAL_AWS) $(PY) -m pytest $(PROOF_LANE_TESTS) -p no:cacheprovider --allow-hosts=127.0.0.1,localhost,::1 \
+	    >> build/iam-proof.log 2>&1 || lane=$$(( lane ? lane : $$? )); exit $$lane ) & proof=$$!; \
+	tests=0; $(LOCAL_AWS) $(PY) -m pytest tests benchmarks --ignore=$(PROOF_LANE_TESTS) --benchmark-disable -n $(TEST_WORKERS) --dist loadscope --allow-hosts=127.0.0.1,localhost,::1 \
 	  $(COV_FLAGS) \
 	  --cov-report=term --cov-report=json:build/coverage.json $(PYTEST_ARGS) || tests=$$?; \
 	coverage=0; $(PY) -m scripts.check_coverage build/coverage.json || coverage=$$?; \
 	proof_status=0; wait $$proof || proof_status=$$?; cat build/iam-proof.log; \
-	echo "pytest: exit $$tests; coverage: exit $$coverage; IAM proof: exit $$proof_status"; \
+	echo "pytest: exit $$tests; coverage: exit $$coverage; IAM proof and $(PROOF_LANE_TESTS): exit $$proof_status"; \
 	test $$tests -eq 0 && test $$coverage -eq 0 && test $$proof_status -eq 0
 
 # Real AWS: the standard credential chain, never LOCAL_AWS. Nothing is created without CONFIRM=yes.

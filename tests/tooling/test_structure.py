@@ -4,6 +4,7 @@ screen, as the emulator package does (tests/emulator/test_registry.py)."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from devkit import functions
@@ -162,6 +163,19 @@ def test_the_iam_proof_is_modules_of_at_most_500_lines() -> None:
     modules = sorted((ROOT / "devkit" / "iam_proof").glob("*.py"))
     assert len(modules) >= 8
     assert {p.name: n for p in modules if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500} == {}
+
+
+def test_make_test_runs_the_proof_lanes_tests_there_and_only_there() -> None:
+    """The tests moved beside the IAM proof are still in make test: left out of the main run, run
+    in the proof's lane, and they exist."""
+    makefile = (ROOT / "Makefile").read_text()
+    (lane,) = re.findall(r"^PROOF_LANE_TESTS = (.+)$", makefile, re.MULTILINE)
+    assert lane.split()
+    assert all((ROOT / path).is_file() for path in lane.split())
+    recipe = re.search(r"^test:.*\n((?:\t.*\n)+)", makefile, re.MULTILINE)
+    assert recipe is not None
+    assert "pytest $(PROOF_LANE_TESTS) " in recipe.group(1)
+    assert "pytest tests benchmarks --ignore=$(PROOF_LANE_TESTS) " in recipe.group(1)
 
 
 def test_test_modules_have_unique_basenames() -> None:
