@@ -104,6 +104,10 @@ class Answers:
         return self.seen[offset:], len(self.seen)
 
 
+Evidence = tuple[str, str]
+"""What showed a grant: the scenario, and the answer or what the scenario observed."""
+
+
 @dataclass
 class AwsProof(Proof):
     """The proof's mutation, with AWS's answers and the scenarios' outcomes as the evidence."""
@@ -139,46 +143,45 @@ class AwsProof(Proof):
 
     def trial(
         self, carrier: Carrier, grants: list[Grant], names: tuple[str, ...]
-    ) -> tuple[dict[str, str], list[str]]:
+    ) -> tuple[dict[str, Evidence], Evidence | None]:
         """Take `grants` (of one statement) away, run `names`: the grants denied by an answer
-        (action -> evidence) and the scenarios that broke (with what they observed)."""
+        (action -> scenario and evidence), and the first scenario that broke (the same), if any."""
         with self.taken_away(carrier, grants[0].index, {g.action for g in grants}):
             outcomes, denials = self.run(names, {g.action.lower() for g in grants})
         answered = {}
         for grant in grants:
             hit = self.denial_of(grant, denials)
             if hit is not None:
-                answered[grant.action] = f"{hit[0]}: AWS answered: {' '.join(hit[1].message.split())[:300]}"
-        broken = [f"{name}: {outcome.observed}" for name, outcome in outcomes.items() if not outcome.ok]
+                message = " ".join(hit[1].message.split())[:300]
+                answered[grant.action] = (hit[0], f"{hit[0]}: AWS answered: {message}")
+        broken = next(
+            (
+                (name, f"broke with it taken away: {name}: {outcome.observed}")
+                for name, outcome in outcomes.items()
+                if not outcome.ok
+            ),
+            None,
+        )
         return answered, broken
 
     def prove(self, carrier: Carrier, grants: list[Grant]) -> list[Result]:
         names = self.scenarios_for(grants[0])
         remaining = [g for g in grants if not g.action.startswith("NotAction:")] if names else []
-        shown: dict[str, tuple[str, str]] = {}  # action -> (scenario, evidence)
+        shown: dict[str, Evidence] = {}
         self.scenarios.admin_focus = carrier.holder if "key_administration" in names else ""
         if remaining:
             answered, broken = self.trial(carrier, remaining, names)
             # Independent calls: each refusal is answered on its own request, so the answer decides.
-            attributable = len(remaining) == 1 or set(names) <= INDEPENDENT_CALLS
-            for grant in remaining:
-                if attributable and grant.action in answered:
-                    shown[grant.action] = (answered[grant.action].split(":", 1)[0], answered[grant.action])
+            if len(remaining) == 1 or set(names) <= INDEPENDENT_CALLS:
+                shown = {g.action: answered[g.action] for g in remaining if g.action in answered}
             if len(remaining) == 1 and broken and not shown:
-                shown[remaining[0].action] = (
-                    broken[0].split(":", 1)[0],
-                    f"broke with it taken away: {broken[0]}",
-                )
+                shown[remaining[0].action] = broken
             elif len(remaining) > 1 and (answered or broken):
                 for grant in [g for g in remaining if g.action not in shown]:  # each taken away alone
                     one, one_broken = self.trial(carrier, [grant], names)
-                    if grant.action in one:
-                        shown[grant.action] = (one[grant.action].split(":", 1)[0], one[grant.action])
-                    elif one_broken:
-                        shown[grant.action] = (
-                            one_broken[0].split(":", 1)[0],
-                            f"broke with it taken away: {one_broken[0]}",
-                        )
+                    alone = one.get(grant.action) or one_broken
+                    if alone is not None:
+                        shown[grant.action] = alone
         self.scenarios.admin_focus = ""
         results = [self._result(grant, names, shown.get(grant.action)) for grant in grants]
         self.log(f"  {grants[0].label().rsplit(' ', 1)[0]}: {len(shown)} of {len(grants)} grant(s) shown")
